@@ -1,0 +1,161 @@
+"""The run configuration: one typed, validated object built from `context.run_config`.
+
+Flower hands both apps a flat mapping of the `[tool.flwr.app.config]` defaults
+merged with `-c` overrides. This module is the only place that reads it: it checks
+every key's type, range and allowed names, and the combinations between keys, then
+returns a frozen `RunConfig`. A bad value fails here, before any data is loaded or
+any message is sent, with one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MODELS = ("cnn", "2nn", "logreg")
+EMBEDDED_DATASETS = ("mnist",)
+DATASET_RULE = (
+    f"{', '.join(EMBEDDED_DATASETS)}, a hub dataset id 'owner/name', "
+    "or the absolute path of an existing local dataset directory"
+)
+PARTITIONERS = ("iid", "dirichlet", "shard")
+WEIGHTINGS = ("examples", "uniform")
+
+
+class ConfigError(ValueError):
+    """A run-config value is missing, of the wrong type, or not allowed."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a run, typed and validated. Field `x_y` is config key `x-y`."""
+
+    seed: int
+    num_server_rounds: int
+    output_dir: str
+    run_name: str
+    model: str
+    dataset: str
+    partitioner: str
+    dirichlet_alpha: float
+    classes_per_node: int
+    validation_fraction: float
+    local_epochs: int
+    batch_size: int
+    learning_rate: float
+    lr_decay: float
+    fraction_train: float
+    fraction_evaluate: float
+    min_train_nodes: int
+    min_available_nodes: int
+    round_timeout: float
+    strategy: str
+    weighting: str
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
+        """Build and validate a `RunConfig` from Flower's flat run-config mapping.
+
+        Raises
+        ------
+        ConfigError
+            On a missing or unknown key, a value of the wrong type, or a value
+            outside what the key allows.
+        """
+        known = {_key(f.name) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown run-config key {unknown[0]!r}; known keys: "
+                f"{', '.join(sorted(known))}"
+            )
+        values = {f.name: _typed(raw, _key(f.name), f.type) for f in dataclasses.fields(cls)}
+        config = cls(**values)
+        config._validate()
+        return config
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Return the flat `key-name: value` mapping this config was built from."""
+        return {_key(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def _validate(self) -> None:
+        """Check ranges, names and combinations; raise `ConfigError` on the first bad one."""
+        from strategies.registry import STRATEGIES  # noqa: PLC0415 (registry imports config)
+
+        _choice(self, "strategy", tuple(STRATEGIES))
+        _choice(self, "model", MODELS)
+        _check(self, "dataset", _is_dataset_name, DATASET_RULE)
+        _choice(self, "partitioner", PARTITIONERS)
+        _choice(self, "weighting", WEIGHTINGS)
+        for name in ("num_server_rounds", "local_epochs", "batch_size", "classes_per_node"):
+            _check(self, name, lambda v: v >= 1, "an integer >= 1")
+        for name in ("min_train_nodes", "min_available_nodes"):
+            _check(self, name, lambda v: v >= 1, "an integer >= 1")
+        for name in ("learning_rate", "dirichlet_alpha", "round_timeout"):
+            _check(self, name, lambda v: v > 0, "a number > 0")
+        _check(self, "lr_decay", lambda v: 0 < v <= 1, "a number in (0, 1]")
+        _check(self, "fraction_train", lambda v: 0 < v <= 1, "a number in (0, 1]")
+        _check(self, "fraction_evaluate", lambda v: 0 <= v <= 1, "a number in [0, 1] (0 turns federated evaluation off)")
+        _check(self, "validation_fraction", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check(self, "seed", lambda v: v >= 0, "an integer >= 0")
+        _check(self, "output_dir", lambda v: bool(v.strip()), "a non-empty path")
+        _check(self, "run_name", _is_plain_name, "empty, or a folder name of letters, digits, '.', '_' and '-'")
+        if self.fraction_evaluate > 0 and self.validation_fraction == 0:
+            raise ConfigError(
+                "run-config key 'validation-fraction' = 0.0 leaves nodes nothing to evaluate on; "
+                "allowed: > 0 while fraction-evaluate > 0 (or set fraction-evaluate=0)"
+            )
+        if self.min_available_nodes < self.min_train_nodes:
+            raise ConfigError(
+                f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
+                f"min-train-nodes = {self.min_train_nodes}; allowed: >= min-train-nodes"
+            )
+
+
+def _key(field_name: str) -> str:
+    """Map a dataclass field name to its run-config key (`num_server_rounds` -> `num-server-rounds`)."""
+    return field_name.replace("_", "-")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _typed(raw: Mapping[str, Any], key: str, type_name: str) -> Any:
+    """Return `raw[key]` checked against the field's declared type (ints are accepted as floats)."""
+    if key not in raw:
+        raise ConfigError(f"missing run-config key {key!r}: add it to [tool.flwr.app.config] in pyproject.toml")
+    value = raw[key]
+    allowed = _TYPES[type_name]
+    if isinstance(value, bool) and type_name != "bool" or not isinstance(value, allowed):
+        raise ConfigError(f"run-config key {key!r} = {value!r} has type {type(value).__name__}; allowed: {type_name}")
+    return float(value) if type_name == "float" else value
+
+
+def _check(config: RunConfig, name: str, ok: Callable[[Any], bool], allowed: str) -> None:
+    """Raise `ConfigError` naming key, value and what is allowed unless `ok(value)`."""
+    value = getattr(config, name)
+    if not ok(value):
+        raise ConfigError(f"run-config key {_key(name)!r} = {value!r} is not allowed; allowed: {allowed}")
+
+
+def _choice(config: RunConfig, name: str, choices: tuple[str, ...]) -> None:
+    """Raise `ConfigError` unless the field's value is one of `choices`."""
+    _check(config, name, lambda v: v in choices, ", ".join(choices))
+
+
+def _is_dataset_name(value: str) -> bool:
+    """True for an embedded dataset, an 'owner/name' hub id, or an existing absolute path."""
+    if value in EMBEDDED_DATASETS:
+        return True
+    if value.startswith(("/", ".", "~")):
+        return os.path.isabs(value) and os.path.exists(value)
+    owner, _, name = value.partition("/")
+    return bool(owner) and bool(name) and "/" not in name
+
+
+def _is_plain_name(value: str) -> bool:
+    """True for '' or a single path component made of safe characters."""
+    return value == "" or all(c.isalnum() or c in "._-" for c in value) and value not in (".", "..")

@@ -1,0 +1,143 @@
+"""Data for a run: each node's train/validation split, the central test set, the public set.
+
+Every dataset is reduced to the same shape of data: a labelled pool that nodes
+partition among themselves, a held-out test set that only the server evaluates on,
+and (for distillation strategies) an unlabelled public slice carved from the front
+of the pool that no client trains on. Tensors are built once per process and cached,
+so simulation actors that serve many nodes and rounds never reload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from fedapp.data import embedded, hub
+from fedapp.data.partition import PartitionSpec, cached_partition, split_validation
+from fedapp.seeding import numpy_rng
+
+if TYPE_CHECKING:
+    from fedapp.config import RunConfig
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+@dataclass(frozen=True)
+class LabelledSplit:
+    """Features shaped (N, *input_shape) and int64 labels shaped (N,)."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class NodeData:
+    """One node's private data: what it trains on and what it evaluates on."""
+
+    train: LabelledSplit
+    validation: LabelledSplit
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The settings that decide which samples a node, the server and the public set get."""
+
+    dataset: str
+    partition: PartitionSpec
+    validation_fraction: float
+    public_size: int
+
+    @classmethod
+    def from_config(cls, config: RunConfig, public_size: int = 0) -> DataSpec:
+        """Take the data settings of `config`; `public_size` > 0 reserves a public slice."""
+        partition = PartitionSpec(
+            partitioner=config.partitioner,
+            dirichlet_alpha=config.dirichlet_alpha,
+            classes_per_node=config.classes_per_node,
+            seed=config.seed,
+        )
+        return cls(config.dataset, partition, config.validation_fraction, public_size)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A dataset reduced to arrays: the pool nodes share and the held-out test set."""
+
+    pool_features: np.ndarray
+    pool_labels: np.ndarray
+    test_features: np.ndarray
+    test_labels: np.ndarray
+
+
+@lru_cache(maxsize=4)
+def _load_source(dataset: str) -> _Source:
+    """Load dataset `dataset` as arrays (from the on-disk cache after the first time)."""
+    if dataset == "mnist":
+        images, labels = embedded.load_mnist()
+        test, pool = embedded.split_indices()
+        return _Source(images[pool], labels[pool], images[test], labels[test])
+    arrays = hub.load_hub_dataset(dataset)
+    return _Source(arrays["train_features"], arrays["train_labels"], arrays["test_features"], arrays["test_labels"])
+
+
+def _to_tensor(features: np.ndarray) -> torch.Tensor:
+    """uint8 images -> normalized float (N, 1, H, W); other features -> float32 as they are."""
+    if features.dtype == np.uint8:
+        images = torch.from_numpy(features).float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
+        return images.unsqueeze(1)
+    return torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+
+
+def _split(features: np.ndarray, labels: np.ndarray, positions: np.ndarray) -> LabelledSplit:
+    return LabelledSplit(_to_tensor(features[positions]), torch.from_numpy(labels[positions]))
+
+
+def dataset_shape(dataset: str) -> tuple[tuple[int, ...], int]:
+    """Return (input shape of one sample, number of classes) of `dataset`."""
+    source = _load_source(dataset)
+    sample = _to_tensor(source.test_features[:1])
+    return tuple(sample.shape[1:]), int(max(source.pool_labels.max(), source.test_labels.max()) + 1)
+
+
+def pool_size(spec: DataSpec) -> int:
+    """Number of samples the nodes share (the pool minus the public slice)."""
+    return len(_load_source(spec.dataset).pool_labels) - spec.public_size
+
+
+@lru_cache(maxsize=1024)
+def load_node_data(spec: DataSpec, partition_id: int, num_partitions: int) -> NodeData:
+    """Return node `partition_id`'s train and validation splits among `num_partitions` nodes."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}")
+    source = _load_source(spec.dataset)
+    private_labels = source.pool_labels[spec.public_size :]
+    positions = cached_partition(private_labels, num_partitions, partition_id, spec.partition) + spec.public_size
+    rng = numpy_rng(spec.partition.seed, "validation-split", partition_id)
+    train, validation = split_validation(positions, spec.validation_fraction, rng)
+    return NodeData(
+        train=_split(source.pool_features, source.pool_labels, train),
+        validation=_split(source.pool_features, source.pool_labels, validation),
+    )
+
+
+@lru_cache(maxsize=4)
+def load_test_split(dataset: str) -> LabelledSplit:
+    """The held-out test set of `dataset`, for the server's central evaluation."""
+    source = _load_source(dataset)
+    return _split(source.test_features, source.test_labels, np.arange(len(source.test_labels)))
+
+
+@lru_cache(maxsize=4)
+def load_public_features(spec: DataSpec) -> torch.Tensor:
+    """The unlabelled public slice (features only) shared by the server and the clients."""
+    if spec.public_size <= 0:
+        raise ValueError("this run has no public set (public-size is 0)")
+    source = _load_source(spec.dataset)
+    return _to_tensor(source.pool_features[: spec.public_size])

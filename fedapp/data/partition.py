@@ -1,0 +1,94 @@
+"""Partitioning a labelled pool across nodes with flwr-datasets partitioners.
+
+The pool is handed to the partitioner as a label-only `datasets.Dataset` with a
+`position` column, so partitioning never copies pixels; the result is each node's
+positions into the pool. The dataset is shuffled with the run's seed first (bare
+partitioners keep the order they are given, and MNIST here is sorted by label).
+
+- `iid`: `IidPartitioner`, equal random shares.
+- `dirichlet`: `DirichletPartitioner` over labels with concentration `dirichlet-alpha`.
+- `shard`: the FedAvg paper's pathological split, as `PathologicalPartitioner` with
+  `classes-per-node` labels per node, assigned so that every label is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fedapp.data.cache import cache_key, cached_arrays
+from fedapp.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from flwr_datasets.partitioner import Partitioner
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """How to split a pool: the partitioner, its parameters and the seed."""
+
+    partitioner: str
+    dirichlet_alpha: float
+    classes_per_node: int
+    seed: int
+
+
+def make_partitioner(spec: PartitionSpec, num_partitions: int, pool_size: int) -> Partitioner:
+    """Build the flwr-datasets partitioner named by `spec` for `num_partitions` nodes."""
+    from flwr_datasets.partitioner import (  # noqa: PLC0415 (heavy import, only on a cache miss)
+        DirichletPartitioner,
+        IidPartitioner,
+        PathologicalPartitioner,
+    )
+
+    seed = derive_seed(spec.seed, "partitioner") % 2**32
+    if spec.partitioner == "iid":
+        return IidPartitioner(num_partitions=num_partitions)
+    if spec.partitioner == "dirichlet":
+        return DirichletPartitioner(
+            num_partitions=num_partitions,
+            partition_by="label",
+            alpha=spec.dirichlet_alpha,
+            min_partition_size=max(1, min(10, pool_size // num_partitions // 2)),
+            self_balancing=True,
+            seed=seed,
+        )
+    if spec.partitioner == "shard":
+        return PathologicalPartitioner(
+            num_partitions=num_partitions,
+            partition_by="label",
+            num_classes_per_partition=spec.classes_per_node,
+            class_assignment_mode="first-deterministic",
+            seed=seed,
+        )
+    raise ValueError(f"unknown partitioner {spec.partitioner!r}; allowed: iid, dirichlet, shard")
+
+
+def partition_pool(labels: np.ndarray, num_partitions: int, spec: PartitionSpec) -> list[np.ndarray]:
+    """Return, for each of `num_partitions` nodes, its sorted positions into `labels`."""
+    from datasets import Dataset  # noqa: PLC0415 (heavy import, only on a cache miss)
+
+    pool = Dataset.from_dict({"label": labels, "position": np.arange(len(labels))})
+    pool = pool.shuffle(seed=derive_seed(spec.seed, "partition-shuffle") % 2**32)
+    partitioner = make_partitioner(spec, num_partitions, len(labels))
+    partitioner.dataset = pool
+    return [np.sort(np.asarray(partitioner.load_partition(i)["position"])) for i in range(num_partitions)]
+
+
+def cached_partition(labels: np.ndarray, num_partitions: int, partition_id: int, spec: PartitionSpec) -> np.ndarray:
+    """Positions of node `partition_id`, computing all partitions once per machine."""
+    name = f"partitions-{cache_key(spec, num_partitions, labels.tobytes())}"
+    arrays = cached_arrays(
+        name,
+        lambda: {str(i): part for i, part in enumerate(partition_pool(labels, num_partitions, spec))},
+    )
+    return arrays[str(partition_id)]
+
+
+def split_validation(positions: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split a node's positions into (train, validation), keeping at least one for training."""
+    shuffled = rng.permutation(positions)
+    num_validation = min(int(len(shuffled) * fraction), len(shuffled) - 1)
+    return np.sort(shuffled[num_validation:]), np.sort(shuffled[:num_validation])

@@ -1,0 +1,227 @@
+"""The federation loop: Flower's strategy hooks, driven round by round with fedapp's bookkeeping.
+
+Flower's `Strategy.start` runs configure -> send -> aggregate -> evaluate. fedapp runs
+the same hooks of the same strategy objects (its own and Flower's built-ins), and
+adds what a research run needs around them:
+
+- nodes are waited for and known by stable keys, and sampling is seeded per round,
+  so the same seed samples the same partitions (`nodes.py`);
+- the round's learning rate is set in the train config (`lr-decay`);
+- every reply is checked before aggregation and bad ones are counted, never averaged;
+- too few valid replies keep the previous global model instead of failing the run;
+- bytes down and up are measured from the records actually sent;
+- the global model is evaluated centrally after every round and each round is
+  written to `metrics.json` as it completes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from logging import INFO, WARNING
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.common import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from fedapp.config import RunConfig
+from fedapp.evaluation import CentralEvaluator
+from fedapp.nodes import NodeDirectory, OrderedGrid
+from fedapp.outputs import RunOutputs
+from fedapp.protocol import ARRAYS, EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
+from fedapp.seeding import derive_seed
+from strategies.arrays import content_bytes, reply_arrays, to_numpy
+from strategies.schedule import round_learning_rate
+from strategies.validation import structure_problem
+
+MEGABYTE = 1e6
+
+
+@dataclass
+class Exchange:
+    """The outcome of sending one batch of messages."""
+
+    sent: list[Message]
+    replies: list[Message]
+    failed: int
+    bytes_down: int
+    bytes_up: int
+
+
+class Federation:
+    """Runs `config.num_server_rounds` rounds of `strategy` over the nodes behind `grid`."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        strategy: Strategy,
+        config: RunConfig,
+        evaluator: CentralEvaluator,
+        outputs: RunOutputs,
+    ) -> None:
+        self.config = config
+        self.strategy = strategy
+        self.evaluator = evaluator
+        self.outputs = outputs
+        self.directory = NodeDirectory(grid, config.round_timeout)
+        self.grid = OrderedGrid(grid, self.directory)
+
+    def run(self, arrays: ArrayRecord) -> ArrayRecord:
+        """Play every round from the initial `arrays`; return the final global arrays."""
+        log(INFO, "[fedapp] strategy %s:", type(self.strategy).__name__)
+        self.strategy.summary()
+        self.directory.wait_for_nodes(self.config.min_available_nodes)
+        started = time.monotonic()
+        self._record(0, arrays, started, {})
+        for server_round in range(1, self.config.num_server_rounds + 1):
+            arrays = self.play_round(server_round, arrays)
+        return arrays
+
+    def play_round(self, server_round: int, arrays: ArrayRecord) -> ArrayRecord:
+        """Train, aggregate, evaluate and record one round; return the new global arrays."""
+        started = time.monotonic()
+        learning_rate = round_learning_rate(self.config.learning_rate, self.config.lr_decay, server_round)
+        train_config = ConfigRecord(
+            {SERVER_ROUND: server_round, LEARNING_RATE: learning_rate, LOCAL_EPOCHS: self.config.local_epochs}
+        )
+        self._seed_sampler(server_round, "train")
+        exchange = self._exchange(self.strategy.configure_train(server_round, arrays, train_config, self.grid))
+        valid, rejected = self._screen(exchange)
+        train_metrics: MetricRecord | None = None
+        if len(valid) >= self.config.min_train_nodes:
+            new_arrays, train_metrics = self.strategy.aggregate_train(server_round, valid)
+            arrays = new_arrays if new_arrays is not None else arrays
+        else:
+            log(
+                WARNING,
+                "[fedapp] round %d: %d valid replies < min-train-nodes=%d; keeping the previous global model",
+                server_round,
+                len(valid),
+                self.config.min_train_nodes,
+            )
+        record = {
+            "learning_rate": learning_rate,
+            "train_loss": _metric(train_metrics, TRAIN_LOSS),
+            "nodes_sampled": len(exchange.sent),
+            "nodes_replied": len(exchange.replies),
+            "nodes_failed": exchange.failed,
+            "updates_rejected": rejected,
+            "updates_aggregated": len(valid) if len(valid) >= self.config.min_train_nodes else 0,
+            "bytes_down": exchange.bytes_down,
+            "bytes_up": exchange.bytes_up,
+            **self._federated_evaluation(server_round, arrays),
+        }
+        self._record(server_round, arrays, started, record)
+        return arrays
+
+    def _seed_sampler(self, server_round: int, phase: str) -> None:
+        """Seed the sampler Flower's strategies draw from, per run seed, round and phase."""
+        random.seed(derive_seed(self.config.seed, "sample", phase, server_round))
+
+    def _exchange(self, messages: Any) -> Exchange:
+        """Send `messages`, wait up to `round-timeout`, and split replies from failures."""
+        sent = list(messages)
+        if not sent:
+            return Exchange([], [], 0, 0, 0)
+        answers = list(self.grid.send_and_receive(sent, timeout=self.config.round_timeout))
+        replies = [answer for answer in answers if not answer.has_error()]
+        for answer in answers:
+            if answer.has_error():
+                log(WARNING, "[fedapp] node %d failed: %s", answer.metadata.src_node_id, answer.error.reason)
+        return Exchange(
+            sent=sent,
+            replies=replies,
+            failed=len(sent) - len(replies),
+            bytes_down=content_bytes(m.content for m in sent),
+            bytes_up=content_bytes(r.content for r in replies),
+        )
+
+    def _screen(self, exchange: Exchange) -> tuple[list[Message], int]:
+        """Keep the replies whose arrays match what was sent; count and log the others."""
+        sent_to = {message.metadata.dst_node_id: message for message in exchange.sent}
+        valid, rejected = [], 0
+        for reply in exchange.replies:
+            node_id = reply.metadata.src_node_id
+            problem = _reply_problem(reply, sent_to.get(node_id))
+            if problem is None:
+                valid.append(reply)
+            else:
+                rejected += 1
+                log(WARNING, "[fedapp] rejected update from node %d (%s): %s", node_id, self._node_key(node_id), problem)
+        return valid, rejected
+
+    def _node_key(self, node_id: int) -> str:
+        try:
+            return self.directory.info(node_id).key
+        except KeyError:
+            return "unknown node"
+
+    def _federated_evaluation(self, server_round: int, arrays: ArrayRecord) -> dict[str, Any]:
+        """Evaluate `arrays` on sampled nodes' validation splits (when fraction-evaluate > 0)."""
+        if self.config.fraction_evaluate <= 0:
+            return {}
+        self._seed_sampler(server_round, "evaluate")
+        config = ConfigRecord({SERVER_ROUND: server_round})
+        exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
+        metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
+        return {
+            "federated_loss": _metric(metrics, EVAL_LOSS),
+            "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
+            "evaluation_nodes": len(exchange.replies),
+            "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
+        }
+
+    def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
+        """Evaluate centrally, then write and log the round's record."""
+        central_loss, central_accuracy = self.evaluator(arrays)
+        full = {
+            "round": server_round,
+            "central_accuracy": central_accuracy,
+            "central_loss": central_loss,
+            **record,
+            "seconds": time.monotonic() - started,
+        }
+        self.outputs.add_round(full)
+        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
+
+
+def _reply_problem(reply: Message, sent: Message | None) -> str | None:
+    """Why `reply` must not be aggregated, checked against the message it answers."""
+    if sent is None:
+        return "reply from a node that was not sent this round's message"
+    if ARRAYS not in sent.content:
+        return None
+    if ARRAYS not in reply.content:
+        return "reply carries no arrays"
+    return structure_problem(reply_arrays(reply.content), to_numpy(sent.content[ARRAYS]))
+
+
+def _metric(metrics: MetricRecord | None, key: str) -> float | None:
+    """`metrics[key]` as a float, or None when absent."""
+    if metrics is None or key not in metrics:
+        return None
+    return float(metrics[key])  # type: ignore[arg-type]
+
+
+def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
+    """One human-readable line per round for the log stream."""
+    parts = [
+        f"round {record['round']}/{num_rounds}",
+        f"central accuracy {record['central_accuracy']:.4f}",
+        f"loss {record['central_loss']:.4f}",
+    ]
+    if record.get("train_loss") is not None:
+        parts.append(f"train loss {record['train_loss']:.4f}")
+    if record.get("federated_accuracy") is not None:
+        parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
+    if "nodes_sampled" in record:
+        parts.append(
+            f"nodes {record['nodes_replied']}/{record['nodes_sampled']} replied, {record['nodes_failed']} failed, "
+            f"{record['updates_rejected']} rejected"
+        )
+        parts.append(f"{record['bytes_down'] / MEGABYTE:.1f} MB down, {record['bytes_up'] / MEGABYTE:.1f} MB up")
+    parts.append(f"{record['seconds']:.1f}s")
+    return " | ".join(parts)

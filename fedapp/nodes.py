@@ -1,0 +1,113 @@
+"""Stable identities for connected nodes, so sampling and ordering are reproducible.
+
+Flower gives nodes random 64-bit ids that change from run to run (in simulation
+too), and the ServerApp may start before every simulated node has registered. The
+`NodeDirectory` waits for the federation to settle, asks each new node once who it
+is (a `query` message answered with its partition or name), and lists online nodes
+in the order of those stable keys. `OrderedGrid` hands that list to the strategy in
+place of Flower's, so a seeded sampler picks the same partitions in every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from logging import INFO, WARNING
+
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.common import log
+from flwr.serverapp import Grid
+
+from fedapp.protocol import CONFIG, DESCRIBE, NODE, NODE_KEY, NODE_MODEL
+
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node told the server about itself."""
+
+    key: str
+    model: str
+
+
+class NodeDirectory:
+    """Connected nodes with their stable keys, learned by a describe query."""
+
+    def __init__(self, grid: Grid, timeout: float) -> None:
+        self._grid = grid
+        self._timeout = timeout
+        self._info: dict[int, NodeInfo] = {}
+
+    def wait_for_nodes(self, minimum: int, settle_seconds: float = 1.0) -> None:
+        """Block until at least `minimum` nodes are connected and their count holds still."""
+        count, stable_since, last_log = -1, time.monotonic(), 0.0
+        while True:
+            now = time.monotonic()
+            current = len(list(self._grid.get_node_ids()))
+            if current != count:
+                count, stable_since = current, now
+            if count >= minimum and now - stable_since >= settle_seconds:
+                log(INFO, "[fedapp] %d nodes connected", count)
+                return
+            if count < minimum and now - last_log >= 10:
+                log(INFO, "[fedapp] waiting for nodes: %d connected, need %d", count, minimum)
+                last_log = now
+            time.sleep(POLL_SECONDS)
+
+    def online(self) -> list[int]:
+        """Ids of connected, described nodes, in the order of their stable keys."""
+        connected = list(self._grid.get_node_ids())
+        unknown = [node_id for node_id in connected if node_id not in self._info]
+        if unknown:
+            self._describe(unknown)
+        known = [node_id for node_id in connected if node_id in self._info]
+        return sorted(known, key=lambda node_id: (self._info[node_id].key, node_id))
+
+    def info(self, node_id: int) -> NodeInfo:
+        """What node `node_id` said about itself."""
+        return self._info[node_id]
+
+    def _describe(self, node_ids: list[int]) -> None:
+        """Ask `node_ids` for their key and model; nodes that fail to answer stay unknown."""
+        messages = [
+            Message(RecordDict({CONFIG: ConfigRecord()}), dst_node_id=node_id, message_type=DESCRIBE)
+            for node_id in node_ids
+        ]
+        for reply in self._grid.send_and_receive(messages, timeout=self._timeout):
+            if reply.has_error():
+                log(WARNING, "[fedapp] node %d did not describe itself: %s", reply.metadata.src_node_id, reply.error.reason)
+                continue
+            node = reply.content[NODE]
+            self._info[reply.metadata.src_node_id] = NodeInfo(key=str(node[NODE_KEY]), model=str(node[NODE_MODEL]))
+
+
+class OrderedGrid(Grid):
+    """A `Grid` that lists only described nodes, in stable-key order; all else is delegated."""
+
+    def __init__(self, grid: Grid, directory: NodeDirectory) -> None:
+        self._grid = grid
+        self._directory = directory
+
+    def set_run(self, run) -> None:  # noqa: ANN001 (Flower's Run)
+        self._grid.set_run(run)
+
+    @property
+    def run(self):  # noqa: ANN201 (Flower's Run)
+        return self._grid.run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:  # noqa: ANN001
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self._directory.online()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        return self._grid.send_and_receive(messages, timeout=timeout)

@@ -1,0 +1,89 @@
+"""A run's outputs: `<output-dir>/<run-name or run-id>/` with metrics, model and plot.
+
+- `metrics.json`: the run's settings and one record per round (round 0 is the
+  initial model), rewritten atomically after every round so it is always readable;
+- `final_model.pt`: the final global weights as a PyTorch `state_dict`;
+- `accuracy.png`: central (and federated) accuracy and loss per round.
+
+The ServerApp's working directory is the SuperLink's, so a relative `output-dir` is
+resolved to an absolute path once, here, and logged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord
+
+from fedapp.atomic import atomic_write, atomic_write_text
+from fedapp.config import ConfigError, RunConfig
+
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "final_model.pt"
+PLOT_FILE = "accuracy.png"
+
+
+def resolve_run_folder(config: RunConfig, run_id: int) -> Path:
+    """The absolute folder of this run's outputs."""
+    base = Path(config.output_dir).expanduser()
+    if not base.is_absolute():
+        base = Path.cwd() / base
+    return base / (config.run_name or str(run_id))
+
+
+class RunOutputs:
+    """Writes a run's files into its own folder, never over another run's."""
+
+    def __init__(self, folder: Path, header: dict[str, Any]) -> None:
+        self.folder = folder
+        self.header = header
+        self.rounds: list[dict[str, Any]] = []
+
+    @classmethod
+    def create(cls, config: RunConfig, run_id: int) -> RunOutputs:
+        """Make the run's folder; refuse one that already holds files."""
+        folder = resolve_run_folder(config, run_id)
+        if folder.exists() and any(folder.iterdir()):
+            raise ConfigError(
+                f"output folder {folder} already holds files; choose another 'run-name' or 'output-dir' "
+                "(fedapp never writes over an earlier run)"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        header = {
+            "run_id": run_id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "folder": str(folder),
+            "config": config.to_mapping(),
+        }
+        return cls(folder, header)
+
+    def add_round(self, record: dict[str, Any]) -> None:
+        """Append one round's record and rewrite `metrics.json`."""
+        self.rounds.append(record)
+        self._write_metrics()
+
+    def _write_metrics(self) -> None:
+        document = {"run": self.header, "rounds": self.rounds}
+        atomic_write_text(self.folder / METRICS_FILE, json.dumps(document, indent=1) + "\n")
+
+    def save_model(self, arrays: ArrayRecord) -> Path:
+        """Write the final global weights as a PyTorch state_dict."""
+        path = self.folder / MODEL_FILE
+        buffer = io.BytesIO()
+        torch.save(arrays.to_torch_state_dict(), buffer)
+        atomic_write(path, lambda file: file.write(buffer.getvalue()))
+        return path
+
+    def save_plot(self) -> Path:
+        """Draw accuracy and loss per round into `accuracy.png`."""
+        from fedapp.plots import plot_run  # noqa: PLC0415 (matplotlib only at the end of a run)
+
+        path = self.folder / PLOT_FILE
+        title = f"{self.header['config']['strategy']} · {self.header['config']['model']} · {self.header['config']['dataset']}"
+        plot_run(self.rounds, path, title)
+        return path

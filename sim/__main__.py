@@ -1,0 +1,61 @@
+"""`python -m sim <command>`: run, stop (and more) on Flower's simulation engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fedapp.config import ConfigError
+from sim.flwr_cli import FlwrCommandError, echo
+from sim.presets import PRESETS
+from sim.superlink import LocalSuperLink, SuperLinkError
+
+APP_DIR = Path(__file__).resolve().parents[1]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run fedapp once on the local simulation SuperLink")
+    run.add_argument("--nodes", type=int, help="number of simulated SuperNodes (preset's default: 10)")
+    run.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="client resources (default: cpu)")
+    run.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides")
+    run.add_argument("--ray-address", help="attach the simulation to this running Ray cluster (e.g. 127.0.0.1:6379)")
+    run.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
+
+    commands.add_parser("stop", help="stop the SuperLink that `python -m sim` started")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and dispatch; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from sim.run import run_command  # noqa: PLC0415 (torch import only for commands that need it)
+
+            return run_command(args.app.resolve(), args.run_config, args.preset, args.nodes, args.ray_address)
+        if args.command == "stop":
+            return _stop()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (SuperLinkError, FlwrCommandError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _stop() -> int:
+    superlink = LocalSuperLink.default()
+    if superlink.stop():
+        echo(f"stopped the SuperLink on 127.0.0.1:{superlink.port} and its processes")
+    else:
+        echo(f"no SuperLink started by fedapp on 127.0.0.1:{superlink.port}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

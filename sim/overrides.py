@@ -1,0 +1,57 @@
+"""`-c 'key=value ...'` overrides: parsed leniently, validated locally, passed on to `flwr run`.
+
+`flwr run -c` parses values as TOML, so a bare word like `strategy=fedprox` is a
+syntax error there. Here a value that is not valid TOML is taken as a string, the
+result is checked with `RunConfig` before anything starts, and it is re-encoded in
+the quoted form `flwr` expects.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from fedapp.config import ConfigError, RunConfig
+
+
+def parse_overrides(texts: list[str]) -> dict[str, Any]:
+    """Parse `key=value` pairs (space separated, in any number of strings) into typed values."""
+    overrides: dict[str, Any] = {}
+    for text in texts:
+        for pair in shlex.split(text):
+            key, sep, raw = pair.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"override {pair!r} is not of the form key=value")
+            overrides[key] = _parse_value(raw)
+    return overrides
+
+
+def _parse_value(raw: str) -> Any:
+    """A TOML scalar (int, float, bool, quoted string) or, failing that, the raw string."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def to_flwr_arguments(overrides: dict[str, Any]) -> list[str]:
+    """Encode overrides as `flwr run -c` arguments (one `-c key=<toml value>` per key)."""
+    arguments: list[str] = []
+    for key, value in overrides.items():
+        encoded = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
+        arguments += ["-c", f"{key}={encoded}"]
+    return arguments
+
+
+def app_defaults(app_dir: Path) -> dict[str, Any]:
+    """The `[tool.flwr.app.config]` defaults of the app in `app_dir`."""
+    with (app_dir / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)["tool"]["flwr"]["app"]["config"]
+
+
+def validated_config(app_dir: Path, overrides: dict[str, Any]) -> RunConfig:
+    """The run config `flwr run` will produce for these overrides, validated (raises `ConfigError`)."""
+    return RunConfig.from_mapping({**app_defaults(app_dir), **overrides})

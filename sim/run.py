@@ -1,0 +1,149 @@
+"""`python -m sim run`: one federated run on the local simulation SuperLink, checked end to end.
+
+It validates the overrides before anything starts, makes sure the SuperLink runs
+(with runtime dependency installation off), submits with `flwr run`, streams the log
+with elapsed time, and exits non-zero unless the run finished as completed. It then
+prints the output folder and the final central accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedapp.config import ConfigError, RunConfig
+from fedapp.outputs import METRICS_FILE, resolve_run_folder
+from sim import flwr_cli
+from sim.flwr_cli import FINISHED_OK, echo
+from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
+from sim.presets import federation_settings
+from sim.superlink import LocalSuperLink
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run: the app, its validated config and overrides, and the simulated federation."""
+
+    app_dir: Path
+    config: RunConfig
+    overrides: dict[str, Any]
+    federation: dict[str, int | float]
+    ray_address: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        app_dir: Path,
+        override_texts: list[str],
+        preset: str = "cpu",
+        nodes: int | None = None,
+        ray_address: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> RunRequest:
+        """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
+        overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
+        config = validated_config(app_dir, overrides)
+        federation = federation_settings(preset, nodes)
+        _check_federation(config, federation)
+        return cls(app_dir, config, overrides, federation, ray_address)
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.federation["num-supernodes"])
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a submitted run ended, and where its outputs are."""
+
+    run_id: int
+    status: str
+    folder: Path
+    seconds: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == FINISHED_OK
+
+    def metrics(self) -> dict[str, Any]:
+        """The run's `metrics.json`."""
+        return json.loads((self.folder / METRICS_FILE).read_text())
+
+
+def _with_absolute_paths(app_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Resolve `output-dir` and a path-like `dataset` against this shell's working directory.
+
+    The ServerApp runs in the SuperLink's working directory and the clients in Ray's,
+    so relative paths are made absolute here, where the user typed them.
+    """
+    resolved = dict(overrides)
+    output_dir = resolved.get("output-dir", app_defaults(app_dir)["output-dir"])
+    resolved["output-dir"] = str(Path(output_dir).expanduser().absolute())
+    dataset = resolved.get("dataset")
+    if isinstance(dataset, str) and dataset.startswith((".", "~")):
+        resolved["dataset"] = str(Path(dataset).expanduser().absolute())
+    return resolved
+
+
+def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> None:
+    """Reject settings the simulated federation cannot satisfy (the run would wait forever)."""
+    nodes = int(federation["num-supernodes"])
+    if nodes < 1:
+        raise ConfigError(f"--nodes = {nodes} is not allowed; allowed: an integer >= 1")
+    for key, value in (("min-available-nodes", config.min_available_nodes), ("min-train-nodes", config.min_train_nodes)):
+        if value > nodes:
+            raise ConfigError(f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}")
+    if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
+        raise ConfigError(
+            f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "
+            "visible; allowed here: the 'cpu' preset"
+        )
+
+
+def ensure_superlink(request: RunRequest) -> LocalSuperLink:
+    """Start (or reuse) the local simulation SuperLink this request needs."""
+    superlink = LocalSuperLink.default()
+    if superlink.ensure_running(request.app_dir, request.ray_address):
+        flwr_cli.configure_default_federation(request.federation)
+    return superlink
+
+
+def execute(request: RunRequest, label: str = "") -> RunOutcome:
+    """Submit `request`, stream its log with elapsed time, and wait for its final status."""
+    started = time.monotonic()
+    run_id = flwr_cli.submit(request.app_dir, to_flwr_arguments(request.overrides), request.federation)
+    prefix = f"{label} " if label else ""
+    echo(
+        f"{prefix}run {run_id}: strategy={request.config.strategy} model={request.config.model} "
+        f"nodes={request.num_nodes} rounds={request.config.num_server_rounds}"
+    )
+    try:
+        flwr_cli.follow(run_id, lambda line: print(f"[{time.monotonic() - started:7.1f}s] {prefix}{line}", end="", flush=True))
+    except KeyboardInterrupt:
+        echo(f"interrupted: stopping run {run_id}")
+        flwr_cli.stop_run(run_id)
+        raise
+    status = flwr_cli.wait_finished(run_id)
+    return RunOutcome(run_id, status, resolve_run_folder(request.config, run_id), time.monotonic() - started)
+
+
+def run_command(
+    app_dir: Path, override_texts: list[str], preset: str, nodes: int | None, ray_address: str | None
+) -> int:
+    """The `run` subcommand; returns the process exit code."""
+    request = RunRequest.build(app_dir, override_texts, preset, nodes, ray_address)
+    ensure_superlink(request)
+    outcome = execute(request)
+    if not outcome.succeeded:
+        echo(f"run {outcome.run_id} ended with status {outcome.status}; its log is above (flwr log {outcome.run_id} --show)")
+        return 1
+    final = outcome.metrics()["rounds"][-1]
+    echo(f"run {outcome.run_id} completed in {outcome.seconds:.1f}s")
+    echo(f"outputs: {outcome.folder}")
+    echo(f"final central accuracy: {final['central_accuracy']:.4f} (round {final['round']})")
+    return 0

@@ -1,0 +1,225 @@
+"""The local simulation SuperLink that `python -m sim` starts, reuses and stops.
+
+`flwr run` with the default `local` connection talks to a SuperLink on
+127.0.0.1:`$FLWR_LOCAL_SUPERLINK_HTTP_API_PORT` (39091), and if none answers it starts
+one with runtime dependency installation on, which re-resolves the app's
+dependencies with uv and downloads packages on every run. fedapp starts that
+SuperLink itself first, with installation disabled so runs use this virtual
+environment, records its PID, and later `flwr run . --stream` reuses it.
+
+Its files live in `$FLWR_HOME/fedapp/superlink-<port>/`: `superlink.pid`,
+`superlink.log` and `state.db` (run history, so `flwr log` works after a restart).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+REQUIRED_FLAGS = ("--simulation", "--disable-runtime-dependency-installation")
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+class SuperLinkError(RuntimeError):
+    """The local SuperLink cannot be started, reused or stopped as asked."""
+
+
+def flwr_home() -> Path:
+    """Flower's home folder: `$FLWR_HOME` or `~/.flwr`."""
+    return Path(os.environ.get("FLWR_HOME", Path.home() / ".flwr"))
+
+
+def superlink_port() -> int:
+    """The port Flower's `:local:` connection uses (`$FLWR_LOCAL_SUPERLINK_HTTP_API_PORT`, 39091)."""
+    return int(os.environ.get("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", "39091"))
+
+
+def flwr_environment() -> dict[str, str]:
+    """The environment for Flower commands: offline-friendly, no telemetry or update checks.
+
+    `RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=0` opts into Ray's future behaviour for CPU-only
+    actors and silences the warning Ray otherwise prints in every run. This virtual
+    environment's `bin` goes first on PATH: the SuperLink finds `flower-superexec`
+    there even when the environment was never activated (as under `make`).
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+    }
+
+
+def venv_executable(name: str) -> str:
+    """Path of a console script of this virtual environment (falls back to PATH)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+@dataclass(frozen=True)
+class LocalSuperLink:
+    """A simulation SuperLink on 127.0.0.1:`port`, managed through a PID file."""
+
+    port: int
+    folder: Path
+
+    @classmethod
+    def default(cls) -> LocalSuperLink:
+        """The SuperLink `flwr run` with the `local` connection will use."""
+        port = superlink_port()
+        return cls(port, flwr_home() / "fedapp" / f"superlink-{port}")
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "superlink.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "superlink.log"
+
+    def is_healthy(self) -> bool:
+        """True if something answers Flower's health endpoint on the port."""
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1.0).is_success
+        except httpx.HTTPError:
+            return False
+
+    def process(self) -> psutil.Process | None:
+        """The `flower-superlink` process serving this port, if any."""
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if any(part.endswith("flower-superlink") for part in cmdline[:2]) and _port_of(cmdline) == self.port:
+                return proc
+        return None
+
+    def ensure_running(self, app_dir: Path, ray_address: str | None) -> bool:
+        """Start the SuperLink unless a suitable one already runs; return True if started.
+
+        A SuperLink on the port that installs dependencies at run time, or that was
+        started for another Ray cluster, is not reused: one of ours is restarted, any
+        other is reported with its PID.
+        """
+        proc = self.process()
+        if proc is not None:
+            problem = _unsuitable(proc, ray_address)
+            if problem is None:
+                return False
+            if not self._is_ours(proc):
+                raise SuperLinkError(
+                    f"a SuperLink not started by fedapp (PID {proc.pid}) listens on 127.0.0.1:{self.port}: {problem}. "
+                    f"Stop it (kill {proc.pid}) or choose another port with FLWR_LOCAL_SUPERLINK_HTTP_API_PORT."
+                )
+            print(f"[sim] restarting the SuperLink (PID {proc.pid}): {problem}", flush=True)
+            self.stop()
+        elif self.is_healthy():
+            raise SuperLinkError(
+                f"something that is not a flower-superlink of this user answers on 127.0.0.1:{self.port}; "
+                "choose another port with FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"
+            )
+        self._start(app_dir, ray_address)
+        return True
+
+    def _is_ours(self, proc: psutil.Process) -> bool:
+        return self.pid_file.exists() and self.pid_file.read_text().strip() == str(proc.pid)
+
+    def _start(self, app_dir: Path, ray_address: str | None) -> None:
+        """Launch a detached SuperLink in its own session and wait until it answers."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        environment = flwr_environment()
+        environment.pop("RAY_ADDRESS", None)
+        if ray_address:
+            environment["RAY_ADDRESS"] = ray_address
+        command = [
+            venv_executable("flower-superlink"),
+            "--insecure",
+            *REQUIRED_FLAGS,
+            "--isolation",
+            "subprocess",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--database",
+            str(self.folder / "state.db"),
+        ]
+        with self.log_file.open("ab") as log:
+            proc = subprocess.Popen(  # noqa: S603 (fixed command)
+                command,
+                cwd=app_dir,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SuperLinkError(f"flower-superlink exited with code {proc.returncode}; see {self.log_file}")
+            if self.is_healthy():
+                print(f"[sim] started SuperLink PID {proc.pid} on 127.0.0.1:{self.port} (log: {self.log_file})", flush=True)
+                return
+            time.sleep(0.25)
+        proc.kill()
+        raise SuperLinkError(f"flower-superlink did not answer within {START_TIMEOUT:.0f}s; see {self.log_file}")
+
+    def stop(self) -> bool:
+        """Stop the SuperLink recorded in the PID file and everything it started; True if one ran."""
+        if not self.pid_file.exists():
+            return False
+        pid = int(self.pid_file.read_text().strip())
+        self.pid_file.unlink()
+        try:
+            root = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            return False
+        family = [root, *root.children(recursive=True)]
+        _signal_all(family, signal.SIGTERM)
+        _, alive = psutil.wait_procs(family, timeout=STOP_TIMEOUT)
+        _signal_all(alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        return True
+
+
+def _port_of(cmdline: list[str]) -> int:
+    """The `--port` of a flower-superlink command line (Flower's default is 8000)."""
+    if "--port" in cmdline:
+        index = cmdline.index("--port")
+        if index + 1 < len(cmdline) and cmdline[index + 1].isdigit():
+            return int(cmdline[index + 1])
+    return 8000
+
+
+def _unsuitable(proc: psutil.Process, ray_address: str | None) -> str | None:
+    """Why a running SuperLink cannot serve this run, or None."""
+    cmdline = proc.cmdline()
+    missing = [flag for flag in REQUIRED_FLAGS if flag not in cmdline]
+    if missing:
+        return f"it runs without {' '.join(missing)}"
+    try:
+        current = proc.environ().get("RAY_ADDRESS")
+    except psutil.AccessDenied:
+        current = None
+    if (current or None) != (ray_address or None):
+        return f"it uses Ray cluster {current or 'none (a local Ray per run)'}, this run asks for {ray_address or 'a local Ray per run'}"
+    return None
+
+
+def _signal_all(processes: list[psutil.Process], sig: signal.Signals) -> None:
+    for proc in processes:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            continue

@@ -1,0 +1,1 @@
+"""fedapp's server strategies (Flower Message-API `Strategy` subclasses) and their math."""

@@ -1,0 +1,89 @@
+"""Aggregation math and our FedAvg strategy, checked against Flower's own FedAvg."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
+
+from fedapp.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, TRAIN_LOSS
+from strategies.aggregation import aggregation_weights, difference, global_norm, weighted_average
+from strategies.arrays import to_numpy, to_record
+from strategies.fedavg import FedAvg
+from strategies.server_optimizer import ServerOptimizer
+from tests.conftest import reply_from
+
+RNG = np.random.default_rng(0)
+
+
+def random_model() -> dict[str, np.ndarray]:
+    return {"w": RNG.normal(size=(4, 3)).astype(np.float32), "b": RNG.normal(size=3).astype(np.float32)}
+
+
+def test_weighted_average_is_the_weighted_mean() -> None:
+    models = [random_model() for _ in range(3)]
+    average = weighted_average(models, [1.0, 2.0, 7.0])
+    for key in ("w", "b"):
+        expected = (models[0][key] * 1 + models[1][key] * 2 + models[2][key] * 7) / 10
+        np.testing.assert_allclose(average[key], expected, rtol=1e-6)
+        assert average[key].dtype == np.float32
+    with pytest.raises(ValueError, match="positive"):
+        weighted_average(models, [0.0, 0.0, 0.0])
+
+
+def test_weights_follow_the_weighting_setting() -> None:
+    assert aggregation_weights([10, 30], "examples") == [10.0, 30.0]
+    assert aggregation_weights([10, 30], "uniform") == [1.0, 1.0]
+
+
+def test_norm_and_difference() -> None:
+    a = {"x": np.array([3.0, 0.0]), "y": np.array([[4.0]])}
+    assert global_norm(a) == pytest.approx(5.0)
+    assert global_norm(difference(a, a)) == 0.0
+
+
+def test_server_optimizer_plain_step_is_the_average_and_momentum_accumulates() -> None:
+    weights = {"w": np.array([1.0, 2.0])}
+    average = {"w": np.array([0.5, 1.0])}
+    plain = ServerOptimizer(1.0, 0.0)
+    np.testing.assert_allclose(plain.step(weights, difference(weights, average))["w"], average["w"])
+    heavy = ServerOptimizer(0.5, 0.9)
+    gradient = {"w": np.array([1.0, 1.0])}
+    first = heavy.step(weights, gradient)
+    second = heavy.step(first, gradient)
+    np.testing.assert_allclose(first["w"], weights["w"] - 0.5)
+    np.testing.assert_allclose(second["w"], first["w"] - 0.5 * 1.9)
+
+
+def _round(monkeypatch: pytest.MonkeyPatch, examples: list[int]) -> tuple[ArrayRecord, list[Message]]:
+    global_arrays = to_record(random_model())
+    replies = []
+    for node_id, count in enumerate(examples, start=1):
+        request = Message(
+            RecordDict({ARRAYS: global_arrays, CONFIG: ConfigRecord()}), dst_node_id=node_id, message_type=MessageType.TRAIN
+        )
+        metrics = MetricRecord({NUM_EXAMPLES: count, TRAIN_LOSS: float(node_id)})
+        content = RecordDict({ARRAYS: to_record(random_model()), METRICS: metrics})
+        replies.append(reply_from(node_id, request, content, monkeypatch))
+    return global_arrays, replies
+
+
+def test_our_fedavg_equals_flowers_fedavg_on_the_same_replies(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    global_arrays, replies = _round(monkeypatch, [120, 300, 45, 7])
+    ours = FedAvg()
+    ours.global_arrays = to_numpy(global_arrays)
+    our_arrays, our_metrics = ours.aggregate_train(1, replies)
+    flower_arrays, flower_metrics = FlowerFedAvg().aggregate_train(1, replies)
+    for key, value in to_numpy(flower_arrays).items():
+        np.testing.assert_allclose(to_numpy(our_arrays)[key], value, atol=1e-6)
+    assert our_metrics[TRAIN_LOSS] == pytest.approx(flower_metrics[TRAIN_LOSS])
+
+
+def test_uniform_weighting_ignores_example_counts(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    global_arrays, replies = _round(monkeypatch, [1, 1000])
+    strategy = FedAvg(weighting="uniform")
+    strategy.global_arrays = to_numpy(global_arrays)
+    arrays, _ = strategy.aggregate_train(1, replies)
+    models = [to_numpy(r.content[ARRAYS]) for r in replies]
+    np.testing.assert_allclose(to_numpy(arrays)["w"], (models[0]["w"] + models[1]["w"]) / 2, atol=1e-6)
