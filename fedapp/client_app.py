@@ -13,19 +13,24 @@ from functools import lru_cache
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedapp.config import RunConfig
-from fedapp.data import DataSpec, NodeData, dataset_shape, load_node_data
+from fedapp.data import DataSpec, NodeData, dataset_shape, load_node_data, load_public_features
 from fedapp.device import compute_device
 from fedapp.models import build_model
 from fedapp.protocol import (
     ARRAYS,
     CONFIG,
+    CONSENSUS,
     EVAL_ACCURACY,
     EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    LOCAL_MODEL,
     METRICS,
     NODE,
     NODE_KEY,
@@ -33,10 +38,11 @@ from fedapp.protocol import (
     NUM_EXAMPLES,
     PROXIMAL_MU,
     SERVER_ROUND,
+    SOFT_LABELS,
     TRAIN_LOSS,
 )
 from fedapp.seeding import torch_generator
-from fedapp.training import evaluate, train_sgd
+from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
 
 app = ClientApp()
 
@@ -68,16 +74,31 @@ class Node:
         """A stable name for this node, the same in every run (sorts by partition)."""
         return f"partition-{self.partition_id:05d}"
 
+    @property
+    def architecture(self) -> str:
+        """This node's model architecture (the server's, unless `client-model` says otherwise)."""
+        return self.config.client_model_for(self.partition_id)
+
     def data(self) -> NodeData:
         """This node's train and validation splits."""
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
 
-    def model(self, arrays: ArrayRecord) -> nn.Module:
-        """The run's model architecture holding `arrays`."""
+    def public_features(self) -> torch.Tensor:
+        """The unlabelled public set shared with the server (federated distillation)."""
+        return load_public_features(DataSpec.from_config(self.config))
+
+    def model(self, arrays: ArrayRecord | None = None) -> nn.Module:
+        """This node's architecture holding `arrays` (or its seeded initial weights)."""
         shape, num_classes = dataset_shape(self.config.dataset)
-        model = _model_instance(self.config.model, shape, num_classes, self.config.seed)
+        if arrays is None:
+            return build_model(self.architecture, shape, num_classes, self.config.seed)
+        model = _model_instance(self.architecture, shape, num_classes, self.config.seed)
         model.load_state_dict(arrays.to_torch_state_dict())
         return model
+
+    def generator(self, purpose: str, server_round: int) -> torch.Generator:
+        """The random stream for `purpose` in `server_round` on this node (same in every run)."""
+        return torch_generator(self.config.seed, purpose, server_round, self.key)
 
 
 @lru_cache(maxsize=8)
@@ -95,23 +116,34 @@ def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecor
 def describe(message: Message, context: Context) -> Message:
     """Tell the server this node's stable key and model architecture."""
     node = Node.from_context(context)
-    return _reply(message, **{NODE: ConfigRecord({NODE_KEY: node.key, NODE_MODEL: node.config.model})})
+    return _reply(message, **{NODE: ConfigRecord({NODE_KEY: node.key, NODE_MODEL: node.architecture})})
 
 
-@app.train()
+def clip_if_requested(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Flower's `fixedclipping_mod`, applied when the server asks for clipping (dp=client-fixed).
+
+    The mod errors on messages without a clipping norm, so it cannot be attached
+    unconditionally; it sits on the train handler only (not on evaluation).
+    """
+    if KEY_CLIPPING_NORM in message.content[CONFIG]:
+        return fixedclipping_mod(message, context, call_next)
+    return call_next(message, context)
+
+
+@app.train(mods=[clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights."""
     node = Node.from_context(context)
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
-    data = node.data()
+    server_round = int(instructions[SERVER_ROUND])
     result = train_sgd(
         model,
-        data.train,
+        node.data().train,
         epochs=int(instructions[LOCAL_EPOCHS]),
         batch_size=node.config.batch_size,
         learning_rate=float(instructions[LEARNING_RATE]),
-        generator=torch_generator(node.config.seed, "train", int(instructions[SERVER_ROUND]), node.key),
+        generator=node.generator("train", server_round),
         proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
         device=compute_device(),
     )
@@ -119,11 +151,72 @@ def train(message: Message, context: Context) -> Message:
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
+@app.train("gradient")
+def gradient(message: Message, context: Context) -> Message:
+    """FedSGD: reply with the full-batch gradient of the local loss at the global weights."""
+    node = Node.from_context(context)
+    model = node.model(message.content[ARRAYS])
+    train_split = node.data().train
+    gradients, loss = full_batch_gradient(model, train_split, compute_device())
+    state = _cpu_state(model)
+    arrays = {key: gradients[key].cpu() if key in gradients else torch.zeros_like(value) for key, value in state.items()}
+    metrics = MetricRecord({NUM_EXAMPLES: len(train_split), TRAIN_LOSS: loss})
+    return _reply(message, **{ARRAYS: ArrayRecord(arrays), METRICS: metrics})
+
+
+@app.train("distill")
+def distill(message: Message, context: Context) -> Message:
+    """Federated distillation: digest the consensus, train privately, reply with soft labels."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    server_round = int(instructions[SERVER_ROUND])
+    own = message.content[ARRAYS] if ARRAYS in message.content else context.state.get(LOCAL_MODEL)
+    model = node.model(own)
+    public = node.public_features()
+    device = compute_device()
+    if CONSENSUS in message.content and node.config.digest_epochs > 0:
+        consensus = message.content[CONSENSUS].to_torch_state_dict()[SOFT_LABELS]
+        fit_soft_labels(
+            model,
+            public,
+            consensus,
+            epochs=node.config.digest_epochs,
+            batch_size=node.config.batch_size,
+            learning_rate=node.config.distill_learning_rate,
+            temperature=node.config.distill_temperature,
+            generator=node.generator("digest", server_round),
+            device=device,
+        )
+    result = train_sgd(
+        model,
+        node.data().train,
+        epochs=int(instructions[LOCAL_EPOCHS]),
+        batch_size=node.config.batch_size,
+        learning_rate=float(instructions[LEARNING_RATE]),
+        generator=node.generator("train", server_round),
+        device=device,
+    )
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    soft = predict_soft_labels(model, public, node.config.distill_temperature, device)
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
+    return _reply(message, **{ARRAYS: ArrayRecord({SOFT_LABELS: soft}), METRICS: metrics})
+
+
 @app.evaluate()
 def evaluate_global(message: Message, context: Context) -> Message:
     """Evaluate the global weights on this node's validation split."""
     node = Node.from_context(context)
-    model = node.model(message.content[ARRAYS])
+    return _evaluation_reply(message, node, node.model(message.content[ARRAYS]))
+
+
+@app.evaluate("local")
+def evaluate_local(message: Message, context: Context) -> Message:
+    """Evaluate this node's own model (federated distillation) on its validation split."""
+    node = Node.from_context(context)
+    return _evaluation_reply(message, node, node.model(context.state.get(LOCAL_MODEL)))
+
+
+def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:
     validation = node.data().validation
     loss, accuracy = evaluate(model, validation, compute_device())
     metrics = MetricRecord({NUM_EXAMPLES: len(validation), EVAL_LOSS: loss, EVAL_ACCURACY: accuracy})

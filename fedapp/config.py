@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 MODELS = ("cnn", "2nn", "logreg")
+SAME_MODEL = "same"
+DP_MODES = ("none", "client-fixed", "server-fixed")
+AUTO_PUBLIC_SIZE = -1
+DEFAULT_PUBLIC_SIZE = 500
 EMBEDDED_DATASETS = ("mnist",)
 DATASET_RULE = (
     f"{', '.join(EMBEDDED_DATASETS)}, a hub dataset id 'owner/name', "
@@ -54,6 +58,20 @@ class RunConfig:
     round_timeout: float
     strategy: str
     weighting: str
+    server_learning_rate: float
+    server_momentum: float
+    proximal_mu: float
+    straggler_fraction: float
+    client_model: str
+    public_size: int
+    distill_temperature: float
+    distill_epochs: int
+    distill_learning_rate: float
+    digest_epochs: int
+    dp: str
+    dp_clipping_norm: float
+    dp_noise_multiplier: float
+    dp_delta: float
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -76,6 +94,30 @@ class RunConfig:
         config = cls(**values)
         config._validate()
         return config
+
+    @property
+    def public_set_size(self) -> int:
+        """Samples carved from the pool as the unlabelled public set (`public-size`, -1 = auto).
+
+        Auto gives `DEFAULT_PUBLIC_SIZE` to strategies that distil on a public set and 0
+        to the others; an explicit size applies to every strategy, so runs of different
+        strategies can share identical private partitions.
+        """
+        if self.public_size != AUTO_PUBLIC_SIZE:
+            return self.public_size
+        return DEFAULT_PUBLIC_SIZE if self._strategy_spec().uses_public_set else 0
+
+    def client_model_for(self, partition_id: int) -> str:
+        """The model architecture of node `partition_id` (`client-model`: same, a name, or a list)."""
+        if self.client_model == SAME_MODEL:
+            return self.model
+        names = [name.strip() for name in self.client_model.split(",")]
+        return names[partition_id % len(names)]
+
+    def _strategy_spec(self):  # noqa: ANN202 (StrategySpec; the registry imports this module)
+        from strategies.registry import STRATEGIES  # noqa: PLC0415
+
+        return STRATEGIES[self.strategy]
 
     def to_mapping(self) -> dict[str, Any]:
         """Return the flat `key-name: value` mapping this config was built from."""
@@ -108,11 +150,46 @@ class RunConfig:
                 "run-config key 'validation-fraction' = 0.0 leaves nodes nothing to evaluate on; "
                 "allowed: > 0 while fraction-evaluate > 0 (or set fraction-evaluate=0)"
             )
+        self._validate_strategy_settings()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
                 f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
                 f"min-train-nodes = {self.min_train_nodes}; allowed: >= min-train-nodes"
             )
+
+
+    def _validate_strategy_settings(self) -> None:
+        """Check the strategy's own keys and which strategies a setting is allowed with."""
+        _check(self, "server_learning_rate", lambda v: v > 0, "a number > 0")
+        _check(self, "server_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check(self, "proximal_mu", lambda v: v >= 0, "a number >= 0")
+        _check(self, "straggler_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        _check(self, "client_model", _is_client_model, f"'{SAME_MODEL}', or one or more of {', '.join(MODELS)} separated by commas")
+        _check(self, "public_size", lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
+        for name in ("distill_temperature", "distill_learning_rate", "dp_clipping_norm"):
+            _check(self, name, lambda v: v > 0, "a number > 0")
+        _check(self, "distill_epochs", lambda v: v >= 1, "an integer >= 1")
+        _check(self, "digest_epochs", lambda v: v >= 0, "an integer >= 0")
+        _choice(self, "dp", DP_MODES)
+        _check(self, "dp_noise_multiplier", lambda v: v >= 0, "a number >= 0")
+        _check(self, "dp_delta", lambda v: 0 < v < 1, "a number in (0, 1)")
+        spec = self._strategy_spec()
+        _check(self, "straggler_fraction", lambda v: v == 0 or spec.local_training, f"0 with strategy {self.strategy!r} (no local epochs to cut short)")
+        _check(self, "straggler_fraction", lambda v: v == 0 or self.local_epochs >= 2, f"0 while local-epochs < 2 (stragglers do fewer than local-epochs={self.local_epochs})")
+        _check(self, "dp", lambda v: v == "none" or spec.supports_dp, f"'none' with strategy {self.strategy!r} (dp wraps the weight-averaging strategies: {', '.join(_dp_strategies())})")
+        _check(self, "client_model", lambda v: v in (SAME_MODEL, self.model) or spec.heterogeneous_clients, f"'{SAME_MODEL}' with strategy {self.strategy!r} (only logit-exchanging strategies allow other client architectures)")
+        _check(self, "public_size", lambda v: self.public_set_size > 0 or not spec.uses_public_set, f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set")
+
+
+def _dp_strategies() -> list[str]:
+    from strategies.registry import STRATEGIES  # noqa: PLC0415
+
+    return [name for name, spec in STRATEGIES.items() if spec.supports_dp]
+
+
+def _is_client_model(value: str) -> bool:
+    """True for 'same' or a comma-separated list of known model names."""
+    return value == SAME_MODEL or all(name.strip() in MODELS for name in value.split(","))
 
 
 def _key(field_name: str) -> str:

@@ -7,9 +7,12 @@ adds what a research run needs around them:
 - nodes are waited for and known by stable keys, and sampling is seeded per round,
   so the same seed samples the same partitions (`nodes.py`);
 - the round's learning rate is set in the train config (`lr-decay`);
-- every reply is checked before aggregation and bad ones are counted, never averaged;
+- every reply is checked before aggregation and bad ones are counted, never averaged
+  (a strategy may declare what its replies carry with `reply_reference(message)`);
 - too few valid replies keep the previous global model instead of failing the run;
-- bytes down and up are measured from the records actually sent;
+- bytes down and up are measured from the records actually sent, per client;
+- what a strategy reports about its round (`round_metrics`: stragglers, epsilon, ...)
+  goes into the round's record;
 - the global model is evaluated centrally after every round and each round is
   written to `metrics.json` as it completes.
 """
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from logging import INFO, WARNING
 from typing import Any
 
+import numpy as np
+
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.common import log
 from flwr.serverapp import Grid
@@ -33,7 +38,7 @@ from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
 from fedapp.protocol import ARRAYS, EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
 from fedapp.seeding import derive_seed
-from strategies.arrays import content_bytes, reply_arrays, to_numpy
+from strategies.arrays import content_bytes, reply_arrays, to_numpy, to_record
 from strategies.schedule import round_learning_rate
 from strategies.validation import structure_problem
 
@@ -91,9 +96,11 @@ class Federation:
         exchange = self._exchange(self.strategy.configure_train(server_round, arrays, train_config, self.grid))
         valid, rejected = self._screen(exchange)
         train_metrics: MetricRecord | None = None
+        strategy_metrics: dict[str, float] = {}
         if len(valid) >= self.config.min_train_nodes:
             new_arrays, train_metrics = self.strategy.aggregate_train(server_round, valid)
-            arrays = new_arrays if new_arrays is not None else arrays
+            arrays = _with_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
+            strategy_metrics = dict(getattr(self.strategy, "round_metrics", {}))
         else:
             log(
                 WARNING,
@@ -112,6 +119,8 @@ class Federation:
             "updates_aggregated": len(valid) if len(valid) >= self.config.min_train_nodes else 0,
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
+            "clients": self._client_traffic(exchange),
+            **strategy_metrics,
             **self._federated_evaluation(server_round, arrays),
         }
         self._record(server_round, arrays, started, record)
@@ -145,7 +154,7 @@ class Federation:
         valid, rejected = [], 0
         for reply in exchange.replies:
             node_id = reply.metadata.src_node_id
-            problem = _reply_problem(reply, sent_to.get(node_id))
+            problem = self._reply_problem(reply, sent_to.get(node_id))
             if problem is None:
                 valid.append(reply)
             else:
@@ -153,11 +162,46 @@ class Federation:
                 log(WARNING, "[fedapp] rejected update from node %d (%s): %s", node_id, self._node_key(node_id), problem)
         return valid, rejected
 
+    def _reply_problem(self, reply: Message, sent: Message | None) -> str | None:
+        """Why `reply` must not be aggregated, checked against what the message it answers asked for.
+
+        A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
+        labels); otherwise a reply must return arrays shaped like those it was sent.
+        """
+        if sent is None:
+            return "reply from a node that was not sent this round's message"
+        custom = getattr(self.strategy, "reply_reference", None)
+        reference = custom(sent) if custom else None
+        if reference is None and ARRAYS in sent.content:
+            reference = to_numpy(sent.content[ARRAYS])
+        if reference is None:
+            return None
+        if ARRAYS not in reply.content:
+            return "reply carries no arrays"
+        return structure_problem(reply_arrays(reply.content), reference)
+
     def _node_key(self, node_id: int) -> str:
         try:
             return self.directory.info(node_id).key
         except KeyError:
             return "unknown node"
+
+    def _client_traffic(self, exchange: Exchange) -> list[dict[str, Any]]:
+        """Bytes each sampled client received and sent back this round, by stable node key."""
+        replied = {reply.metadata.src_node_id: reply for reply in exchange.replies}
+        traffic = []
+        for message in exchange.sent:
+            node_id = message.metadata.dst_node_id
+            reply = replied.get(node_id)
+            traffic.append(
+                {
+                    "node": self._node_key(node_id),
+                    "bytes_down": content_bytes([message.content]),
+                    "bytes_up": content_bytes([reply.content]) if reply is not None else 0,
+                    "replied": reply is not None,
+                }
+            )
+        return traffic
 
     def _federated_evaluation(self, server_round: int, arrays: ArrayRecord) -> dict[str, Any]:
         """Evaluate `arrays` on sampled nodes' validation splits (when fraction-evaluate > 0)."""
@@ -188,15 +232,17 @@ class Federation:
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 
 
-def _reply_problem(reply: Message, sent: Message | None) -> str | None:
-    """Why `reply` must not be aggregated, checked against the message it answers."""
-    if sent is None:
-        return "reply from a node that was not sent this round's message"
-    if ARRAYS not in sent.content:
-        return None
-    if ARRAYS not in reply.content:
-        return "reply carries no arrays"
-    return structure_problem(reply_arrays(reply.content), to_numpy(sent.content[ARRAYS]))
+def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
+    """`new` with each array in the dtype it had in `previous`.
+
+    Flower's FedOpt strategies (FedAdam, FedYogi, FedAdagrad) return float64 arrays
+    for a float32 model; the global model keeps its own dtypes so that clients' replies
+    keep matching what they were sent.
+    """
+    if all(new[key].dtype == previous[key].dtype for key in new.keys() if key in previous):
+        return new
+    dtypes = {key: np.dtype(previous[key].dtype) for key in previous.keys()}
+    return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
 
 
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:

@@ -103,6 +103,10 @@ class OrderedGrid(Grid):
     def get_node_ids(self) -> Iterable[int]:
         return self._directory.online()
 
+    def node_info(self, node_id: int) -> NodeInfo:
+        """What node `node_id` said about itself (its key and model architecture)."""
+        return self._directory.info(node_id)
+
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         return self._grid.push_messages(messages)
 

@@ -42,3 +42,9 @@ EVAL_ACCURACY = "eval-accuracy"
 # Keys inside NODE (client -> server, reply to DESCRIBE)
 NODE_KEY = "key"
 NODE_MODEL = "model"
+
+# Keys of the arrays in a federated-distillation exchange
+SOFT_LABELS = "soft-labels"
+
+# Key inside a node's Context.state: its own model (federated distillation)
+LOCAL_MODEL = "local-model"

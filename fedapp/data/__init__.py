@@ -55,15 +55,15 @@ class DataSpec:
     public_size: int
 
     @classmethod
-    def from_config(cls, config: RunConfig, public_size: int = 0) -> DataSpec:
-        """Take the data settings of `config`; `public_size` > 0 reserves a public slice."""
+    def from_config(cls, config: RunConfig) -> DataSpec:
+        """Take the data settings of `config`, including the size of its public slice."""
         partition = PartitionSpec(
             partitioner=config.partitioner,
             dirichlet_alpha=config.dirichlet_alpha,
             classes_per_node=config.classes_per_node,
             seed=config.seed,
         )
-        return cls(config.dataset, partition, config.validation_fraction, public_size)
+        return cls(config.dataset, partition, config.validation_fraction, config.public_set_size)
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,11 @@ def load_node_data(spec: DataSpec, partition_id: int, num_partitions: int) -> No
     if not 0 <= partition_id < num_partitions:
         raise ValueError(f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}")
     source = _load_source(spec.dataset)
+    if spec.public_size >= len(source.pool_labels):
+        raise ValueError(
+            f"public-size {spec.public_size} leaves no private data: the pool of {spec.dataset!r} has "
+            f"{len(source.pool_labels)} samples"
+        )
     private_labels = source.pool_labels[spec.public_size :]
     positions = cached_partition(private_labels, num_partitions, partition_id, spec.partition) + spec.public_size
     rng = numpy_rng(spec.partition.seed, "validation-split", partition_id)

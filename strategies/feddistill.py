@@ -1,0 +1,116 @@
+"""Federated distillation by logit exchange (the FD / FedMD family).
+
+Jeong et al. 2018 (FD, arXiv:1811.11479) and Li & Wang 2019 (FedMD): clients share
+what their models predict, not their weights, so the upload is independent of model
+size and client architectures may differ. Per round:
+
+1. the server sends each sampled client the consensus soft labels on the public set
+   (from the previous round) and, to clients whose architecture matches its own, its
+   distilled weights;
+2. the client digests (fits the consensus on the public set, `digest-epochs`), trains
+   on its private data (`local-epochs`), and uploads its soft labels on the public set
+   at temperature `distill-temperature`: public-size x classes floats;
+3. the server averages the soft labels weighted by example counts into the new
+   consensus and distils it into its own model (the global model that is evaluated).
+
+Clients keep their own model between rounds in their Flower `Context.state`.
+Deliberate differences: FD averages per-label logits over private data and FedMD uses
+a labelled public set; here the public set is unlabelled (as in FedDF) and the server
+also keeps a distilled model, so central accuracy is measured on one global model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from logging import INFO
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.common import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
+
+from fedapp.distillation import ServerDistiller
+from fedapp.nodes import OrderedGrid
+from fedapp.protocol import ARRAYS, CONFIG, CONSENSUS, EVALUATE_LOCAL, METRICS, NUM_EXAMPLES, SOFT_LABELS, TRAIN_DISTILL
+from strategies.aggregation import aggregation_weights, weighted_average
+from strategies.arrays import Arrays, reply_arrays, to_numpy, to_record
+
+
+class FedDistill(FlowerFedAvg):
+    """Clients exchange soft labels on a public set; the server distils their consensus."""
+
+    def __init__(
+        self,
+        *,
+        distiller: ServerDistiller,
+        server_model: str,
+        num_classes: int,
+        weighting: str = "examples",
+        **sampling: float | int,
+    ) -> None:
+        super().__init__(**sampling)  # type: ignore[arg-type]
+        self.distiller = distiller
+        self.server_model = server_model
+        self.num_classes = num_classes
+        self.weighting = weighting
+        self.consensus: np.ndarray | None = None
+        self.server_arrays: Arrays = {}
+        self.round_metrics: dict[str, float] = {}
+
+    def summary(self) -> None:
+        """Log the exchange's settings, then Flower's sampling settings."""
+        log(
+            INFO,
+            "\t├──> Federated distillation: %d public samples x %d classes, T=%s, server model %s",
+            self.distiller.public_size,
+            self.num_classes,
+            self.distiller.temperature,
+            self.server_model,
+        )
+        super().summary()
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Sample as Flower does; send each node the consensus and, if it can use them, the server's weights."""
+        if not isinstance(grid, OrderedGrid):
+            raise TypeError("FedDistill needs fedapp's OrderedGrid to know each node's architecture")
+        self.server_arrays = to_numpy(arrays)
+        sampled = super().configure_train(server_round, arrays, config, grid)
+        return [self._distill_message(m.metadata.dst_node_id, arrays, config, grid) for m in sampled]
+
+    def _distill_message(self, node_id: int, arrays: ArrayRecord, config: ConfigRecord, grid: OrderedGrid) -> Message:
+        content = RecordDict({CONFIG: config})
+        if self.consensus is not None:
+            content[CONSENSUS] = to_record({SOFT_LABELS: self.consensus})
+        if grid.node_info(node_id).model == self.server_model:
+            content[ARRAYS] = arrays
+        return Message(content, dst_node_id=node_id, message_type=TRAIN_DISTILL)
+
+    def reply_reference(self, message: Message) -> Arrays | None:
+        """What a reply to `message` must carry: soft labels of shape (public size, classes)."""
+        if message.metadata.message_type != TRAIN_DISTILL:
+            return None
+        return {SOFT_LABELS: np.zeros((self.distiller.public_size, self.num_classes), dtype=np.float32)}
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Average the soft labels into the consensus and distil it into the server's model."""
+        contents = [r.content for r in replies if not r.has_error()]
+        if not contents:
+            return None, None
+        weights = aggregation_weights([int(c[METRICS][NUM_EXAMPLES]) for c in contents], self.weighting)
+        self.consensus = weighted_average([reply_arrays(c) for c in contents], weights)[SOFT_LABELS]
+        distilled = self.distiller.distil(self.server_arrays, torch.from_numpy(self.consensus), server_round)
+        self.round_metrics = {"consensus_confidence": float(self.consensus.max(axis=1).mean())}
+        return to_record(distilled), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+
+    def _construct_messages(self, record: RecordDict, node_ids: list[int], message_type: str) -> Iterable[Message]:
+        """Evaluation asks each node to evaluate its own model (no weights are sent)."""
+        if message_type != MessageType.EVALUATE:
+            return super()._construct_messages(record, node_ids, message_type)
+        local = RecordDict({CONFIG: record[CONFIG]})
+        return [Message(local, dst_node_id=node_id, message_type=EVALUATE_LOCAL) for node_id in node_ids]

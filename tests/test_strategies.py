@@ -1,0 +1,265 @@
+"""Exact math of the strategies: FedSGD, FedProx, stragglers, DP, accounting, distillation.
+
+The ClientApp handlers are called in-process (no Ray) so these tests run the real
+client code and the real strategies on real MNIST partitions in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from fedapp.client_app import app as client_app
+from fedapp.config import RunConfig
+from fedapp.data import DataSpec, load_node_data
+from fedapp.losses import distillation_loss, proximal_term, soft_labels
+from fedapp.models import build_model
+from fedapp.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, METRICS, NUM_EXAMPLES, SERVER_ROUND, TRAIN_GRADIENT
+from fedapp.seeding import torch_generator
+from fedapp.training import fit_soft_labels, full_batch_gradient
+from sim.overrides import app_defaults
+from strategies.accounting import RoundEvent, epsilon
+from strategies.aggregation import global_norm
+from strategies.arrays import to_numpy, to_record
+from strategies.fedavg import FedAvg
+from strategies.fedprox import FedProx
+from strategies.fedsgd import FedSGD
+from strategies.privacy import clip_update, noise_std, private_average
+from strategies.stragglers import choose_stragglers
+from tests.conftest import APP_DIR
+
+NUM_NODES = 3
+
+
+def run_config(**changes: Any) -> dict[str, Any]:
+    return {**app_defaults(APP_DIR), "model": "2nn", **{k.replace("_", "-"): v for k, v in changes.items()}}
+
+
+class FakeGrid(Grid):
+    """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
+
+    def __init__(self, node_ids: list[int]) -> None:
+        self.node_ids = node_ids
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.node_ids)
+
+    def set_run(self, run: Any) -> None: ...
+    def run(self) -> Any: ...  # type: ignore[override]
+    def create_message(self, *args: Any, **kwargs: Any) -> Message: ...  # type: ignore[empty-body]
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
+
+
+def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Message]:
+    """Deliver `messages` to the real ClientApp, node id i+1 being partition i."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    replies = []
+    for message in messages:
+        node_id = message.metadata.dst_node_id
+        monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
+        context = Context(
+            run_id=1, node_id=node_id, node_config={"partition-id": node_id - 1, "num-partitions": NUM_NODES},
+            state=RecordDict(), run_config=config,
+        )
+        replies.append(client_app(message, context))
+    assert not any(reply.has_error() for reply in replies), [r.error for r in replies if r.has_error()]
+    return replies
+
+
+def play_round(strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrays: ArrayRecord) -> tuple[list[Message], ArrayRecord]:
+    train_config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: float(config["learning-rate"]), LOCAL_EPOCHS: int(config["local-epochs"])})
+    messages = list(strategy.configure_train(1, arrays, train_config, FakeGrid(list(range(1, NUM_NODES + 1)))))
+    replies = answer(messages, config, monkeypatch)
+    new_arrays, _ = strategy.aggregate_train(1, replies)
+    return messages, new_arrays
+
+
+def initial() -> ArrayRecord:
+    return ArrayRecord(build_model("2nn", (1, 28, 28), 10, seed=0).state_dict())
+
+
+# --- FedSGD --------------------------------------------------------------------
+
+
+def test_fedsgd_with_one_client_is_one_step_of_full_batch_gradient_descent(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    config = run_config(learning_rate=0.3, fraction_evaluate=0.0)
+    cfg = RunConfig.from_mapping(config)
+    strategy = FedSGD(min_train_nodes=1, min_available_nodes=1)
+    request = Message(RecordDict({ARRAYS: initial(), CONFIG: ConfigRecord({LEARNING_RATE: 0.3})}), dst_node_id=1, message_type=TRAIN_GRADIENT)
+    strategy.configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.3, LOCAL_EPOCHS: 1}), FakeGrid([1]))
+    node = load_node_data(DataSpec.from_config(cfg), 0, 1)
+    (reply,) = [client_app(request, Context(1, 1, {"partition-id": 0, "num-partitions": 1}, RecordDict(), config))]
+    fedsgd_arrays, _ = strategy.aggregate_train(1, [reply])
+
+    model = build_model("2nn", (1, 28, 28), 10, seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3)
+    torch.nn.functional.cross_entropy(model(node.train.features), node.train.labels).backward()
+    optimizer.step()
+    for key, value in model.state_dict().items():
+        np.testing.assert_allclose(to_numpy(fedsgd_arrays)[key], value.numpy(), atol=1e-6)
+
+
+def test_fedavg_one_epoch_full_batch_equals_fedsgd(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    """McMahan et al.'s equivalence: FedAvg with E=1 and B=infinity takes FedSGD's step."""
+    config = run_config(learning_rate=0.2, batch_size=100_000, local_epochs=1)
+    _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1), config, monkeypatch, initial())
+    _, fedsgd_arrays = play_round(FedSGD(min_train_nodes=1), config, monkeypatch, initial())
+    for key, value in to_numpy(fedavg_arrays).items():
+        np.testing.assert_allclose(to_numpy(fedsgd_arrays)[key], value, atol=1e-6)
+    assert not np.allclose(to_numpy(fedavg_arrays)["layers.1.weight"], to_numpy(initial())["layers.1.weight"])
+
+
+def test_fedsgd_client_sends_the_gradient_not_weights(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    config = run_config()
+    messages = list(FedSGD(min_train_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1}), FakeGrid([1])))
+    assert messages[0].metadata.message_type == TRAIN_GRADIENT
+    (reply,) = answer(messages, config, monkeypatch)
+    model = build_model("2nn", (1, 28, 28), 10, seed=0)
+    node = load_node_data(DataSpec.from_config(RunConfig.from_mapping(config)), 0, NUM_NODES)
+    expected, _ = full_batch_gradient(model, node.train)
+    for key, value in to_numpy(reply.content[ARRAYS]).items():
+        np.testing.assert_allclose(value, expected[key].numpy(), atol=1e-6)
+
+
+# --- FedProx and stragglers ----------------------------------------------------
+
+
+def test_proximal_term_gradient_is_mu_times_distance() -> None:
+    weights = [torch.randn(4, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
+    anchors = [torch.randn(4, 3), torch.randn(3)]
+    mu = 0.7
+    (mu / 2 * proximal_term(weights, anchors)).backward()
+    for weight, anchor in zip(weights, anchors):
+        assert torch.allclose(weight.grad, mu * (weight.detach() - anchor), atol=1e-6)
+
+
+def test_fedprox_with_mu_zero_gives_exactly_fedavgs_model(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    config = run_config(local_epochs=1)
+    _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1), config, monkeypatch, initial())
+    messages, fedprox_arrays = play_round(FedProx(proximal_mu=0.0, min_train_nodes=1), config, monkeypatch, initial())
+    assert messages[0].content[CONFIG]["proximal-mu"] == 0.0
+    for key, value in to_numpy(fedavg_arrays).items():
+        assert np.array_equal(to_numpy(fedprox_arrays)[key], value)
+
+
+def test_fedprox_term_pulls_local_models_toward_the_global_model(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    config = run_config(local_epochs=2, learning_rate=0.1)
+    start = to_numpy(initial())
+    distances = {}
+    for mu in (0.0, 1.0):
+        messages = list(FedProx(proximal_mu=mu, min_train_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 2}), FakeGrid([1])))
+        (reply,) = answer(messages, config, monkeypatch)
+        local = to_numpy(reply.content[ARRAYS])
+        distances[mu] = global_norm({k: local[k] - start[k] for k in start})
+    assert distances[1.0] < 0.9 * distances[0.0]
+
+
+def test_choose_stragglers_is_seeded_and_cuts_epochs() -> None:
+    nodes = list(range(10))
+    chosen = choose_stragglers(nodes, 0.5, 5, np.random.default_rng(1))
+    assert len(chosen) == 5 and all(1 <= epochs < 5 for epochs in chosen.values())
+    assert chosen == choose_stragglers(nodes, 0.5, 5, np.random.default_rng(1))
+    assert choose_stragglers(nodes, 0.0, 5, np.random.default_rng(1)) == {}
+    assert len(choose_stragglers(nodes, 0.9, 20, np.random.default_rng(0))) == 9
+
+
+@pytest.mark.parametrize(("strategy_class", "kept"), [(FedAvg, False), (FedProx, True)])
+def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(message_identity, monkeypatch, strategy_class, kept) -> None:  # noqa: ANN001
+    config = run_config(local_epochs=3, straggler_fraction=0.67)
+    extra = {"proximal_mu": 0.0} if strategy_class is FedProx else {}
+    strategy = strategy_class(straggler_fraction=0.67, seed=3, min_train_nodes=1, **extra)
+    messages, arrays = play_round(strategy, config, monkeypatch, initial())
+    epochs = {m.metadata.dst_node_id: int(m.content[CONFIG][LOCAL_EPOCHS]) for m in messages}
+    assert len(strategy.stragglers) == 2
+    assert all(epochs[node] < 3 for node in strategy.stragglers)
+    assert [e for node, e in epochs.items() if node not in strategy.stragglers] == [3]
+    assert strategy.round_metrics == {"stragglers": 2.0, "stragglers_dropped": 0.0 if kept else 2.0}
+
+
+# --- Differential privacy ------------------------------------------------------
+
+
+def test_clip_update_bounds_the_norm_and_keeps_small_updates() -> None:
+    big = {"a": np.full((10,), 3.0, dtype=np.float32), "b": np.full((3, 3), -2.0, dtype=np.float32)}
+    clipped = clip_update(big, 1.5)
+    assert global_norm(clipped) == pytest.approx(1.5, rel=1e-6)
+    np.testing.assert_allclose(clipped["a"] / big["a"], clipped["b"][0, 0] / big["b"][0, 0], rtol=1e-6)
+    small = {"a": np.array([0.1, 0.2])}
+    assert clip_update(small, 1.5) is small
+
+
+def test_private_average_clips_every_update_and_uses_a_fixed_denominator() -> None:
+    updates = [{"w": np.full(4, 10.0 * (i + 1))} for i in range(3)]
+    average = private_average(updates, num_sampled=5, clipping_norm=1.0, noise_multiplier=0.0, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(average["w"], np.full(4, 3 * 0.5 / 5))
+
+
+def test_noise_std_matches_multiplier_times_norm_over_sampled_clients() -> None:
+    zero = [{"w": np.zeros(400_000)} for _ in range(4)]
+    average = private_average(zero, num_sampled=8, clipping_norm=2.0, noise_multiplier=1.3, rng=np.random.default_rng(0))
+    expected = noise_std(1.3, 2.0, 8)
+    assert expected == pytest.approx(0.325)
+    assert np.std(average["w"]) == pytest.approx(expected, rel=0.01)
+    assert abs(np.mean(average["w"])) < 3 * expected / np.sqrt(400_000)
+
+
+def test_client_side_clipping_clips_every_update_on_the_client(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    config = run_config(dp="client-fixed", learning_rate=0.1)
+    start = to_numpy(initial())
+    train_config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1, "clipping_norm": 0.25})
+    messages = [Message(RecordDict({ARRAYS: initial(), CONFIG: train_config}), dst_node_id=n, message_type=MessageType.TRAIN) for n in (1, 2, 3)]
+    for reply in answer(messages, config, monkeypatch):
+        update = {k: v - start[k] for k, v in to_numpy(reply.content[ARRAYS]).items()}
+        assert global_norm(update) <= 0.25 * (1 + 1e-5)
+
+
+def test_epsilon_grows_with_rounds_and_shrinks_with_noise() -> None:
+    def eps(rounds: int, z: float, sampled: int = 10) -> float:
+        return epsilon([RoundEvent(sampled, 10, z)] * rounds, delta=1e-5)
+
+    assert eps(1, 1.0) < eps(5, 1.0) < eps(20, 1.0)
+    assert eps(10, 4.0) < eps(10, 2.0) < eps(10, 1.0)
+    assert eps(10, 1.0, sampled=2) < eps(10, 1.0, sampled=10), "subsampling amplifies privacy"
+    assert epsilon([RoundEvent(10, 10, 0.0)], 1e-5) == float("inf")
+
+
+# --- Distillation --------------------------------------------------------------
+
+
+def test_distillation_loss_is_zero_at_the_teacher_and_fitting_lowers_it() -> None:
+    logits = torch.randn(64, 10)
+    assert distillation_loss(logits, soft_labels(logits, 2.0), 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    model = build_model("2nn", (1, 28, 28), 10, seed=0)
+    features = torch.randn(200, 1, 28, 28)
+    teacher = soft_labels(torch.randn(200, 10) * 3, 2.0)
+    before = distillation_loss(model(features), teacher, 2.0).item()
+    fit_soft_labels(model, features, teacher, epochs=20, batch_size=50, learning_rate=1e-3, temperature=2.0, generator=torch_generator(0))
+    assert distillation_loss(model(features), teacher, 2.0).item() < 0.5 * before
+
+
+def test_state_of_private_strategy_records_epsilon(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    from strategies.dp import DifferentialPrivacy
+
+    config = run_config(dp="server-fixed")
+    strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1)
+    play_round(strategy, config, monkeypatch, initial())
+    first = strategy.round_metrics["epsilon"]
+    play_round(strategy, config, monkeypatch, initial())
+    assert 0 < first < strategy.round_metrics["epsilon"] < float("inf")
+    assert strategy.round_metrics["dp_noise_std"] == pytest.approx(1.0 / NUM_NODES)
+
+
+def test_uploads_of_soft_labels_are_tiny_next_to_weights() -> None:
+    soft = to_record({"soft-labels": np.zeros((500, 10), dtype=np.float32)})
+    weights = ArrayRecord(build_model("cnn", (1, 28, 28), 10, seed=0).state_dict())
+    assert soft.count_bytes() / weights.count_bytes() < 0.05
+    assert NUM_EXAMPLES and METRICS
