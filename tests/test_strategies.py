@@ -111,8 +111,8 @@ def test_fedsgd_with_one_client_is_one_step_of_full_batch_gradient_descent(messa
 def test_fedavg_one_epoch_full_batch_equals_fedsgd(message_identity, monkeypatch) -> None:  # noqa: ANN001
     """McMahan et al.'s equivalence: FedAvg with E=1 and B=infinity takes FedSGD's step."""
     config = run_config(learning_rate=0.2, batch_size=100_000, local_epochs=1)
-    _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1), config, monkeypatch, initial())
-    _, fedsgd_arrays = play_round(FedSGD(min_train_nodes=1), config, monkeypatch, initial())
+    _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
+    _, fedsgd_arrays = play_round(FedSGD(min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
     for key, value in to_numpy(fedavg_arrays).items():
         np.testing.assert_allclose(to_numpy(fedsgd_arrays)[key], value, atol=1e-6)
     assert not np.allclose(to_numpy(fedavg_arrays)["layers.1.weight"], to_numpy(initial())["layers.1.weight"])
@@ -120,7 +120,7 @@ def test_fedavg_one_epoch_full_batch_equals_fedsgd(message_identity, monkeypatch
 
 def test_fedsgd_client_sends_the_gradient_not_weights(message_identity, monkeypatch) -> None:  # noqa: ANN001
     config = run_config()
-    messages = list(FedSGD(min_train_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1}), FakeGrid([1])))
+    messages = list(FedSGD(min_train_nodes=1, min_available_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1}), FakeGrid([1])))
     assert messages[0].metadata.message_type == TRAIN_GRADIENT
     (reply,) = answer(messages, config, monkeypatch)
     model = build_model("2nn", (1, 28, 28), 10, seed=0)
@@ -144,8 +144,8 @@ def test_proximal_term_gradient_is_mu_times_distance() -> None:
 
 def test_fedprox_with_mu_zero_gives_exactly_fedavgs_model(message_identity, monkeypatch) -> None:  # noqa: ANN001
     config = run_config(local_epochs=1)
-    _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1), config, monkeypatch, initial())
-    messages, fedprox_arrays = play_round(FedProx(proximal_mu=0.0, min_train_nodes=1), config, monkeypatch, initial())
+    _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
+    messages, fedprox_arrays = play_round(FedProx(proximal_mu=0.0, min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
     assert messages[0].content[CONFIG]["proximal-mu"] == 0.0
     for key, value in to_numpy(fedavg_arrays).items():
         assert np.array_equal(to_numpy(fedprox_arrays)[key], value)
@@ -156,7 +156,7 @@ def test_fedprox_term_pulls_local_models_toward_the_global_model(message_identit
     start = to_numpy(initial())
     distances = {}
     for mu in (0.0, 1.0):
-        messages = list(FedProx(proximal_mu=mu, min_train_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 2}), FakeGrid([1])))
+        messages = list(FedProx(proximal_mu=mu, min_train_nodes=1, min_available_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 2}), FakeGrid([1])))
         (reply,) = answer(messages, config, monkeypatch)
         local = to_numpy(reply.content[ARRAYS])
         distances[mu] = global_norm({k: local[k] - start[k] for k in start})
@@ -176,7 +176,7 @@ def test_choose_stragglers_is_seeded_and_cuts_epochs() -> None:
 def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(message_identity, monkeypatch, strategy_class, kept) -> None:  # noqa: ANN001
     config = run_config(local_epochs=3, straggler_fraction=0.67)
     extra = {"proximal_mu": 0.0} if strategy_class is FedProx else {}
-    strategy = strategy_class(straggler_fraction=0.67, seed=3, min_train_nodes=1, **extra)
+    strategy = strategy_class(straggler_fraction=0.67, seed=3, min_train_nodes=1, min_available_nodes=1, **extra)
     messages, arrays = play_round(strategy, config, monkeypatch, initial())
     epochs = {m.metadata.dst_node_id: int(m.content[CONFIG][LOCAL_EPOCHS]) for m in messages}
     assert len(strategy.stragglers) == 2
@@ -250,7 +250,7 @@ def test_state_of_private_strategy_records_epsilon(message_identity, monkeypatch
     from strategies.dp import DifferentialPrivacy
 
     config = run_config(dp="server-fixed")
-    strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1)
+    strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1)
     play_round(strategy, config, monkeypatch, initial())
     first = strategy.round_metrics["epsilon"]
     play_round(strategy, config, monkeypatch, initial())
