@@ -236,15 +236,16 @@ cluster_up() {
 }
 
 cluster_status() {
-    local pid_file name
+    local pid_file name pid found=0
     for pid_file in "$run"/superlink.pid "$run"/node-*.pid; do
         [[ -f "$pid_file" ]] || continue
+        found=1
         name="$(basename "$pid_file" .pid)"
         if pid="$(live_pid "$pid_file")"; then echo "$name: PID $pid running"; else echo "$name: not running"; fi
     done
-    if [[ -f "$run/cluster.env" ]]; then
-        source "$run/cluster.env"
-        flwr supernode list "$CONNECTION"
+    [[ $found -eq 1 ]] || { echo "no cluster runs from $dir"; return 0; }
+    if live_pid "$run/superlink.pid" >/dev/null && [[ -f "$run/cluster.env" ]]; then
+        flwr supernode list "$(sed -n 's/^CONNECTION=//p' "$run/cluster.env")"
     fi
 }
 
