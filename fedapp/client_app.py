@@ -1,12 +1,14 @@
 """fedapp's ClientApp: thin handlers that unpack a message, call `training`, and pack the reply.
 
 Each handler reads the run config through `RunConfig` and the node's identity from
-its node config (`partition-id`/`num-partitions` in simulation and demos). Data and
-model objects are cached per process: simulation actors serve many nodes and rounds.
+its node config: `data-path` (and optionally `node-name`) on an edge node with its own
+data, `partition-id`/`num-partitions` in simulation and demos. Data and model objects
+are cached per process: simulation actors serve many nodes and rounds.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -19,7 +21,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedapp.config import RunConfig
-from fedapp.data import DataSpec, NodeData, dataset_shape, load_node_data, load_public_features
+from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
 from fedapp.models import build_model
 from fedapp.protocol import (
@@ -49,30 +51,39 @@ app = ClientApp()
 
 @dataclass(frozen=True)
 class Node:
-    """This node as the run sees it: the run config, its stable key and its partition."""
+    """This node as the run sees it: the run config, its stable key and where its data is.
+
+    A node trains either on its own dataset (`data-path` in its node config: an edge
+    node) or on partition `partition-id` of `num-partitions` of the run's dataset
+    (simulation and demos). Its key names it to the server, which orders and samples
+    nodes by key: `node-name` if given, else the data path or the partition.
+    """
 
     config: RunConfig
-    partition_id: int
-    num_partitions: int
+    key: str
+    data_path: str | None = None
+    partition_id: int = 0
+    num_partitions: int = 1
 
     @classmethod
     def from_context(cls, context: Context) -> Node:
-        """Read the run config and the node's partition from Flower's `Context`."""
+        """Read the run config and the node's identity and data source from Flower's `Context`."""
         config = RunConfig.from_mapping(context.run_config)
+        node_config = context.node_config
+        name = str(node_config.get("node-name", ""))
+        if "data-path" in node_config:
+            data_path = os.path.abspath(os.path.expanduser(str(node_config["data-path"])))
+            return cls(config, name or data_path, data_path=data_path)
         try:
-            partition_id = int(context.node_config["partition-id"])
-            num_partitions = int(context.node_config["num-partitions"])
+            partition_id = int(node_config["partition-id"])
+            num_partitions = int(node_config["num-partitions"])
         except KeyError as missing:
             raise ValueError(
-                f"node config lacks {missing}; start the SuperNode with "
-                "--node-config 'partition-id=<i> num-partitions=<n>'"
+                f"node config lacks {missing}; start the SuperNode with --node-config "
+                "'data-path=\"/path/to/its/data\"' (its own dataset) or 'partition-id=<i> num-partitions=<n>' "
+                "(a share of the run's dataset, for demos)"
             ) from None
-        return cls(config, partition_id, num_partitions)
-
-    @property
-    def key(self) -> str:
-        """A stable name for this node, the same in every run (sorts by partition)."""
-        return f"partition-{self.partition_id:05d}"
+        return cls(config, name or f"partition-{partition_id:05d}", partition_id=partition_id, num_partitions=num_partitions)
 
     @property
     def architecture(self) -> str:
@@ -81,6 +92,11 @@ class Node:
 
     def data(self) -> NodeData:
         """This node's train and validation splits."""
+        if self.data_path is not None:
+            _, num_classes = dataset_shape(self.config.dataset)
+            return load_local_node_data(
+                self.data_path, self.config.validation_fraction, self.config.seed, self.key, num_classes
+            )
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
 
     def public_features(self) -> torch.Tensor:

@@ -9,6 +9,8 @@ adds what a research run needs around them:
 - the round's learning rate is set in the train config (`lr-decay`);
 - every reply is checked before aggregation and bad ones are counted, never averaged
   (a strategy may declare what its replies carry with `reply_reference(message)`);
+- a node that answers with an error or not within `round-timeout` (dead, cut off,
+  too slow) fails for that round and is named in the round's record;
 - too few valid replies keep the previous global model instead of failing the run;
 - bytes down and up are measured from the records actually sent, per client;
 - what a strategy reports about its round (`round_metrics`: stragglers, epsilon, ...)
@@ -51,9 +53,13 @@ class Exchange:
 
     sent: list[Message]
     replies: list[Message]
-    failed: int
+    failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
+
+    @property
+    def failed(self) -> int:
+        return len(self.failed_nodes)
 
 
 class Federation:
@@ -115,6 +121,7 @@ class Federation:
             "nodes_sampled": len(exchange.sent),
             "nodes_replied": len(exchange.replies),
             "nodes_failed": exchange.failed,
+            "failed_nodes": exchange.failed_nodes,
             "updates_rejected": rejected,
             "updates_aggregated": len(valid) if len(valid) >= self.config.min_train_nodes else 0,
             "bytes_down": exchange.bytes_down,
@@ -131,19 +138,31 @@ class Federation:
         random.seed(derive_seed(self.config.seed, "sample", phase, server_round))
 
     def _exchange(self, messages: Any) -> Exchange:
-        """Send `messages`, wait up to `round-timeout`, and split replies from failures."""
+        """Send `messages`, wait up to `round-timeout`, and split replies from failures.
+
+        A node fails when it replies with an error (its ClientApp raised, or the
+        SuperLink reports it unavailable) or not at all within `round-timeout`
+        (it died, lost its connection, or is too slow); failures are named by node key.
+        """
         sent = list(messages)
         if not sent:
-            return Exchange([], [], 0, 0, 0)
-        answers = list(self.grid.send_and_receive(sent, timeout=self.config.round_timeout))
-        replies = [answer for answer in answers if not answer.has_error()]
-        for answer in answers:
-            if answer.has_error():
-                log(WARNING, "[fedapp] node %d failed: %s", answer.metadata.src_node_id, answer.error.reason)
+            return Exchange([], [], [], 0, 0)
+        answers = self.grid.send_and_receive(sent, timeout=self.config.round_timeout)
+        answer_to = {answer.metadata.reply_to_message_id: answer for answer in answers}
+        replies, failed_nodes = [], []
+        for message in sent:
+            answer = answer_to.get(message.metadata.message_id)
+            if answer is not None and not answer.has_error():
+                replies.append(answer)
+                continue
+            key = self._node_key(message.metadata.dst_node_id)
+            reason = answer.error.reason if answer is not None else f"no reply within round-timeout ({self.config.round_timeout:g}s)"
+            log(WARNING, "[fedapp] node %s failed: %s", key, reason)
+            failed_nodes.append(key)
         return Exchange(
             sent=sent,
             replies=replies,
-            failed=len(sent) - len(replies),
+            failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
             bytes_up=content_bytes(r.content for r in replies),
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fedapp.config import ConfigError
 from sim.flwr_cli import FlwrCommandError, echo
+from sim.local_cluster import ClusterError
 from sim.presets import PRESETS
 from sim.superlink import LocalSuperLink, SuperLinkError
 
@@ -26,6 +27,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
 
     commands.add_parser("stop", help="stop the SuperLink that `python -m sim` started")
+
+    node_data = commands.add_parser("node-data", help="write each node's share of the data to its own folder (edge demo)")
+    node_data.add_argument("--nodes", type=int, required=True, help="number of nodes (partitions)")
+    node_data.add_argument("--out", type=Path, required=True, help="folder that receives node-0, node-1, ...")
+    node_data.add_argument("--layout", choices=("parquet", "imagefolder"), default="parquet", help="file layout (default: parquet)")
+    node_data.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="dataset, partitioner, seed, ...")
+
+    bench = commands.add_parser("bench-deploy", help="seconds per round in deployment next to simulation, same workload")
+    bench.add_argument("--nodes", type=int, default=2, help="number of nodes (default: 2)")
+    bench.add_argument("--rounds", type=int, default=4, help="number of rounds (default: 4)")
+    bench.add_argument("--executors", default="warm", help="deployment executors to compare: warm, flower or warm,flower (default: warm)")
+    bench.add_argument("--out", type=Path, help="folder for outputs and the cluster (default: a new temporary folder)")
+    bench.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides")
     return parser
 
 
@@ -39,10 +53,19 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(args.app.resolve(), args.run_config, args.preset, args.nodes, args.ray_address)
         if args.command == "stop":
             return _stop()
-    except ConfigError as error:
+        if args.command == "node-data":
+            from sim.node_data import write_node_data  # noqa: PLC0415 (torch import only for commands that need it)
+
+            write_node_data(APP_DIR, args.out, args.nodes, args.layout, args.run_config)
+            return 0
+        if args.command == "bench-deploy":
+            from sim.bench_deploy import bench_command  # noqa: PLC0415
+
+            return bench_command(APP_DIR, args.run_config, args.nodes, args.rounds, args.executors.split(","), args.out)
+    except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (SuperLinkError, FlwrCommandError) as error:
+    except (SuperLinkError, FlwrCommandError, ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 2

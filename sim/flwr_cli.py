@@ -3,6 +3,10 @@
 `flwr run --stream` exits 0 even when the run fails, so a run is submitted with
 `--format json` (which returns its id at once), its log is streamed with
 `flwr log --stream`, and the outcome is read from `flwr list --run-id --format json`.
+
+Every command takes the SuperLink `connection` (default `local`, the simulation
+SuperLink). When Flower cannot reach it, the error names the likely cause
+(`connections.diagnose`): Flower's own message is the same for every cause.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sim.connections import diagnose
 from sim.superlink import flwr_environment, venv_executable
 
 CONNECTION = "local"
+UNREACHABLE = "Connection to the SuperLink is unavailable"
 FINISHED_OK = "finished:completed"
 
 
@@ -25,8 +31,8 @@ class FlwrCommandError(RuntimeError):
     """A `flwr` command failed."""
 
 
-def _flwr(*arguments: str) -> str:
-    """Run `flwr <arguments>` and return its stdout; raise with its output on failure."""
+def _flwr(*arguments: str, connection: str) -> str:
+    """Run `flwr <arguments>` against `connection` and return its stdout; raise with its output on failure."""
     result = subprocess.run(  # noqa: S603 (fixed executable)
         [venv_executable("flwr"), *arguments],
         capture_output=True,
@@ -35,16 +41,30 @@ def _flwr(*arguments: str) -> str:
         check=False,
     )
     if result.returncode != 0:
-        raise FlwrCommandError(f"flwr {' '.join(arguments[:2])} failed ({result.returncode}): {result.stdout}{result.stderr}".strip())
+        _fail(f"flwr {' '.join(arguments[:2])} failed ({result.returncode}): {result.stdout}{result.stderr}".strip(), connection)
     return result.stdout
 
 
-def _json_payload(output: str) -> dict[str, Any]:
-    """The JSON object in a `flwr ... --format json` output (Flower may print notes before it)."""
-    start = output.find("{")
+def _flwr_json(*arguments: str, connection: str) -> dict[str, Any]:
+    """Run `flwr <arguments> --format json` and return its JSON object; raise unless it succeeded.
+
+    With `--format json`, flwr exits 0 on failure and reports it in the object.
+    """
+    output = _flwr(*arguments, "--format", "json", connection=connection)
+    start = output.find("{")  # Flower may print notes before the object
     if start < 0:
         raise FlwrCommandError(f"no JSON in flwr output: {output!r}")
-    return json.loads(output[start:])
+    payload = json.loads(output[start:])
+    if not payload.get("success", False):
+        _fail(f"flwr {' '.join(arguments[:2])} failed: {payload.get('error-message', payload)}", connection)
+    return payload
+
+
+def _fail(message: str, connection: str) -> None:
+    """Raise `FlwrCommandError`, naming the likely cause when the SuperLink was unreachable."""
+    if UNREACHABLE in message:
+        message = f"{message}\nlikely cause: {diagnose(connection)}"
+    raise FlwrCommandError(message)
 
 
 def federation_config_argument(settings: dict[str, int | float]) -> str:
@@ -52,21 +72,17 @@ def federation_config_argument(settings: dict[str, int | float]) -> str:
     return " ".join(f"{key}={value}" for key, value in settings.items())
 
 
-def submit(app_dir: Path, overrides: list[str], federation: dict[str, int | float]) -> int:
-    """Submit the app to the local SuperLink; return the run id."""
-    payload = _json_payload(
-        _flwr(
-            "run",
-            str(app_dir),
-            CONNECTION,
-            "--format",
-            "json",
-            "--federation-config",
-            federation_config_argument(federation),
-            *overrides,
-        )
-    )
-    if not payload.get("success") or payload.get("run-id") is None:
+def submit(
+    app_dir: Path, overrides: list[str], federation: dict[str, int | float] | None, connection: str = CONNECTION
+) -> int:
+    """Submit the app to the SuperLink of `connection`; return the run id.
+
+    `federation` configures a simulation SuperLink; a deployment's federation is the
+    SuperNodes connected to it, so it is None there.
+    """
+    federation_arguments = ["--federation-config", federation_config_argument(federation)] if federation else []
+    payload = _flwr_json("run", str(app_dir), connection, *federation_arguments, *overrides, connection=connection)
+    if payload.get("run-id") is None:
         raise FlwrCommandError(f"flwr run did not start a run: {payload}")
     return int(payload["run-id"])
 
@@ -74,22 +90,26 @@ def submit(app_dir: Path, overrides: list[str], federation: dict[str, int | floa
 def configure_default_federation(federation: dict[str, int | float]) -> None:
     """Make plain `flwr run .` on this SuperLink use `federation` (until the SuperLink restarts)."""
     flags = [f"--{key}={value}" for key, value in federation.items()]
-    _flwr("federation", "simulation-config", "@none/default", CONNECTION, *flags)
+    _flwr("federation", "simulation-config", "@none/default", CONNECTION, *flags, connection=CONNECTION)
 
 
-def status(run_id: int) -> str:
+def status(run_id: int, connection: str = CONNECTION) -> str:
     """The run's status, e.g. `running` or `finished:completed` / `finished:failed`."""
-    payload = _json_payload(_flwr("list", CONNECTION, "--run-id", str(run_id), "--format", "json"))
+    payload = _flwr_json("list", connection, "--run-id", str(run_id), connection=connection)
     runs = payload.get("runs") or []
     if not runs:
         raise FlwrCommandError(f"flwr list has no run {run_id}: {payload}")
     return str(runs[0]["status"])
 
 
-def follow(run_id: int, on_line: Callable[[str], None] = lambda line: print(line, end="", flush=True)) -> None:
+def follow(
+    run_id: int,
+    on_line: Callable[[str], None] = lambda line: print(line, end="", flush=True),
+    connection: str = CONNECTION,
+) -> None:
     """Stream the run's log lines to `on_line` until the run ends."""
     with subprocess.Popen(  # noqa: S603 (fixed executable)
-        [venv_executable("flwr"), "log", str(run_id), CONNECTION, "--stream"],
+        [venv_executable("flwr"), "log", str(run_id), connection, "--stream"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -100,19 +120,19 @@ def follow(run_id: int, on_line: Callable[[str], None] = lambda line: print(line
             on_line(line)
 
 
-def wait_finished(run_id: int, poll_seconds: float = 1.0, timeout: float = 60.0) -> str:
+def wait_finished(run_id: int, poll_seconds: float = 1.0, timeout: float = 60.0, connection: str = CONNECTION) -> str:
     """Poll until the run's status is final (the log stream may end slightly before); return it."""
     deadline = time.monotonic() + timeout
-    current = status(run_id)
+    current = status(run_id, connection)
     while not current.startswith("finished") and time.monotonic() < deadline:
         time.sleep(poll_seconds)
-        current = status(run_id)
+        current = status(run_id, connection)
     return current
 
 
-def stop_run(run_id: int) -> None:
+def stop_run(run_id: int, connection: str = CONNECTION) -> None:
     """Ask the SuperLink to stop a running run."""
-    _flwr("stop", str(run_id), CONNECTION)
+    _flwr("stop", str(run_id), connection, connection=connection)
 
 
 def echo(text: str) -> None:

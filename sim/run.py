@@ -113,22 +113,30 @@ def ensure_superlink(request: RunRequest) -> LocalSuperLink:
     return superlink
 
 
-def execute(request: RunRequest, label: str = "") -> RunOutcome:
-    """Submit `request`, stream its log with elapsed time, and wait for its final status."""
+def execute(request: RunRequest, label: str = "", connection: str = flwr_cli.CONNECTION) -> RunOutcome:
+    """Submit `request`, stream its log with elapsed time, and wait for its final status.
+
+    `connection` defaults to the local simulation SuperLink; any other connection is a
+    deployment (e.g. `deploy/local-cluster.sh`), whose nodes are the SuperNodes
+    connected to it, so the request's simulation settings are not sent there.
+    """
     started = time.monotonic()
-    run_id = flwr_cli.submit(request.app_dir, to_flwr_arguments(request.overrides), request.federation)
+    federation = request.federation if connection == flwr_cli.CONNECTION else None
+    run_id = flwr_cli.submit(request.app_dir, to_flwr_arguments(request.overrides), federation, connection)
     prefix = f"{label} " if label else ""
     echo(
         f"{prefix}run {run_id}: strategy={request.config.strategy} model={request.config.model} "
         f"nodes={request.num_nodes} rounds={request.config.num_server_rounds}"
     )
     try:
-        flwr_cli.follow(run_id, lambda line: print(f"[{time.monotonic() - started:7.1f}s] {prefix}{line}", end="", flush=True))
+        flwr_cli.follow(
+            run_id, lambda line: print(f"[{time.monotonic() - started:7.1f}s] {prefix}{line}", end="", flush=True), connection
+        )
     except KeyboardInterrupt:
         echo(f"interrupted: stopping run {run_id}")
-        flwr_cli.stop_run(run_id)
+        flwr_cli.stop_run(run_id, connection)
         raise
-    status = flwr_cli.wait_finished(run_id)
+    status = flwr_cli.wait_finished(run_id, connection=connection)
     return RunOutcome(run_id, status, resolve_run_folder(request.config, run_id), time.monotonic() - started)
 
 

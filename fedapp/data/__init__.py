@@ -3,20 +3,23 @@
 Every dataset is reduced to the same shape of data: a labelled pool that nodes
 partition among themselves, a held-out test set that only the server evaluates on,
 and (for distillation strategies) an unlabelled public slice carved from the front
-of the pool that no client trains on. Tensors are built once per process and cached,
-so simulation actors that serve many nodes and rounds never reload.
+of the pool that no client trains on. An edge node that brings its own data
+(`data-path`) splits that instead of a partition of the pool (`local.py`). Tensors
+are built once per process and cached, so simulation actors that serve many nodes
+and rounds never reload.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from fedapp.data import embedded, hub
+from fedapp.data import embedded, hub, local
 from fedapp.data.partition import PartitionSpec, cached_partition, split_validation
 from fedapp.seeding import numpy_rng
 
@@ -111,25 +114,56 @@ def pool_size(spec: DataSpec) -> int:
     return len(_load_source(spec.dataset).pool_labels) - spec.public_size
 
 
+def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int) -> np.ndarray:
+    """Positions in the pool of node `partition_id`'s share among `num_partitions` nodes."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}")
+    pool_labels = _load_source(spec.dataset).pool_labels
+    if spec.public_size >= len(pool_labels):
+        raise ValueError(
+            f"public-size {spec.public_size} leaves no private data: the pool of {spec.dataset!r} has "
+            f"{len(pool_labels)} samples"
+        )
+    private_labels = pool_labels[spec.public_size :]
+    return cached_partition(private_labels, num_partitions, partition_id, spec.partition) + spec.public_size
+
+
+def partition_arrays(spec: DataSpec, partition_id: int, num_partitions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (features, labels) of node `partition_id`'s whole share, e.g. to write it to a node's disk."""
+    source = _load_source(spec.dataset)
+    positions = _partition_positions(spec, partition_id, num_partitions)
+    return source.pool_features[positions], source.pool_labels[positions]
+
+
 @lru_cache(maxsize=1024)
 def load_node_data(spec: DataSpec, partition_id: int, num_partitions: int) -> NodeData:
     """Return node `partition_id`'s train and validation splits among `num_partitions` nodes."""
-    if not 0 <= partition_id < num_partitions:
-        raise ValueError(f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}")
     source = _load_source(spec.dataset)
-    if spec.public_size >= len(source.pool_labels):
-        raise ValueError(
-            f"public-size {spec.public_size} leaves no private data: the pool of {spec.dataset!r} has "
-            f"{len(source.pool_labels)} samples"
-        )
-    private_labels = source.pool_labels[spec.public_size :]
-    positions = cached_partition(private_labels, num_partitions, partition_id, spec.partition) + spec.public_size
+    positions = _partition_positions(spec, partition_id, num_partitions)
     rng = numpy_rng(spec.partition.seed, "validation-split", partition_id)
     train, validation = split_validation(positions, spec.validation_fraction, rng)
     return NodeData(
         train=_split(source.pool_features, source.pool_labels, train),
         validation=_split(source.pool_features, source.pool_labels, validation),
     )
+
+
+@lru_cache(maxsize=16)
+def load_local_node_data(path: str, validation_fraction: float, seed: int, node_key: str, num_classes: int) -> NodeData:
+    """Return the train and validation splits of the node's own dataset at `path` (see `local.py`).
+
+    The validation share is drawn from the run `seed` and the node's stable key, so a
+    node holds out the same samples in every round and every run with that seed.
+    """
+    features, labels = local.load_local_dataset(Path(path))
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"data-path {path!r} has labels {labels.min()}..{labels.max()}; the run's model has "
+            f"{num_classes} classes, allowed: 0..{num_classes - 1}"
+        )
+    rng = numpy_rng(seed, "validation-split", node_key)
+    train, validation = split_validation(np.arange(len(labels)), validation_fraction, rng)
+    return NodeData(train=_split(features, labels, train), validation=_split(features, labels, validation))
 
 
 @lru_cache(maxsize=4)

@@ -34,12 +34,12 @@ def _download(name: str) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         rows = federated.load_split(split)
-        arrays[f"{split}_features"] = _images(rows, name)
+        arrays[f"{split}_features"] = image_array(rows, name)
         arrays[f"{split}_labels"] = np.asarray(rows["label"], dtype=np.int64)
     return arrays
 
 
-def _images(rows: Any, name: str) -> np.ndarray:
+def image_array(rows: Any, name: str) -> np.ndarray:
     """Stack a split's image column as uint8 (N, 28, 28), or explain what is wrong."""
     column = next((c for c in IMAGE_COLUMNS if c in rows.column_names), None)
     if column is None or "label" not in rows.column_names:

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Make a private certificate authority (CA) and a TLS certificate for the SuperLink.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: deploy/make-certs.sh [--out DIR] [--hosts NAMES] [--days N] [--force]
+
+Make the TLS material of a fedapp federation in DIR (default: ./certs):
+
+  ca.crt          the CA certificate: copy it to every SuperNode and CLI user
+  ca.key          the CA's private key: keep it off the servers (it signs certificates)
+  superlink.crt   the SuperLink's certificate, signed by the CA
+  superlink.key   the SuperLink's private key (stays on the SuperLink host)
+
+--hosts  comma-separated host names and IP addresses the SuperNodes and the CLI
+         use to reach the SuperLink; each becomes a subjectAltName, and a client
+         connecting by any other name is refused (default: localhost,127.0.0.1,::1)
+--days   validity of both certificates in days (default: 365)
+--force  replace an existing SuperLink certificate (an existing CA is always
+         reused, so SuperNodes that trust it keep working)
+
+Keys are ECDSA P-256. Example for a SuperLink reachable as fl.example.org and 10.0.0.5:
+  deploy/make-certs.sh --out certs --hosts fl.example.org,10.0.0.5
+USAGE
+}
+
+out="certs"
+hosts="localhost,127.0.0.1,::1"
+days=365
+force=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --out) out="$2"; shift 2 ;;
+        --hosts) hosts="$2"; shift 2 ;;
+        --days) days="$2"; shift 2 ;;
+        --force) force=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ "$days" =~ ^[1-9][0-9]*$ ]] || { echo "error: --days '$days' is not allowed; allowed: a whole number >= 1" >&2; exit 2; }
+command -v openssl >/dev/null || { echo "error: openssl is not installed" >&2; exit 1; }
+
+san=""
+IFS=',' read -r -a names <<<"$hosts"
+for name in "${names[@]}"; do
+    [[ -n "$name" ]] || continue
+    if [[ "$name" =~ ^[0-9.]+$ || "$name" == *:* ]]; then
+        san+="${san:+,}IP:$name"
+    elif [[ "$name" =~ ^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
+        san+="${san:+,}DNS:$name"
+    else
+        echo "error: --hosts entry '$name' is neither a host name nor an IP address" >&2
+        exit 2
+    fi
+done
+[[ -n "$san" ]] || { echo "error: --hosts is empty; allowed: comma-separated host names and IP addresses" >&2; exit 2; }
+
+mkdir -p "$out"
+if [[ -e "$out/superlink.crt" && $force -eq 0 ]]; then
+    echo "error: $out/superlink.crt already exists; pass --force to replace it" >&2
+    exit 1
+fi
+
+if [[ -f "$out/ca.key" && -f "$out/ca.crt" ]]; then
+    echo "reusing the CA in $out/ca.crt"
+else
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/ca.key" 2>/dev/null)
+    openssl req -x509 -new -key "$out/ca.key" -sha256 -days "$days" -subj "/O=fedapp/CN=fedapp federation CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out "$out/ca.crt"
+    echo "made the CA: $out/ca.crt (private key: $out/ca.key)"
+fi
+
+extensions="$(mktemp)"
+trap 'rm -f "$extensions" "$out/superlink.csr"' EXIT
+cat >"$extensions" <<EXT
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = $san
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+EXT
+(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/superlink.key" 2>/dev/null)
+openssl req -new -key "$out/superlink.key" -subj "/O=fedapp/CN=${names[0]}" -out "$out/superlink.csr"
+openssl x509 -req -in "$out/superlink.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" -CAcreateserial \
+    -days "$days" -sha256 -extfile "$extensions" -out "$out/superlink.crt" 2>/dev/null
+echo "made the SuperLink certificate: $out/superlink.crt for ${san//,/, } (private key: $out/superlink.key)"

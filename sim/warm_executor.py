@@ -1,0 +1,116 @@
+"""A warm task executor for a SuperNode: each ClientApp message runs in a process forked
+from one that already has Flower and torch loaded.
+
+Flower 1.41's `flower-superexec` runs every ClientApp task (one per message: train,
+evaluate, ...) as a new `flwr-clientapp` process, which imports Flower and torch anew:
+seconds per message, twice per round. Its warm executor pools exist only for
+Kubernetes and not for ClientApps. `flower-supernode --isolation process` leaves task
+execution to an outside process, and this is one: it imports Flower's ClientApp
+runtime and torch once, asks the SuperNode's Runtime API for ClientApp tasks as
+`flower-superexec` does, and runs each task in a child forked from itself, through
+Flower's own `run_clientapp`. A task still gets its own process (a crash ends only
+that task; the FAB's code is loaded fresh in it), but starts in milliseconds.
+
+fedapp's own modules are deliberately not imported here: Flower's app loader would
+reuse an already imported module instead of loading the run's FAB. This relies on
+Flower 1.41 internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`); pyproject.toml
+pins that version. Started by `deploy/start-supernode.sh`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+import httpx
+from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=no-name-in-module
+from flwr.supercore.constant import TaskType
+from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+from flwr.supercore.runtime import RuntimeHttpClient
+from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+POLL_SECONDS = 0.1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sim.warm_executor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API, e.g. 127.0.0.1:9094")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process (the SuperNode) is gone")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve ClientApp tasks until stopped (SIGTERM/SIGINT) or the parent process is gone."""
+    args = _parser().parse_args(argv)
+    import torch  # noqa: F401, PLC0415 (loaded once here, so that every forked task has it)
+
+    client = RuntimeHttpClient.from_server_address(
+        server_address=args.runtime_api_address,
+        insecure=True,
+        root_certificates=None,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+    )
+    stopping = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"[fedapp] warm executor PID {os.getpid()} serving ClientApp tasks of {args.runtime_api_address}", flush=True)
+    while not stopping and (args.parent_pid is None or os.getppid() == args.parent_pid):
+        _reap_children()
+        try:
+            response = client.AcquireTask(AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))
+        except httpx.TransportError:  # the SuperNode's Runtime API is not up yet (or gone: checked above)
+            time.sleep(POLL_SECONDS)
+            continue
+        if response.HasField("task") and response.token:
+            _fork_task(args.runtime_api_address, response.token)
+        else:
+            time.sleep(POLL_SECONDS)
+    client.close()
+
+
+def _fork_task(runtime_api_address: str, token: str) -> None:
+    """Run one task in a forked child, through Flower's `flwr-clientapp` code path."""
+    parent = os.getpid()
+    if os.fork() != 0:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    code = 0
+    try:
+        run_clientapp(
+            runtime_api_address=runtime_api_address,
+            token=token,
+            insecure=True,
+            certificates=None,
+            parent_pid=parent,
+            runtime_dependency_install=False,
+        )
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # noqa: BLE001 (a task must never return into the executor's loop)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _reap_children() -> None:
+    """Collect finished task processes, so none stays a zombie."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            continue
+    except ChildProcessError:
+        return
+
+
+if __name__ == "__main__":
+    main()
