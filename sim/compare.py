@@ -62,12 +62,17 @@ class Contender:
 
 @dataclass(frozen=True)
 class CompareRequest:
-    """Everything a comparison needs, as given on the command line (or by a preset)."""
+    """Everything a comparison needs, as given on the command line (or by a preset).
+
+    `common` applies to every run below each strategy's own settings; an explicit
+    `--rounds` (`rounds`) applies to every run above them.
+    """
 
     contenders: tuple[Contender, ...]
     seeds: tuple[int, ...]
     nodes: int
     common: dict[str, Any]
+    rounds: int | None
     target: float
     centralized_epochs: int | None
     world_size: int
@@ -137,12 +142,13 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
         if key in request.common or any(key in c.overrides for c in request.contenders):
             raise ConfigError(f"run-config key {key!r} is set by compare for each run; use --seeds and --out instead")
     runs_dir = str(request.out.expanduser().absolute() / RUNS_FOLDER)
-    shared = dict(request.common)
+    rounds = {} if request.rounds is None else {"num-server-rounds": request.rounds}
+    shared = {**request.common, **rounds}
     runs, baselines, settings = [], {}, {}
     for seed in request.seeds:
         data_specs: dict[str, DataSpec] = {}
         for contender in request.contenders:
-            extra = {**shared, **contender.overrides, "strategy": contender.strategy, "seed": seed}
+            extra = {**shared, **contender.overrides, **rounds, "strategy": contender.strategy, "seed": seed}
             run = RunRequest.build(
                 app_dir,
                 [],
@@ -310,9 +316,8 @@ def build_request(
         chosen.strategies if chosen else strategies or "", [*(chosen.settings if chosen else ()), *settings]
     )
     common = parse_overrides([chosen.common if chosen else "", *override_texts])
-    rounds = rounds if rounds is not None else chosen.rounds if chosen else None
-    if rounds is not None:
-        common["num-server-rounds"] = rounds
+    if chosen is not None:
+        common.setdefault("num-server-rounds", chosen.rounds)
     target = target if target is not None else chosen.target if chosen else DEFAULT_TARGET
     if not 0 < target <= 1:
         raise ConfigError(f"--target = {target} is not allowed; allowed: an accuracy in (0, 1]")
@@ -321,6 +326,7 @@ def build_request(
         seeds=_parse_seeds(seeds) if seeds is not None else chosen.seeds if chosen else (0,),
         nodes=nodes if nodes is not None else chosen.nodes if chosen else DEFAULT_NODES,
         common=common,
+        rounds=rounds,
         target=target,
         centralized_epochs=centralized_epochs if centralized_epochs is not None else chosen.centralized_epochs if chosen else None,
         world_size=world_size,

@@ -13,7 +13,12 @@
   against the megabytes it costs.
 
 Options given on the command line (`--rounds`, `--seeds`, `-c`, ...) override a
-preset's values.
+preset's values. A preset's rounds are a default that one strategy's own settings may
+change (FedSGD needs many more, cheaper rounds); an explicit `--rounds` applies to all.
+
+FedSGD's learning rate 0.1 was chosen by a sweep of full-batch gradient descent on the
+pooled training data (what FedSGD with every node sampled computes), CNN, seed 0:
+0.5 and 1.0 diverged, 0.2 oscillated (0.69 at step 80), 0.1 reached 0.949 at step 70.
 """
 
 from __future__ import annotations
@@ -38,10 +43,10 @@ class PaperPreset:
 PAPER_PRESETS: dict[str, PaperPreset] = {
     "fedavg-vs-fedsgd": PaperPreset(
         strategies="fedavg,fedsgd",
-        settings=(("fedavg", "local-epochs=5 batch-size=10"),),
-        common="model=cnn partitioner=iid fraction-evaluate=0",
+        settings=(("fedsgd", "learning-rate=0.1 num-server-rounds=150"),),
+        common="model=cnn partitioner=iid local-epochs=5 batch-size=10 learning-rate=0.05 fraction-evaluate=0 validation-fraction=0",
         nodes=10,
-        rounds=20,
+        rounds=10,
         seeds=(0,),
         target=0.95,
         centralized_epochs=10,

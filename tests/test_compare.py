@@ -121,3 +121,11 @@ def test_contender_labels_name_a_strategy_and_must_be_distinct() -> None:
     for bad in ("fedavg,fedavg", "centralized=fedavg", "a/b=fedavg"):
         with pytest.raises(ConfigError, match="repeated, reserved or not a folder name"):
             parse_contenders(bad, [])
+
+
+def test_a_strategys_own_rounds_beat_the_shared_ones_but_not_an_explicit_rounds(tmp_path: Path) -> None:
+    settings = [("small-lr", "num-server-rounds=5")]
+    own = plan(_request(tmp_path, rounds=None, settings=settings, override_texts=["num-server-rounds=3"]), APP_DIR)
+    assert [r.request.config.num_server_rounds for r in own.runs[:2]] == [3, 5]
+    forced = plan(_request(tmp_path, rounds=2, settings=settings), APP_DIR)
+    assert [r.request.config.num_server_rounds for r in forced.runs[:2]] == [2, 2]
