@@ -20,12 +20,12 @@ SAME_MODEL = "same"
 DP_MODES = ("none", "client-fixed", "server-fixed")
 AUTO_PUBLIC_SIZE = -1
 DEFAULT_PUBLIC_SIZE = 500
-EMBEDDED_DATASETS = ("mnist",)
+EMBEDDED_DATASETS = ("mnist", "synthetic")
 DATASET_RULE = (
     f"{', '.join(EMBEDDED_DATASETS)}, a hub dataset id 'owner/name', "
     "or the absolute path of an existing local dataset directory"
 )
-PARTITIONERS = ("iid", "dirichlet", "shard")
+PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
 WEIGHTINGS = ("examples", "uniform")
 
 
@@ -72,6 +72,8 @@ class RunConfig:
     dp_clipping_norm: float
     dp_noise_multiplier: float
     dp_delta: float
+    synthetic_alpha: float
+    synthetic_beta: float
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -151,11 +153,27 @@ class RunConfig:
                 "allowed: > 0 while fraction-evaluate > 0 (or set fraction-evaluate=0)"
             )
         self._validate_strategy_settings()
+        self._validate_synthetic()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
                 f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
                 f"min-train-nodes = {self.min_train_nodes}; allowed: >= min-train-nodes"
             )
+
+    def _validate_synthetic(self) -> None:
+        """Synthetic(alpha, beta) comes in devices: it is split by device, for flat-input models."""
+        for name in ("synthetic_alpha", "synthetic_beta"):
+            _check(self, name, lambda v: v >= 0, "a number >= 0")
+        synthetic = self.dataset == "synthetic"
+        _check(
+            self,
+            "partitioner",
+            lambda v: (v == "natural") == synthetic,
+            "natural (each device is a node) with dataset 'synthetic'"
+            if synthetic
+            else "iid, dirichlet, shard (natural needs dataset 'synthetic')",
+        )
+        _check(self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)")
 
 
     def _validate_strategy_settings(self) -> None:

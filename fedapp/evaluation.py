@@ -5,7 +5,7 @@ from __future__ import annotations
 from flwr.app import ArrayRecord
 
 from fedapp.config import RunConfig
-from fedapp.data import dataset_shape, load_test_split
+from fedapp.data import data_source, dataset_shape, load_test_split
 from fedapp.device import compute_device
 from fedapp.models import build_model
 from fedapp.training import evaluate
@@ -23,7 +23,7 @@ class CentralEvaluator:
     def __init__(self, config: RunConfig) -> None:
         shape, num_classes = dataset_shape(config.dataset)
         self.model = build_model(config.model, shape, num_classes, config.seed)
-        self.test_set = load_test_split(config.dataset)
+        self.test_set = load_test_split(data_source(config))
         self.device = compute_device()
 
     def __call__(self, arrays: ArrayRecord) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from fedapp.config import ConfigError
 from sim.flwr_cli import FlwrCommandError, echo
 from sim.local_cluster import ClusterError
+from sim.paper_presets import PAPER_PRESETS
 from sim.presets import PRESETS
 from sim.superlink import LocalSuperLink, SuperLinkError
 
@@ -25,6 +26,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides")
     run.add_argument("--ray-address", help="attach the simulation to this running Ray cluster (e.g. 127.0.0.1:6379)")
     run.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
+
+    compare = commands.add_parser("compare", help="run several strategies on identical partitions and seeds, then compare")
+    compare.add_argument("--strategies", help="strategies to compare, e.g. fedavg,fedprox or fedavg,prox1=fedprox")
+    compare.add_argument("--preset", choices=sorted(PAPER_PRESETS), help="a paper's experiment (sim/paper_presets.py)")
+    compare.add_argument("--set", nargs=2, action="append", default=[], metavar=("LABEL", "'k=v ...'"), help="settings of one strategy")
+    compare.add_argument("--rounds", type=int, help="num-server-rounds of every run")
+    compare.add_argument("--nodes", type=int, help="simulated SuperNodes (default: 10)")
+    compare.add_argument("--seeds", help="comma-separated seeds, one run per strategy and seed (default: 0)")
+    compare.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides for every run")
+    compare.add_argument("--target", type=float, help="accuracy for rounds/MB-to-target (default: 0.9)")
+    compare.add_argument("--centralized-epochs", type=int, help="epochs of the centralized baseline (default: the rounds)")
+    compare.add_argument("--world-size", type=int, default=2, help="DDP processes of the centralized baseline (default: 2)")
+    compare.add_argument("--resources", choices=sorted(PRESETS), default="cpu", help="client resources (default: cpu)")
+    compare.add_argument("--out", type=Path, required=True, help="a new folder for the comparison's outputs")
+    compare.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
+
+    centralized = commands.add_parser("centralized", help="train the centralized baseline with DistributedDataParallel")
+    centralized.add_argument("--world-size", type=int, default=2, help="DDP processes (default: 2)")
+    centralized.add_argument("--nodes", type=int, default=10, help="pool the training data of this many nodes (default: 10)")
+    centralized.add_argument("--epochs", type=int, help="epochs over the pooled data (default: num-server-rounds)")
+    centralized.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides")
+    centralized.add_argument("--out", type=Path, help="the run folder (default: <output-dir>/centralized-<time>)")
+    centralized.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
 
     commands.add_parser("stop", help="stop the SuperLink that `python -m sim` started")
 
@@ -51,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             from sim.run import run_command  # noqa: PLC0415 (torch import only for commands that need it)
 
             return run_command(args.app.resolve(), args.run_config, args.preset, args.nodes, args.ray_address)
+        if args.command == "compare":
+            from sim.compare import compare_command  # noqa: PLC0415
+
+            return compare_command(args)
+        if args.command == "centralized":
+            from sim.centralized import centralized_command  # noqa: PLC0415
+
+            return centralized_command(args.app.resolve(), args.run_config, args.nodes, args.world_size, args.epochs, args.out)
         if args.command == "stop":
             return _stop()
         if args.command == "node-data":

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from fedapp.config import ConfigError, RunConfig
+from fedapp.data import synthetic
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
@@ -98,6 +99,11 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
     for key, value in (("min-available-nodes", config.min_available_nodes), ("min-train-nodes", config.min_train_nodes)):
         if value > nodes:
             raise ConfigError(f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}")
+    if config.partitioner == "natural" and nodes > synthetic.NUM_DEVICES:
+        raise ConfigError(
+            f"--nodes = {nodes} exceeds the {synthetic.NUM_DEVICES} devices of partitioner 'natural'; "
+            f"allowed: <= {synthetic.NUM_DEVICES}"
+        )
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
             f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "

@@ -19,14 +19,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from fedapp.data import embedded, hub, local
-from fedapp.data.partition import PartitionSpec, cached_partition, split_validation
+from fedapp.data import embedded, hub, local, synthetic
+from fedapp.data.partition import PartitionSpec, cached_partition, natural_partition, split_validation
+from fedapp.data.synthetic import SyntheticSpec
 from fedapp.seeding import numpy_rng
 
 if TYPE_CHECKING:
     from fedapp.config import RunConfig
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+NATURAL = "natural"
+
+Source = str | SyntheticSpec
+"""What a run's data comes from: a dataset name, or the parameters of a Synthetic(alpha, beta) set."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class NodeData:
 class DataSpec:
     """The settings that decide which samples a node, the server and the public set get."""
 
-    dataset: str
+    dataset: Source
     partition: PartitionSpec
     validation_fraction: float
     public_size: int
@@ -66,22 +71,38 @@ class DataSpec:
             classes_per_node=config.classes_per_node,
             seed=config.seed,
         )
-        return cls(config.dataset, partition, config.validation_fraction, config.public_set_size)
+        return cls(data_source(config), partition, config.validation_fraction, config.public_set_size)
+
+
+def data_source(config: RunConfig) -> Source:
+    """What `config` trains on: its dataset name, or its Synthetic(alpha, beta) parameters and seed."""
+    if config.dataset == synthetic.NAME:
+        return SyntheticSpec(config.synthetic_alpha, config.synthetic_beta, config.seed)
+    return config.dataset
 
 
 @dataclass(frozen=True)
 class _Source:
-    """A dataset reduced to arrays: the pool nodes share and the held-out test set."""
+    """A dataset reduced to arrays: the pool nodes share and the held-out test set.
+
+    `pool_devices` gives each pool sample's device for data that comes in devices.
+    """
 
     pool_features: np.ndarray
     pool_labels: np.ndarray
     test_features: np.ndarray
     test_labels: np.ndarray
+    pool_devices: np.ndarray | None = None
 
 
 @lru_cache(maxsize=4)
-def _load_source(dataset: str) -> _Source:
+def _load_source(dataset: Source) -> _Source:
     """Load dataset `dataset` as arrays (from the on-disk cache after the first time)."""
+    if isinstance(dataset, SyntheticSpec):
+        data = synthetic.generate(dataset)
+        return _Source(data.pool_features, data.pool_labels, data.test_features, data.test_labels, data.pool_devices)
+    if dataset == synthetic.NAME:
+        raise ValueError("dataset 'synthetic' is drawn from synthetic-alpha, synthetic-beta and seed: pass data_source(config)")
     if dataset == "mnist":
         images, labels = embedded.load_mnist()
         test, pool = embedded.split_indices()
@@ -102,8 +123,10 @@ def _split(features: np.ndarray, labels: np.ndarray, positions: np.ndarray) -> L
     return LabelledSplit(_to_tensor(features[positions]), torch.from_numpy(labels[positions]))
 
 
-def dataset_shape(dataset: str) -> tuple[tuple[int, ...], int]:
+def dataset_shape(dataset: Source) -> tuple[tuple[int, ...], int]:
     """Return (input shape of one sample, number of classes) of `dataset`."""
+    if dataset == synthetic.NAME or isinstance(dataset, SyntheticSpec):
+        return (synthetic.NUM_FEATURES,), synthetic.NUM_CLASSES
     source = _load_source(dataset)
     sample = _to_tensor(source.test_features[:1])
     return tuple(sample.shape[1:]), int(max(source.pool_labels.max(), source.test_labels.max()) + 1)
@@ -118,14 +141,19 @@ def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int)
     """Positions in the pool of node `partition_id`'s share among `num_partitions` nodes."""
     if not 0 <= partition_id < num_partitions:
         raise ValueError(f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}")
-    pool_labels = _load_source(spec.dataset).pool_labels
-    if spec.public_size >= len(pool_labels):
+    source = _load_source(spec.dataset)
+    if spec.public_size >= len(source.pool_labels):
         raise ValueError(
             f"public-size {spec.public_size} leaves no private data: the pool of {spec.dataset!r} has "
-            f"{len(pool_labels)} samples"
+            f"{len(source.pool_labels)} samples"
         )
-    private_labels = pool_labels[spec.public_size :]
-    return cached_partition(private_labels, num_partitions, partition_id, spec.partition) + spec.public_size
+    if spec.partition.partitioner == NATURAL:
+        if source.pool_devices is None:
+            raise ValueError(f"partitioner 'natural' needs data that comes in devices; {spec.dataset!r} does not")
+        positions = natural_partition(source.pool_devices[spec.public_size :], num_partitions, partition_id)
+    else:
+        positions = cached_partition(source.pool_labels[spec.public_size :], num_partitions, partition_id, spec.partition)
+    return positions + spec.public_size
 
 
 def partition_arrays(spec: DataSpec, partition_id: int, num_partitions: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +195,7 @@ def load_local_node_data(path: str, validation_fraction: float, seed: int, node_
 
 
 @lru_cache(maxsize=4)
-def load_test_split(dataset: str) -> LabelledSplit:
+def load_test_split(dataset: Source) -> LabelledSplit:
     """The held-out test set of `dataset`, for the server's central evaluation."""
     source = _load_source(dataset)
     return _split(source.test_features, source.test_labels, np.arange(len(source.test_labels)))

@@ -9,6 +9,8 @@ partitioners keep the order they are given, and MNIST here is sorted by label).
 - `dirichlet`: `DirichletPartitioner` over labels with concentration `dirichlet-alpha`.
 - `shard`: the FedAvg paper's pathological split, as `PathologicalPartitioner` with
   `classes-per-node` labels per node, assigned so that every label is used.
+- `natural`: data that comes in devices (Synthetic(alpha, beta)) keeps them: device i
+  is node i; with fewer nodes than devices, node i holds devices i, i + n, i + 2n, ...
 """
 
 from __future__ import annotations
@@ -85,6 +87,22 @@ def cached_partition(labels: np.ndarray, num_partitions: int, partition_id: int,
         lambda: {str(i): part for i, part in enumerate(partition_pool(labels, num_partitions, spec))},
     )
     return arrays[str(partition_id)]
+
+
+def natural_partition(devices: np.ndarray, num_partitions: int, partition_id: int) -> np.ndarray:
+    """Positions of node `partition_id`: the samples of devices d with d % `num_partitions` == id.
+
+    Raises
+    ------
+    ValueError
+        If there are more nodes than devices (some node would hold no data).
+    """
+    num_devices = int(devices.max()) + 1
+    if num_partitions > num_devices:
+        raise ValueError(
+            f"partitioner 'natural' has {num_devices} devices for {num_partitions} nodes; allowed: at most {num_devices} nodes"
+        )
+    return np.flatnonzero(devices % num_partitions == partition_id)
 
 
 def split_validation(positions: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
