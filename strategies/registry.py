@@ -54,7 +54,6 @@ def sampling_kwargs(config: RunConfig) -> dict[str, Any]:
 
 def _averaging_kwargs(config: RunConfig) -> dict[str, Any]:
     """The settings every fedapp weight-averaging strategy shares."""
-
     privacy = None
     if config.dp != "none":
         privacy = DifferentialPrivacy(config.dp, config.dp_clipping_norm, config.dp_noise_multiplier, config.dp_delta, config.seed)
@@ -70,27 +69,22 @@ def _averaging_kwargs(config: RunConfig) -> dict[str, Any]:
 
 
 def _fedavg(config: RunConfig) -> Strategy:
-
     return FedAvg(**_averaging_kwargs(config))
 
 
 def _fedprox(config: RunConfig) -> Strategy:
-
     return FedProx(proximal_mu=config.proximal_mu, **_averaging_kwargs(config))
 
 
 def _fedsgd(config: RunConfig) -> Strategy:
-
     return FedSGD(**_averaging_kwargs(config))
 
 
 def _feddf(config: RunConfig) -> Strategy:
-
     return FedDF(distiller=ServerDistiller(config), **_averaging_kwargs(config))
 
 
 def _feddistill(config: RunConfig) -> Strategy:
-
     return FedDistill(
         distiller=ServerDistiller(config),
         server_model=config.model,
