@@ -56,6 +56,7 @@ class Exchange:
     failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
+    clients: list[dict[str, Any]]
 
     @property
     def failed(self) -> int:
@@ -126,7 +127,7 @@ class Federation:
             "updates_aggregated": len(valid) if len(valid) >= self.config.min_train_nodes else 0,
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
-            "clients": self._client_traffic(exchange),
+            "clients": exchange.clients,
             **strategy_metrics,
             **self._federated_evaluation(server_round, arrays),
         }
@@ -146,7 +147,7 @@ class Federation:
         """
         sent = list(messages)
         if not sent:
-            return Exchange([], [], [], 0, 0)
+            return Exchange([], [], [], 0, 0, [])
         answers = self.grid.send_and_receive(sent, timeout=self.config.round_timeout)
         answer_to = {answer.metadata.reply_to_message_id: answer for answer in answers}
         replies, failed_nodes = [], []
@@ -165,6 +166,7 @@ class Federation:
             failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
             bytes_up=content_bytes(r.content for r in replies),
+            clients=self._client_traffic(sent, replies),
         )
 
     def _screen(self, exchange: Exchange) -> tuple[list[Message], int]:
@@ -205,11 +207,15 @@ class Federation:
         except KeyError:
             return "unknown node"
 
-    def _client_traffic(self, exchange: Exchange) -> list[dict[str, Any]]:
-        """Bytes each sampled client received and sent back this round, by stable node key."""
-        replied = {reply.metadata.src_node_id: reply for reply in exchange.replies}
+    def _client_traffic(self, sent: list[Message], replies: list[Message]) -> list[dict[str, Any]]:
+        """Bytes each sampled client received and sent back, by stable node key.
+
+        Measured when the replies arrive: some strategies (Flower's FedMedian) consume
+        the replies' records while aggregating.
+        """
+        replied = {reply.metadata.src_node_id: reply for reply in replies}
         traffic = []
-        for message in exchange.sent:
+        for message in sent:
             node_id = message.metadata.dst_node_id
             reply = replied.get(node_id)
             traffic.append(

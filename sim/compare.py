@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedapp.config import ConfigError, RunConfig
+from fedapp.config import DEFAULT_PUBLIC_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
 from sim.centralized import CentralizedRequest, train_centralized
@@ -143,7 +143,7 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
             raise ConfigError(f"run-config key {key!r} is set by compare for each run; use --seeds and --out instead")
     runs_dir = str(request.out.expanduser().absolute() / RUNS_FOLDER)
     rounds = {} if request.rounds is None else {"num-server-rounds": request.rounds}
-    shared = {**request.common, **rounds}
+    shared = {**request.common, **rounds, **_shared_public_set(request)}
     runs, baselines, settings = [], {}, {}
     for seed in request.seeds:
         data_specs: dict[str, DataSpec] = {}
@@ -172,6 +172,13 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
         description = f"DDP, {baseline.world_size} ranks, {baseline.epochs} epochs"
         settings.setdefault(CENTRALIZED, {**_visible_settings(baseline.config), "strategy": description})
     return Plan(runs, baselines, settings)
+
+
+def _shared_public_set(request: CompareRequest) -> dict[str, int]:
+    """`public-size` for every run when a strategy distils and no run sets it: same partitions for all."""
+    distils = any(STRATEGIES[contender.strategy].uses_public_set for contender in request.contenders)
+    explicit = "public-size" in request.common or any("public-size" in c.overrides for c in request.contenders)
+    return {"public-size": DEFAULT_PUBLIC_SIZE} if distils and not explicit else {}
 
 
 def _visible_settings(config: RunConfig) -> dict[str, Any]:

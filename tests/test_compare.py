@@ -129,3 +129,9 @@ def test_a_strategys_own_rounds_beat_the_shared_ones_but_not_an_explicit_rounds(
     assert [r.request.config.num_server_rounds for r in own.runs[:2]] == [3, 5]
     forced = plan(_request(tmp_path, rounds=2, settings=settings), APP_DIR)
     assert [r.request.config.num_server_rounds for r in forced.runs[:2]] == [2, 2]
+
+
+def test_when_one_strategy_distils_every_run_reserves_the_same_public_set(tmp_path: Path) -> None:
+    comparison = plan(_request(tmp_path, strategies="fedavg,feddistill"), APP_DIR)
+    assert {r.request.config.public_set_size for r in comparison.runs} == {500}
+    assert {b.config.public_set_size for b in comparison.baselines.values()} == {500}

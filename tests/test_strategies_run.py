@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
 from tests.conftest import run_app
@@ -91,10 +89,3 @@ def test_feddistill_clients_of_another_architecture_upload_only_soft_labels(
             assert 0 < client["bytes_up"] <= 0.05 * CNN_BYTES
             assert client["bytes_down"] < TWO_NN_BYTES
         assert 0 < record["consensus_confidence"] <= 1
-
-
-@pytest.mark.parametrize("strategy", ["fedadam", "fedmedian"])
-def test_flower_builtins_run_beside_ours(superlink: LocalSuperLink, tmp_path: Path, strategy: str) -> None:
-    rounds = training_rounds(superlink, tmp_path, strategy=strategy, learning_rate=0.1)
-    for record in rounds:
-        assert_weights_travel(record, TWO_NN_BYTES)
