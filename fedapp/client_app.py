@@ -23,6 +23,7 @@ from torch import nn
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
+from fedapp.faults import RAISE, InjectedFault, corrupt
 from fedapp.models import build_model
 from fedapp.protocol import (
     ARRAYS,
@@ -45,6 +46,7 @@ from fedapp.protocol import (
 )
 from fedapp.seeding import torch_generator
 from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
+from strategies.arrays import reply_arrays, to_record
 
 app = ClientApp()
 
@@ -146,7 +148,19 @@ def clip_if_requested(message: Message, context: Context, call_next: ClientAppCa
     return call_next(message, context)
 
 
-@app.train(mods=[clip_if_requested])
+def inject_faults(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Test-only: after real training, corrupt this node's reply or raise, as `fault-injection` asks."""
+    node = Node.from_context(context)
+    fault = node.config.fault_plan.get(node.key)
+    reply = call_next(message, context)
+    if fault == RAISE:
+        raise InjectedFault(f"injected fault on node {node.key}")
+    if fault is not None:
+        reply.content[ARRAYS] = to_record(corrupt(reply_arrays(reply.content), fault))
+    return reply
+
+
+@app.train(mods=[inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights."""
     node = Node.from_context(context)
@@ -167,7 +181,7 @@ def train(message: Message, context: Context) -> Message:
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
-@app.train("gradient")
+@app.train("gradient", mods=[inject_faults])
 def gradient(message: Message, context: Context) -> Message:
     """FedSGD: reply with the full-batch gradient of the local loss at the global weights."""
     node = Node.from_context(context)
@@ -180,7 +194,7 @@ def gradient(message: Message, context: Context) -> Message:
     return _reply(message, **{ARRAYS: ArrayRecord(arrays), METRICS: metrics})
 
 
-@app.train("distill")
+@app.train("distill", mods=[inject_faults])
 def distill(message: Message, context: Context) -> Message:
     """Federated distillation: digest the consensus, train privately, reply with soft labels."""
     node = Node.from_context(context)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
+
 MODELS = ("cnn", "2nn", "logreg")
 SAME_MODEL = "same"
 DP_MODES = ("none", "client-fixed", "server-fixed")
@@ -74,6 +76,9 @@ class RunConfig:
     dp_delta: float
     synthetic_alpha: float
     synthetic_beta: float
+    max_update_norm: float
+    resume_from: str
+    fault_injection: str
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -108,6 +113,11 @@ class RunConfig:
         if self.public_size != AUTO_PUBLIC_SIZE:
             return self.public_size
         return DEFAULT_PUBLIC_SIZE if self._strategy_spec().uses_public_set else 0
+
+    @property
+    def fault_plan(self) -> dict[str, str]:
+        """Test-only faults by node key (`fault-injection`); empty in a normal run."""
+        return parse_fault_plan(self.fault_injection)
 
     def client_model_for(self, partition_id: int) -> str:
         """The model architecture of node `partition_id` (`client-model`: same, a name, or a list)."""
@@ -154,6 +164,7 @@ class RunConfig:
             )
         self._validate_strategy_settings()
         self._validate_synthetic()
+        self._validate_reliability()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
                 f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
@@ -175,6 +186,17 @@ class RunConfig:
         )
         _check(self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)")
 
+
+    def _validate_reliability(self) -> None:
+        """Update screening, resuming and (test-only) fault injection."""
+        _check(self, "max_update_norm", lambda v: v >= 0, "a number >= 0 (0 turns the check off)")
+        _check(self, "resume_from", lambda v: v == "" or os.path.isabs(v), "'' or the absolute path of an earlier run's folder")
+        _check(self, "fault_injection", _is_fault_plan, FAULT_RULE)
+        if self.fault_injection and not fault_injection_enabled():
+            raise ConfigError(
+                f"run-config key 'fault-injection' = {self.fault_injection!r} needs {ENABLE_VARIABLE}=1 in the "
+                "environment of the ServerApp and ClientApps (tests only); allowed here: ''"
+            )
 
     def _validate_strategy_settings(self) -> None:
         """Check the strategy's own keys and which strategies a setting is allowed with."""
@@ -203,6 +225,15 @@ def _dp_strategies() -> list[str]:
     from strategies.registry import STRATEGIES  # noqa: PLC0415
 
     return [name for name, spec in STRATEGIES.items() if spec.supports_dp]
+
+
+def _is_fault_plan(value: str) -> bool:
+    """True for a `fault-injection` value `parse_fault_plan` accepts."""
+    try:
+        parse_fault_plan(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_client_model(value: str) -> bool:

@@ -7,11 +7,16 @@ adds what a research run needs around them:
 - nodes are waited for and known by stable keys, and sampling is seeded per round,
   so the same seed samples the same partitions (`nodes.py`);
 - the round's learning rate is set in the train config (`lr-decay`);
-- every reply is checked before aggregation and bad ones are counted, never averaged
-  (a strategy may declare what its replies carry with `reply_reference(message)`);
+- every reply is checked before aggregation (keys, shapes, dtypes, NaN/Inf, and the
+  update norm against `max-update-norm`); bad ones are logged, counted and named by
+  node and reason in the round's record, never averaged (a strategy may declare what
+  its replies carry with `reply_reference(message)`);
 - a node that answers with an error or not within `round-timeout` (dead, cut off,
   too slow) fails for that round and is named in the round's record;
-- too few valid replies keep the previous global model instead of failing the run;
+- too few valid replies keep the previous global model instead of failing the run,
+  and the round's record says so (`kept_previous_model`);
+- after every round the run's checkpoint is rewritten, and a resumed run starts
+  after the round its checkpoint completed;
 - bytes down and up are measured from the records actually sent, per client;
 - what a strategy reports about its round (`round_metrics`: stragglers, epsilon, ...)
   goes into the round's record;
@@ -29,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
@@ -42,7 +47,8 @@ from fedapp.protocol import ARRAYS, EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOC
 from fedapp.seeding import derive_seed
 from strategies.arrays import content_bytes, reply_arrays, to_numpy, to_record
 from strategies.schedule import round_learning_rate
-from strategies.validation import structure_problem
+from strategies.state import strategy_state
+from strategies.validation import NO_ARRAYS, UNSOLICITED, Rejection, structure_problem, weights_problem
 
 MEGABYTE = 1e6
 
@@ -81,14 +87,18 @@ class Federation:
         self.directory = NodeDirectory(grid, config.round_timeout)
         self.grid = OrderedGrid(grid, self.directory)
 
-    def run(self, arrays: ArrayRecord) -> ArrayRecord:
-        """Play every round from the initial `arrays`; return the final global arrays."""
+    def run(self, arrays: ArrayRecord, completed_rounds: int = 0) -> ArrayRecord:
+        """Play the rounds after `completed_rounds` from global `arrays`; return the final global arrays.
+
+        A new run starts from the initial arrays with no completed rounds (and records
+        round 0); a resumed run from its checkpoint's arrays and round.
+        """
         log(INFO, "[fedapp] strategy %s:", type(self.strategy).__name__)
         self.strategy.summary()
         self.directory.wait_for_nodes(self.config.min_available_nodes)
-        started = time.monotonic()
-        self._record(0, arrays, started, {})
-        for server_round in range(1, self.config.num_server_rounds + 1):
+        if completed_rounds == 0:
+            self._record(0, arrays, time.monotonic(), {})
+        for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
             arrays = self.play_round(server_round, arrays)
         return arrays
 
@@ -104,6 +114,7 @@ class Federation:
         valid, rejected = self._screen(exchange)
         train_metrics: MetricRecord | None = None
         strategy_metrics: dict[str, float] = {}
+        new_arrays = None
         if len(valid) >= self.config.min_train_nodes:
             new_arrays, train_metrics = self.strategy.aggregate_train(server_round, valid)
             arrays = _with_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
@@ -123,8 +134,10 @@ class Federation:
             "nodes_replied": len(exchange.replies),
             "nodes_failed": exchange.failed,
             "failed_nodes": exchange.failed_nodes,
-            "updates_rejected": rejected,
+            "updates_rejected": len(rejected),
+            "rejected_updates": rejected,
             "updates_aggregated": len(valid) if len(valid) >= self.config.min_train_nodes else 0,
+            "kept_previous_model": new_arrays is None,
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
             "clients": exchange.clients,
@@ -169,37 +182,44 @@ class Federation:
             clients=self._client_traffic(sent, replies),
         )
 
-    def _screen(self, exchange: Exchange) -> tuple[list[Message], int]:
-        """Keep the replies whose arrays match what was sent; count and log the others."""
+    def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]]]:
+        """Keep the valid replies; log the others and name each by node key and reason."""
         sent_to = {message.metadata.dst_node_id: message for message in exchange.sent}
-        valid, rejected = [], 0
+        valid, rejected = [], []
         for reply in exchange.replies:
             node_id = reply.metadata.src_node_id
             problem = self._reply_problem(reply, sent_to.get(node_id))
             if problem is None:
                 valid.append(reply)
-            else:
-                rejected += 1
-                log(WARNING, "[fedapp] rejected update from node %d (%s): %s", node_id, self._node_key(node_id), problem)
+                continue
+            key = self._node_key(node_id)
+            log(WARNING, "[fedapp] rejected update from node %s: %s", key, problem)
+            rejected.append({"node": key, "reason": problem.kind, "detail": problem.detail})
         return valid, rejected
 
-    def _reply_problem(self, reply: Message, sent: Message | None) -> str | None:
+    def _reply_problem(self, reply: Message, sent: Message | None) -> Rejection | None:
         """Why `reply` must not be aggregated, checked against what the message it answers asked for.
 
         A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
-        labels); otherwise a reply must return arrays shaped like those it was sent.
+        labels); otherwise a reply must return arrays shaped like those it was sent, and
+        a reply to a plain train message (new weights, not a gradient) must not move
+        further than `max-update-norm` from them.
         """
         if sent is None:
-            return "reply from a node that was not sent this round's message"
+            return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
         custom = getattr(self.strategy, "reply_reference", None)
         reference = custom(sent) if custom else None
-        if reference is None and ARRAYS in sent.content:
+        carries_weights = reference is None and ARRAYS in sent.content
+        if carries_weights:
             reference = to_numpy(sent.content[ARRAYS])
         if reference is None:
             return None
         if ARRAYS not in reply.content:
-            return "reply carries no arrays"
-        return structure_problem(reply_arrays(reply.content), reference)
+            return Rejection(NO_ARRAYS, "reply carries no arrays")
+        returned = reply_arrays(reply.content)
+        if carries_weights and sent.metadata.message_type == MessageType.TRAIN:
+            return weights_problem(returned, reference, self.config.max_update_norm)
+        return structure_problem(returned, reference)
 
     def _node_key(self, node_id: int) -> str:
         try:
@@ -244,7 +264,7 @@ class Federation:
         }
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
-        """Evaluate centrally, then write and log the round's record."""
+        """Evaluate centrally, then checkpoint, write and log the round's record."""
         central_loss, central_accuracy = self.evaluator(arrays)
         full = {
             "round": server_round,
@@ -253,6 +273,7 @@ class Federation:
             **record,
             "seconds": time.monotonic() - started,
         }
+        self.outputs.save_checkpoint(full, arrays, strategy_state(self.strategy))
         self.outputs.add_round(full)
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 
@@ -292,6 +313,7 @@ def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
         parts.append(
             f"nodes {record['nodes_replied']}/{record['nodes_sampled']} replied, {record['nodes_failed']} failed, "
             f"{record['updates_rejected']} rejected"
+            + (", previous model kept" if record["kept_previous_model"] else "")
         )
         parts.append(f"{record['bytes_down'] / MEGABYTE:.1f} MB down, {record['bytes_up'] / MEGABYTE:.1f} MB up")
     parts.append(f"{record['seconds']:.1f}s")

@@ -2,6 +2,9 @@
 
 - `metrics.json`: the run's settings and one record per round (round 0 is the
   initial model), rewritten atomically after every round so it is always readable;
+  a resumed run's starts with the records of the run it resumes;
+- `checkpoint.pt`: what resuming the run needs, rewritten atomically after every
+  round (`checkpoint.py`);
 - `final_model.pt`: the final global weights as a PyTorch `state_dict`;
 - `accuracy.png`: central (and federated) accuracy and loss per round.
 
@@ -11,16 +14,15 @@ resolved to an absolute path once, here, and logged.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from flwr.app import ArrayRecord
 
-from fedapp.atomic import atomic_write, atomic_write_text
+from fedapp.atomic import atomic_write_text
+from fedapp.checkpoint import CHECKPOINT_FILE, Checkpoint, atomic_torch_save, write_checkpoint
 from fedapp.config import ConfigError, RunConfig
 
 METRICS_FILE = "metrics.json"
@@ -39,14 +41,14 @@ def resolve_run_folder(config: RunConfig, run_id: int) -> Path:
 class RunOutputs:
     """Writes a run's files into its own folder, never over another run's."""
 
-    def __init__(self, folder: Path, header: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, header: dict[str, Any], rounds: list[dict[str, Any]] | None = None) -> None:
         self.folder = folder
         self.header = header
-        self.rounds: list[dict[str, Any]] = []
+        self.rounds: list[dict[str, Any]] = list(rounds or [])
 
     @classmethod
-    def create(cls, config: RunConfig, run_id: int) -> RunOutputs:
-        """Make the run's folder; refuse one that already holds files."""
+    def create(cls, config: RunConfig, run_id: int, resumed: Checkpoint | None = None) -> RunOutputs:
+        """Make the run's folder (refusing one that already holds files), continuing `resumed`'s records."""
         folder = resolve_run_folder(config, run_id)
         if folder.exists() and any(folder.iterdir()):
             raise ConfigError(
@@ -60,7 +62,10 @@ class RunOutputs:
             "folder": str(folder),
             "config": config.to_mapping(),
         }
-        return cls(folder, header)
+        if resumed is None:
+            return cls(folder, header)
+        header["resumed_from"] = {"folder": config.resume_from, "round": resumed.server_round}
+        return cls(folder, header, resumed.rounds)
 
     def add_round(self, record: dict[str, Any]) -> None:
         """Append one round's record and rewrite `metrics.json`."""
@@ -71,12 +76,19 @@ class RunOutputs:
         document = {"run": self.header, "rounds": self.rounds}
         atomic_write_text(self.folder / METRICS_FILE, json.dumps(document, indent=1) + "\n")
 
+    def save_checkpoint(self, record: dict[str, Any], arrays: ArrayRecord, strategy_state: dict[str, Any]) -> None:
+        """Atomically replace the run's checkpoint with the state after `record`'s round.
+
+        Called before `add_round(record)`, so `metrics.json` never shows a round that
+        the checkpoint lacks.
+        """
+        checkpoint = Checkpoint(record["round"], self.header["config"], arrays, strategy_state, [*self.rounds, record])
+        write_checkpoint(self.folder / CHECKPOINT_FILE, checkpoint)
+
     def save_model(self, arrays: ArrayRecord) -> Path:
         """Write the final global weights as a PyTorch state_dict."""
         path = self.folder / MODEL_FILE
-        buffer = io.BytesIO()
-        torch.save(arrays.to_torch_state_dict(), buffer)
-        atomic_write(path, lambda file: file.write(buffer.getvalue()))
+        atomic_torch_save(path, arrays.to_torch_state_dict())
         return path
 
     def save_plot(self) -> Path:

@@ -1,4 +1,4 @@
-"""fedapp's ServerApp: validate the run config, build the strategy, run the federation, save outputs."""
+"""fedapp's ServerApp: validate the run config, build (or resume) the strategy, run the federation, save outputs."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
+from fedapp.checkpoint import resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.evaluation import CentralEvaluator, initial_arrays
 from fedapp.federation import Federation
 from fedapp.outputs import RunOutputs
 from strategies.registry import STRATEGIES
+from strategies.state import load_strategy_state
 
 app = ServerApp()
 
@@ -22,14 +24,20 @@ def main(grid: Grid, context: Context) -> None:
     """Run a whole federated training job and write its outputs."""
     try:
         config = RunConfig.from_mapping(context.run_config)
-        outputs = RunOutputs.create(config, context.run_id)
+        resumed = resume_point(config)
+        outputs = RunOutputs.create(config, context.run_id, resumed)
     except ConfigError as error:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
     strategy = STRATEGIES[config.strategy].build(config)
+    arrays, completed_rounds = initial_arrays(config), 0
+    if resumed is not None:
+        log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
+        load_strategy_state(strategy, resumed.strategy_state)
+        arrays, completed_rounds = resumed.arrays, resumed.server_round
     federation = Federation(grid, strategy, config, CentralEvaluator(config), outputs)
-    final_arrays = federation.run(initial_arrays(config))
+    final_arrays = federation.run(arrays, completed_rounds)
     model_path = outputs.save_model(final_arrays)
     plot_path = outputs.save_plot()
     final = outputs.rounds[-1]

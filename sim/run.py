@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from fedapp.checkpoint import resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.data import synthetic
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
@@ -49,6 +50,7 @@ class RunRequest:
         """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
         overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
         config = validated_config(app_dir, overrides)
+        resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
         return cls(app_dir, config, overrides, federation, ray_address)
@@ -77,7 +79,7 @@ class RunOutcome:
 
 
 def _with_absolute_paths(app_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Resolve `output-dir` and a path-like `dataset` against this shell's working directory.
+    """Resolve `output-dir`, `resume-from` and a path-like `dataset` against this shell's working directory.
 
     The ServerApp runs in the SuperLink's working directory and the clients in Ray's,
     so relative paths are made absolute here, where the user typed them.
@@ -85,6 +87,8 @@ def _with_absolute_paths(app_dir: Path, overrides: dict[str, Any]) -> dict[str, 
     resolved = dict(overrides)
     output_dir = resolved.get("output-dir", app_defaults(app_dir)["output-dir"])
     resolved["output-dir"] = str(Path(output_dir).expanduser().absolute())
+    if resolved.get("resume-from"):
+        resolved["resume-from"] = str(Path(str(resolved["resume-from"])).expanduser().absolute())
     dataset = resolved.get("dataset")
     if isinstance(dataset, str) and dataset.startswith((".", "~")):
         resolved["dataset"] = str(Path(dataset).expanduser().absolute())

@@ -56,3 +56,11 @@ class PrivacyLedger:
         """Add one round and return the cumulative epsilon."""
         self.events.append(event)
         return epsilon(self.events, self.delta)
+
+    def state_dict(self) -> dict[str, list[list[float]]]:
+        """The rounds recorded so far, as [num_sampled, population, noise_multiplier] rows."""
+        return {"events": [[e.num_sampled, e.population, e.noise_multiplier] for e in self.events]}
+
+    def load_state_dict(self, state: dict[str, list[list[float]]]) -> None:
+        """Restore the rounds saved by `state_dict`."""
+        self.events = [RoundEvent(int(m), int(n), float(z)) for m, n, z in state["events"]]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from logging import INFO
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common import log
@@ -86,6 +87,19 @@ class FedAvg(FlowerFedAvg):
                 self.privacy.ledger.delta,
             )
         super().summary()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What carries over between rounds: the server optimizer's momentum and the privacy ledger."""
+        return {
+            "server_optimizer": self.optimizer.state_dict(),
+            "privacy_ledger": self.privacy.ledger.state_dict() if self.privacy else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (resuming a run)."""
+        self.optimizer.load_state_dict(state["server_optimizer"])
+        if self.privacy:
+            self.privacy.ledger.load_state_dict(state["privacy_ledger"])
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

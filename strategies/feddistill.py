@@ -71,6 +71,14 @@ class FedDistill(FlowerFedAvg):
         )
         super().summary()
 
+    def state_dict(self) -> dict[str, np.ndarray | None]:
+        """What carries over between rounds: the consensus soft labels (None before round 1's)."""
+        return {"consensus": self.consensus}
+
+    def load_state_dict(self, state: dict[str, np.ndarray | None]) -> None:
+        """Restore the consensus saved by `state_dict` (resuming a run)."""
+        self.consensus = state["consensus"]
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:

@@ -44,3 +44,11 @@ class ServerOptimizer:
             )
             for key in weights
         }
+
+    def state_dict(self) -> dict[str, Arrays]:
+        """The momentum buffer (empty before the first step or without momentum)."""
+        return {"velocity": dict(self.velocity)}
+
+    def load_state_dict(self, state: dict[str, Arrays]) -> None:
+        """Restore the momentum buffer saved by `state_dict`."""
+        self.velocity = dict(state["velocity"])

@@ -2,41 +2,69 @@
 
 Pure functions on NumPy dicts: a reply is rejected if its arrays have missing or
 extra keys, a shape or dtype other than the reference's, or a NaN/Inf value, or if
-its update is larger than the configured bound.
+its update (reply minus the weights it was sent) is larger than `max-update-norm`.
+Each rejection names its reason as a short, countable kind and a readable detail.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from strategies.aggregation import global_norm
+from strategies.aggregation import difference, global_norm
 from strategies.arrays import Arrays
 
+UNSOLICITED = "unsolicited"
+NO_ARRAYS = "no-arrays"
+MISSING = "missing-arrays"
+UNEXPECTED = "unexpected-arrays"
+SHAPE = "shape"
+DTYPE = "dtype"
+NON_FINITE = "non-finite"
+NORM = "norm"
 
-def structure_problem(reply: Arrays, reference: Arrays) -> str | None:
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a reply is not aggregated: `kind` (one of this module's constants) and a detail."""
+
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+def structure_problem(reply: Arrays, reference: Arrays) -> Rejection | None:
     """Why `reply` does not have `reference`'s keys, shapes, dtypes and finite values; None if fine."""
     missing = [key for key in reference if key not in reply]
     if missing:
-        return f"missing arrays {missing[:3]}"
+        return Rejection(MISSING, f"missing arrays {missing[:3]}")
     extra = [key for key in reply if key not in reference]
     if extra:
-        return f"unexpected arrays {extra[:3]}"
+        return Rejection(UNEXPECTED, f"unexpected arrays {extra[:3]}")
     for key, expected in reference.items():
         value = reply[key]
         if value.shape != expected.shape:
-            return f"array {key!r} has shape {value.shape}, expected {expected.shape}"
+            return Rejection(SHAPE, f"array {key!r} has shape {value.shape}, expected {expected.shape}")
         if value.dtype != expected.dtype:
-            return f"array {key!r} has dtype {value.dtype}, expected {expected.dtype}"
+            return Rejection(DTYPE, f"array {key!r} has dtype {value.dtype}, expected {expected.dtype}")
         if not np.all(np.isfinite(value)):
-            return f"array {key!r} contains NaN or Inf"
+            return Rejection(NON_FINITE, f"array {key!r} contains NaN or Inf")
     return None
 
 
-def norm_problem(update: Arrays, max_norm: float) -> str | None:
-    """Why `update` is too large (L2 norm above `max_norm`); None if within bounds or unbounded."""
+def norm_problem(update: Arrays, max_norm: float) -> Rejection | None:
+    """Why `update` is too large (L2 norm above `max_norm`); None if within bounds or unbounded (0)."""
     if max_norm <= 0:
         return None
     norm = global_norm(update)
     if norm > max_norm:
-        return f"update norm {norm:.4g} exceeds max-update-norm {max_norm:.4g}"
+        return Rejection(NORM, f"update norm {norm:.4g} exceeds max-update-norm {max_norm:.4g}")
     return None
+
+
+def weights_problem(reply: Arrays, sent: Arrays, max_norm: float) -> Rejection | None:
+    """Why returned weights `reply` must not be aggregated, checked against the `sent` weights."""
+    return structure_problem(reply, sent) or norm_problem(difference(reply, sent), max_norm)

@@ -13,6 +13,7 @@ import pytest
 from flwr.app import Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedapp.faults import ENABLE_VARIABLE
 from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import LocalSuperLink
 
@@ -28,11 +29,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def flower_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private `FLWR_HOME` and SuperLink port, so tests never touch the user's ~/.flwr or demo."""
+    """A private `FLWR_HOME` and SuperLink port, so tests never touch the user's ~/.flwr or demo.
+
+    The test SuperLink (and so its ServerApps and ClientApps) also allows fault injection.
+    """
     home = tmp_path_factory.mktemp("flwr-home")
-    saved = {key: os.environ.get(key) for key in ("FLWR_HOME", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT")}
+    saved = {key: os.environ.get(key) for key in ("FLWR_HOME", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", ENABLE_VARIABLE)}
     os.environ["FLWR_HOME"] = str(home)
     os.environ["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"] = str(free_port())
+    os.environ[ENABLE_VARIABLE] = "1"
     yield home
     for key, value in saved.items():
         if value is None:

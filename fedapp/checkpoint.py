@@ -1,0 +1,162 @@
+"""Checkpoints: after every round a run's folder holds everything needed to resume it.
+
+`checkpoint.pt` is rewritten atomically after each round (a crash mid-write leaves
+the previous round's). It holds the round just completed, the run config, the global
+arrays, the strategy's state between rounds (`strategies/state.py`: server momentum,
+DP ledger, distillation consensus, FedOpt moments) and the metrics records so far.
+Every random choice of a run is derived from (seed, round, ...) (`seeding.py`), so no
+RNG state needs saving: a run resumed after round k makes the draws an uninterrupted
+run makes from round k + 1 on.
+
+`-c resume-from=<run folder>` loads that folder's checkpoint, checks it is intact and
+comes from a run with the same settings (only those in `MAY_CHANGE_ON_RESUME` may
+differ), and the new run continues with round k + 1 in its own new folder.
+
+The file is a torch archive loaded with `weights_only=True`: tensors, numbers,
+strings, lists and dicts only, never pickled objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+
+from fedapp.atomic import atomic_write
+from fedapp.config import ConfigError, RunConfig
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT_VERSION = 1
+MAY_CHANGE_ON_RESUME = ("num-server-rounds", "output-dir", "run-name", "resume-from", "round-timeout", "fault-injection")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A run's state after round `server_round`."""
+
+    server_round: int
+    config: dict[str, Any]
+    arrays: ArrayRecord
+    strategy_state: dict[str, Any]
+    rounds: list[dict[str, Any]]
+
+
+def atomic_torch_save(path: Path, document: Any) -> None:
+    """`torch.save(document)` to `path`, atomically."""
+    atomic_write(path, lambda file: torch.save(document, file))
+
+
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Atomically replace the checkpoint at `path` with `checkpoint`."""
+    document = {
+        "format": FORMAT_VERSION,
+        "round": checkpoint.server_round,
+        "config": json.dumps(checkpoint.config),
+        "arrays": checkpoint.arrays.to_torch_state_dict(),
+        "strategy": _to_tensors(checkpoint.strategy_state),
+        "rounds": json.dumps(checkpoint.rounds),
+    }
+    atomic_torch_save(path, document)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Load the checkpoint at `path`.
+
+    Raises
+    ------
+    ValueError
+        If the file is truncated, not a checkpoint, or of another format version.
+    """
+    try:
+        document = torch.load(path, map_location="cpu", weights_only=True)
+        if document["format"] != FORMAT_VERSION:
+            raise ValueError(f"format {document['format']}, this fedapp reads format {FORMAT_VERSION}")
+        return Checkpoint(
+            server_round=int(document["round"]),
+            config=json.loads(document["config"]),
+            arrays=ArrayRecord(document["arrays"]),
+            strategy_state=_to_arrays(document["strategy"]),
+            rounds=json.loads(document["rounds"]),
+        )
+    except (RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as error:
+        raise ValueError(f"{path} is corrupt or truncated ({type(error).__name__}: {str(error)[:200]})") from error
+
+
+def resume_point(config: RunConfig) -> Checkpoint | None:
+    """The checkpoint `resume-from` names, checked against `config`; None when not resuming.
+
+    Raises
+    ------
+    ConfigError
+        If the folder is missing or unreadable, holds no checkpoint or a corrupt one,
+        or the checkpoint's run had other settings or already ran every round.
+    """
+    if not config.resume_from:
+        return None
+    folder = Path(config.resume_from)
+    path = folder / CHECKPOINT_FILE
+    if not folder.is_dir():
+        raise _refusal(config, "no such folder")
+    if not os.access(folder, os.R_OK | os.X_OK) or path.exists() and not os.access(path, os.R_OK):
+        raise _refusal(config, "cannot be read (permissions)")
+    if not path.exists():
+        raise _refusal(config, f"holds no {CHECKPOINT_FILE} (a run writes one after every round)")
+    try:
+        checkpoint = read_checkpoint(path)
+    except ValueError as error:
+        raise _refusal(config, str(error)) from None
+    _check_same_run(config, checkpoint)
+    return checkpoint
+
+
+def _check_same_run(config: RunConfig, checkpoint: Checkpoint) -> None:
+    """Refuse settings other than the checkpoint's (but those allowed to change) and nothing left to run."""
+    current = config.to_mapping()
+    for key in sorted(set(current) | set(checkpoint.config)):
+        if key in MAY_CHANGE_ON_RESUME:
+            continue
+        saved = checkpoint.config.get(key, "<absent>")
+        if current.get(key, "<absent>") != saved:
+            raise ConfigError(
+                f"run-config key {key!r} = {current.get(key)!r} differs from the checkpoint in {config.resume_from}; "
+                f"allowed: {saved!r} (a resumed run keeps every setting but {', '.join(MAY_CHANGE_ON_RESUME)})"
+            )
+    if config.num_server_rounds <= checkpoint.server_round:
+        raise ConfigError(
+            f"run-config key 'num-server-rounds' = {config.num_server_rounds} leaves nothing to resume; "
+            f"allowed: > {checkpoint.server_round}, the rounds {config.resume_from} already completed"
+        )
+
+
+def _refusal(config: RunConfig, problem: str) -> ConfigError:
+    return ConfigError(
+        f"run-config key 'resume-from' = {config.resume_from!r}: {problem}; allowed: the folder of an earlier run"
+    )
+
+
+def _to_tensors(value: Any) -> Any:
+    """`value` with every NumPy array replaced by a tensor (what `weights_only` loading accepts)."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, copy=True))
+    if isinstance(value, dict):
+        return {key: _to_tensors(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_tensors(item) for item in value]
+    return value
+
+
+def _to_arrays(value: Any) -> Any:
+    """The inverse of `_to_tensors`."""
+    if isinstance(value, torch.Tensor):
+        return value.numpy()
+    if isinstance(value, dict):
+        return {key: _to_arrays(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_arrays(item) for item in value]
+    return value

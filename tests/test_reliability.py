@@ -1,0 +1,269 @@
+"""Reliability: update screening, fault injection, checkpoints and resume, reproducible runs.
+
+The pure checks are tested directly; the rest runs the real app through the real
+`flwr run` on the test SuperLink (2NN, 4 nodes, a few rounds). A crash is a real
+SIGKILL of the ServerApp's process in the middle of round 3. Runs are few (each
+costs ~30 s of Ray start-up): the killed run and the uninterrupted one are also the
+two same-seed runs whose per-round central accuracy must agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from flwr.serverapp.strategy import FedAdam
+
+from fedapp.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, resume_point, write_checkpoint
+from fedapp.config import ConfigError, RunConfig
+from fedapp.evaluation import initial_arrays
+from fedapp.faults import ENABLE_VARIABLE, NAN, SHAPE, corrupt, parse_fault_plan
+from fedapp.outputs import METRICS_FILE, MODEL_FILE, resolve_run_folder
+from sim import flwr_cli
+from sim.overrides import app_defaults, to_flwr_arguments
+from sim.run import RunRequest
+from sim.superlink import LocalSuperLink
+from strategies.accounting import RoundEvent
+from strategies.dp import DifferentialPrivacy
+from strategies.fedavg import FedAvg
+from strategies.state import load_strategy_state, strategy_state
+from strategies.validation import DTYPE, MISSING, NON_FINITE, NORM, SHAPE as SHAPE_REASON, UNEXPECTED, structure_problem, weights_problem
+from tests.conftest import APP_DIR, run_app
+
+LEAN = {"model": "2nn", "num_server_rounds": 4, "fraction_evaluate": 0.0, "seed": 3}
+NODES = 4
+
+
+def config(**changes: Any) -> RunConfig:
+    return RunConfig.from_mapping({**app_defaults(APP_DIR), "model": "2nn", **{k.replace("_", "-"): v for k, v in changes.items()}})
+
+
+# --- update screening ------------------------------------------------------------
+
+REFERENCE = {"w": np.zeros((2, 3), dtype=np.float32), "b": np.zeros(3, dtype=np.float32)}
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ({"w": REFERENCE["w"]}, MISSING),
+        ({**REFERENCE, "extra": REFERENCE["b"]}, UNEXPECTED),
+        ({**REFERENCE, "w": np.zeros((3, 3), dtype=np.float32)}, SHAPE_REASON),
+        ({**REFERENCE, "b": np.zeros(3, dtype=np.float64)}, DTYPE),
+        ({**REFERENCE, "b": np.array([0, np.nan, 0], dtype=np.float32)}, NON_FINITE),
+        ({**REFERENCE, "b": np.array([0, np.inf, 0], dtype=np.float32)}, NON_FINITE),
+    ],
+)
+def test_structure_problems_are_named_by_reason(reply: dict[str, np.ndarray], reason: str) -> None:
+    problem = structure_problem(reply, REFERENCE)
+    assert problem is not None and problem.kind == reason
+
+
+def test_update_norm_is_checked_against_the_sent_weights_only_when_bounded() -> None:
+    sent = {"w": np.ones((2, 2), dtype=np.float32)}
+    moved = {"w": sent["w"] + np.float32(1.0)}  # update norm 2
+    assert weights_problem(sent, sent, 1.0) is None
+    assert weights_problem(moved, sent, 0.0) is None
+    assert weights_problem(moved, sent, 2.5) is None
+    rejection = weights_problem(moved, sent, 1.5)
+    assert rejection is not None and rejection.kind == NORM and "update norm 2 exceeds" in rejection.detail
+    assert weights_problem({"w": np.full((2, 2), np.nan, dtype=np.float32)}, sent, 1.5).kind == NON_FINITE  # type: ignore[union-attr]
+
+
+# --- fault injection ---------------------------------------------------------------
+
+
+def test_fault_plan_syntax_and_corruptions() -> None:
+    assert parse_fault_plan("") == {}
+    assert parse_fault_plan("partition-00001:nan, partition-00002:raise") == {"partition-00001": "nan", "partition-00002": "raise"}
+    for bad in ("partition-00001", "partition-00001:boom", ":nan", "a:nan,a:shape"):
+        with pytest.raises(ValueError, match="bad fault-injection entry"):
+            parse_fault_plan(bad)
+    corrupted = corrupt(REFERENCE, NAN)
+    assert structure_problem(corrupted, REFERENCE).kind == NON_FINITE  # type: ignore[union-attr]
+    assert structure_problem(corrupt(REFERENCE, SHAPE), REFERENCE).kind == SHAPE_REASON  # type: ignore[union-attr]
+    assert np.all(REFERENCE["w"] == 0)
+
+
+def test_fault_injection_needs_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENABLE_VARIABLE, raising=False)
+    with pytest.raises(ConfigError, match=f"'fault-injection' = 'partition-00001:nan' needs {ENABLE_VARIABLE}=1"):
+        config(fault_injection="partition-00001:nan")
+    monkeypatch.setenv(ENABLE_VARIABLE, "1")
+    assert config(fault_injection="partition-00001:nan").fault_plan == {"partition-00001": "nan"}
+    with pytest.raises(ConfigError, match="'fault-injection' = 'x:melt' is not allowed"):
+        config(fault_injection="x:melt")
+
+
+# --- checkpoints -----------------------------------------------------------------
+
+
+def test_strategy_state_survives_a_checkpoint(tmp_path: Path) -> None:
+    privacy = DifferentialPrivacy("server-fixed", 1.0, 0.5, 1e-5, seed=0)
+    strategy = FedAvg(server_momentum=0.9, privacy=privacy)
+    strategy.optimizer.step({"w": np.zeros(3, dtype=np.float32)}, {"w": np.array([1, 2, 3], dtype=np.float32)})
+    privacy_event = RoundEvent(2, 4, 0.5)
+    privacy.ledger.record(privacy_event)
+    adam = FedAdam()
+    adam.m_t, adam.v_t = {"w": np.ones(2)}, {"w": np.full(2, 0.5)}
+    arrays = initial_arrays(config())
+    path = tmp_path / CHECKPOINT_FILE
+    state = {"fedavg": strategy_state(strategy), "fedadam": strategy_state(adam)}
+    write_checkpoint(path, Checkpoint(2, config().to_mapping(), arrays, state, [{"round": 0}, {"round": 1}, {"round": 2}]))
+    loaded = read_checkpoint(path)
+    restored = FedAvg(server_momentum=0.9, privacy=DifferentialPrivacy("server-fixed", 1.0, 0.5, 1e-5, seed=0))
+    load_strategy_state(restored, loaded.strategy_state["fedavg"])
+    np.testing.assert_array_equal(restored.optimizer.velocity["w"], [1, 2, 3])
+    assert restored.privacy is not None and restored.privacy.ledger.events == [privacy_event]
+    fresh_adam = FedAdam()
+    load_strategy_state(fresh_adam, loaded.strategy_state["fedadam"])
+    np.testing.assert_array_equal(fresh_adam.v_t["w"], [0.5, 0.5])  # type: ignore[index]
+    assert loaded.server_round == 2 and [r["round"] for r in loaded.rounds] == [0, 1, 2]
+    for key, value in arrays.to_torch_state_dict().items():
+        assert torch.equal(loaded.arrays.to_torch_state_dict()[key], value)
+
+
+def _checkpointed_run(folder: Path, **changes: Any) -> None:
+    arrays = initial_arrays(config())
+    write_checkpoint(folder / CHECKPOINT_FILE, Checkpoint(2, config(**changes).to_mapping(), arrays, {}, [{"round": 0}]))
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    expectations = {
+        "no such folder": config(resume_from=str(tmp_path / "missing")),
+        "holds no checkpoint.pt": config(resume_from=str(old)),
+    }
+    for message, resumed in expectations.items():
+        with pytest.raises(ConfigError, match=message):
+            resume_point(resumed)
+    _checkpointed_run(old, seed=1)
+    with pytest.raises(ConfigError, match=r"^run-config key 'seed' = 0 differs from the checkpoint in .*; allowed: 1 \("):
+        resume_point(config(resume_from=str(old)))
+    with pytest.raises(ConfigError, match="'num-server-rounds' = 2 leaves nothing to resume; allowed: > 2"):
+        resume_point(config(resume_from=str(old), seed=1, num_server_rounds=2))
+    assert resume_point(config(resume_from=str(old), seed=1, num_server_rounds=3, run_name="next")).server_round == 2
+    with pytest.raises(ConfigError, match="allowed: '' or the absolute path"):
+        config(resume_from="relative/folder")
+
+
+def _sim_run(*overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim", "run", "-c", " ".join(overrides)],
+        cwd=APP_DIR, capture_output=True, text=True, env=os.environ, check=False,
+    )
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+def test_bad_resume_folders_and_data_paths_fail_in_one_line_before_any_work(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    _checkpointed_run(old)
+    (old / METRICS_FILE).write_text("earlier results")
+    checkpoint = (old / CHECKPOINT_FILE).read_bytes()
+    (old / CHECKPOINT_FILE).write_bytes(checkpoint[: len(checkpoint) // 2])
+    before = _fingerprint(old)
+    cases = {
+        f"resume-from={old}": "checkpoint.pt is corrupt or truncated",
+        f"resume-from={tmp_path / 'gone'}": "no such folder",
+        f"dataset={tmp_path / 'no-data'}": "run-config key 'dataset'",
+    }
+    for override, message in cases.items():
+        result = _sim_run(override, f"output-dir={tmp_path}", "run-name=new")
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: run-config key") and message in lines[0], lines
+        assert result.stdout == ""
+    assert _fingerprint(old) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["old"]
+
+
+# --- real runs ---------------------------------------------------------------------
+
+
+def _final_model(folder: Path) -> dict[str, torch.Tensor]:
+    return torch.load(folder / MODEL_FILE, weights_only=True)
+
+
+def _run_killed_in_round_3(superlink: LocalSuperLink, tmp_path: Path, **overrides: Any) -> Path:
+    """Start a run, SIGKILL its ServerApp process once round 2 is recorded, and tell the SuperLink."""
+    extra = {"output-dir": str(tmp_path), **{key.replace("_", "-"): value for key, value in overrides.items()}}
+    request = RunRequest.build(APP_DIR, [], nodes=NODES, extra=extra)
+    run_id = flwr_cli.submit(APP_DIR, to_flwr_arguments(request.overrides), request.federation)
+    folder = resolve_run_folder(request.config, run_id)
+    deadline = time.monotonic() + 300
+    while _last_round(folder) < 2:
+        assert time.monotonic() < deadline, "round 2 never completed"
+        time.sleep(0.05)
+    server_apps = [p for p in psutil.Process(superlink.process().pid).children(recursive=True) if "flwr-simulation" in " ".join(p.cmdline()[:2])]  # type: ignore[union-attr]
+    assert len(server_apps) == 1
+    server_apps[0].kill()
+    flwr_cli.stop_run(run_id)
+    assert flwr_cli.wait_finished(run_id) == "finished:stopped"
+    return folder
+
+
+def _last_round(folder: Path) -> int:
+    try:
+        return json.loads((folder / METRICS_FILE).read_text())["rounds"][-1]["round"]
+    except (FileNotFoundError, json.JSONDecodeError, IndexError):
+        return -1
+
+
+def _central_accuracies(metrics: dict[str, Any]) -> list[float]:
+    return [record["central_accuracy"] for record in metrics["rounds"]]
+
+
+def test_same_seed_runs_agree_and_a_killed_run_resumes_to_the_uninterrupted_model(superlink: LocalSuperLink, tmp_path: Path) -> None:
+    """Server momentum > 0, so the resumed run also needs the optimizer state from the checkpoint."""
+    settings = {**LEAN, "server_momentum": 0.9}
+    reference = run_app(superlink, tmp_path, nodes=NODES, run_name="uninterrupted", **settings)
+    assert reference.succeeded
+    killed = _run_killed_in_round_3(superlink, tmp_path, run_name="killed", **settings)
+    completed = read_checkpoint(killed / CHECKPOINT_FILE).server_round
+    assert 2 <= completed < 4
+    assert not (killed / MODEL_FILE).exists()
+    expected_accuracies = _central_accuracies(reference.metrics())
+    killed_accuracies = _central_accuracies(json.loads((killed / METRICS_FILE).read_text()))
+    assert killed_accuracies == expected_accuracies[: len(killed_accuracies)]
+    before = _fingerprint(killed)
+    resumed = run_app(superlink, tmp_path, nodes=NODES, run_name="resumed", resume_from=str(killed), **settings)
+    assert resumed.succeeded
+    assert _fingerprint(killed) == before
+    metrics = resumed.metrics()
+    assert metrics["run"]["resumed_from"] == {"folder": str(killed), "round": completed}
+    assert [r["round"] for r in metrics["rounds"]] == [0, 1, 2, 3, 4]
+    assert metrics["rounds"][: completed + 1] == read_checkpoint(killed / CHECKPOINT_FILE).rounds
+    assert _central_accuracies(metrics) == expected_accuracies
+    assert expected_accuracies[-1] > expected_accuracies[0]
+    expected = _final_model(reference.folder)
+    for key, value in _final_model(resumed.folder).items():
+        torch.testing.assert_close(value, expected[key], atol=1e-6, rtol=0)
+
+
+def test_nan_wrong_shape_and_raising_clients_are_rejected_or_failed_never_aggregated(superlink: LocalSuperLink, tmp_path: Path) -> None:
+    faults = "partition-00001:nan,partition-00002:shape,partition-00003:raise"
+    outcome = run_app(superlink, tmp_path, nodes=NODES, run_name="faults", fault_injection=faults, min_train_nodes=1, **{**LEAN, "num_server_rounds": 2})
+    assert outcome.succeeded
+    rounds = outcome.metrics()["rounds"]
+    for record in rounds[1:]:
+        assert record["nodes_failed"] == 1 and record["failed_nodes"] == ["partition-00003"]
+        assert record["updates_rejected"] == 2
+        assert {(r["node"], r["reason"]) for r in record["rejected_updates"]} == {("partition-00001", NON_FINITE), ("partition-00002", SHAPE_REASON)}
+        assert record["updates_aggregated"] == 1 and record["kept_previous_model"] is False
+    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"]
+    assert all(torch.isfinite(value).all() for value in _final_model(outcome.folder).values())
