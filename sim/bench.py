@@ -142,7 +142,7 @@ def bench_command(app_dir: Path, quick: bool, out: Path | None) -> int:
             (f"{SCALE_NODES} nodes", f"{DEFAULT_NODES} nodes"), "scale-memory",
         ),
         *(
-            Figure(f"peak memory, {m.label}", m.peak_memory_bytes / MEBIBYTE, " MiB", f"{m.nodes} nodes, whole process tree")
+            Figure(f"peak memory, {m.label}", m.peak_memory_bytes / MEBIBYTE, " MiB", f"{m.nodes} nodes, " + ("one process" if m.label.startswith("plain") else "whole process tree"))
             for m in (default, empty[DEFAULT_NODES], empty[100], scale, default_loop)
         ),
     ]
