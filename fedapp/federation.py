@@ -170,10 +170,11 @@ class Federation:
     def _screen(self, exchange: Exchange) -> tuple[list[Message], int]:
         """Keep the replies whose arrays match what was sent; count and log the others."""
         sent_to = {message.metadata.dst_node_id: message for message in exchange.sent}
+        references: dict[int, Any] = {}  # sent ArrayRecord (shared by a round's messages) -> its arrays
         valid, rejected = [], 0
         for reply in exchange.replies:
             node_id = reply.metadata.src_node_id
-            problem = self._reply_problem(reply, sent_to.get(node_id))
+            problem = self._reply_problem(reply, sent_to.get(node_id), references)
             if problem is None:
                 valid.append(reply)
             else:
@@ -181,18 +182,22 @@ class Federation:
                 log(WARNING, "[fedapp] rejected update from node %d (%s): %s", node_id, self._node_key(node_id), problem)
         return valid, rejected
 
-    def _reply_problem(self, reply: Message, sent: Message | None) -> str | None:
+    def _reply_problem(self, reply: Message, sent: Message | None, references: dict[int, Any]) -> str | None:
         """Why `reply` must not be aggregated, checked against what the message it answers asked for.
 
         A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
-        labels); otherwise a reply must return arrays shaped like those it was sent.
+        labels); otherwise a reply must return arrays shaped like those it was sent
+        (decoded once per sent record in `references`, not once per reply).
         """
         if sent is None:
             return "reply from a node that was not sent this round's message"
         custom = getattr(self.strategy, "reply_reference", None)
         reference = custom(sent) if custom else None
         if reference is None and ARRAYS in sent.content:
-            reference = to_numpy(sent.content[ARRAYS])
+            sent_arrays = sent.content[ARRAYS]
+            if id(sent_arrays) not in references:
+                references[id(sent_arrays)] = to_numpy(sent_arrays)
+            reference = references[id(sent_arrays)]
         if reference is None:
             return None
         if ARRAYS not in reply.content:

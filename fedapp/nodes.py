@@ -129,26 +129,35 @@ class OrderedGrid(Grid):
         return send_and_receive(self._grid, messages, timeout)
 
 
-def poll_seconds(grid: Grid) -> float:
-    """Seconds between pulls of replies from `grid`.
+def poll_seconds(grid: Grid) -> tuple[float, float]:
+    """(shortest, longest) seconds between pulls of replies from `grid`.
 
     A pull from the simulation's in-memory grid is a lookup in this process, so it is
-    done every `IN_MEMORY_POLL_SECONDS`; a deployment's grid pulls over the network
-    from the SuperLink, so every `POLL_SECONDS`.
+    repeated after `IN_MEMORY_POLL_SECONDS`, backing off while nothing arrives (each
+    pull scans the pending messages, which competes with the clients for the CPU); a
+    deployment's grid pulls over the network from the SuperLink, every `POLL_SECONDS`.
     """
-    return IN_MEMORY_POLL_SECONDS if isinstance(grid, InMemoryGrid) else POLL_SECONDS
+    if isinstance(grid, InMemoryGrid):
+        return IN_MEMORY_POLL_SECONDS, IN_MEMORY_POLL_SECONDS * 4
+    return POLL_SECONDS, POLL_SECONDS
+
+
+def next_poll(wait: float, arrived: int, shortest: float, longest: float) -> float:
+    """The wait before the next pull: the shortest right after replies arrived, else twice the last (capped)."""
+    return shortest if arrived else min(wait * 2, longest)
 
 
 def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | None) -> list[Message]:
-    """Push `messages`, then pull replies every `poll_seconds(grid)` until all are in or `timeout` has passed.
+    """Push `messages`, then pull replies (`poll_seconds(grid)` apart) until all are in or `timeout` has passed.
 
     Flower's deployment `Grid.send_and_receive` waits 3 s between pulls, which adds up
     to 3 s to every exchange of a round; here a reply is picked up within a quarter
-    second in deployment and within a hundredth in simulation.
+    second in deployment, and within a few hundredths in simulation.
     """
     pending = {message_id for message_id in grid.push_messages(messages) if message_id}
     deadline = None if timeout is None else time.monotonic() + timeout
-    interval = poll_seconds(grid)
+    shortest, longest = poll_seconds(grid)
+    wait = shortest
     replies: list[Message] = []
     while pending:
         arrived = list(grid.pull_messages(pending))
@@ -156,5 +165,6 @@ def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | N
         pending -= {reply.metadata.reply_to_message_id for reply in arrived}
         if not pending or (deadline is not None and time.monotonic() >= deadline):
             break
-        time.sleep(interval)
+        wait = next_poll(wait, len(arrived), shortest, longest)
+        time.sleep(wait)
     return replies
