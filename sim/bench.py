@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from sim.flwr_cli import echo
+from sim.flwr_cli import FlwrCommandError, echo
 from sim.process_memory import PeakSampler, tree_rss
 from sim.run import RunRequest, ensure_superlink, execute
 
@@ -52,12 +52,13 @@ MEBIBYTE = 2**20
 
 @dataclass(frozen=True)
 class Measurement:
-    """One run of a workload: whole-run seconds, seconds of rounds 0..N, peak memory in bytes."""
+    """One run of a workload: whole-run seconds, seconds and central accuracy of rounds 0..N, peak memory in bytes."""
 
     label: str
     nodes: int
     whole_seconds: float
     round_seconds: list[float]
+    central_accuracy: list[float]
     peak_memory_bytes: int
 
     @property
@@ -121,6 +122,12 @@ def bench_command(app_dir: Path, quick: bool, out: Path | None) -> int:
     empty_loop = {nodes: bench.loop(f"empty-{nodes}", nodes, EMPTY_UPDATE) for nodes in (DEFAULT_NODES, 100)}
     scale = bench.simulate(f"empty-{SCALE_NODES}", SCALE_NODES, {**EMPTY_UPDATE, "fraction-train": SCALE_FRACTION})
     figures = [
+        Figure(
+            "same work: final central accuracy, simulation minus plain loop",
+            default.central_accuracy[-1] - default_loop.central_accuracy[-1],
+            "",
+            f"simulation {default.central_accuracy[-1]:.4f}, plain loop {default_loop.central_accuracy[-1]:.4f}",
+        ),
         ratio_figure("whole run, default workload", default.whole_seconds, default_loop.whole_seconds, "s", ("simulation", "plain loop"), "whole"),
         ratio_figure("steady-state seconds per round", default.steady_seconds, default_loop.steady_seconds, "s", ("simulation", "plain loop"), "steady"),
         *(
@@ -192,14 +199,16 @@ class _Bench:
         superlink = ensure_superlink(request)
         root = superlink.process()
         if root is None:
-            raise RuntimeError(f"the SuperLink on port {superlink.port} is not running")
+            raise FlwrCommandError(f"the SuperLink on port {superlink.port} is not running")
         measure = _gpu_used_bytes if gpu_share is not None else lambda: tree_rss(root)
         with PeakSampler(measure) as peak:
             outcome = execute(request, f"bench {label}")
         if not outcome.succeeded:
-            raise RuntimeError(f"bench run {label} ended with status {outcome.status}; see flwr log {outcome.run_id} --show")
-        seconds = [float(record["seconds"]) for record in outcome.metrics()["rounds"]]
-        return Measurement(f"simulation {label}", nodes, outcome.seconds, seconds, peak.peak_bytes)
+            raise FlwrCommandError(f"bench run {label} ended with status {outcome.status}; see flwr log {outcome.run_id} --show")
+        rounds = outcome.metrics()["rounds"]
+        seconds = [float(record["seconds"]) for record in rounds]
+        accuracy = [float(record["central_accuracy"]) for record in rounds]
+        return Measurement(f"simulation {label}", nodes, outcome.seconds, seconds, accuracy, peak.peak_bytes)
 
     def loop(self, label: str, nodes: int, settings: dict[str, Any]) -> Measurement:
         """Run the same workload in `sim/plain_loop.py`, in a fresh process."""
@@ -215,8 +224,10 @@ class _Bench:
             check=True,
         )
         whole = time.monotonic() - started
-        timings = json.loads(result_path.read_text())
-        return Measurement(f"plain loop {label}", nodes, whole, timings["round_seconds"], timings["peak_rss_bytes"])
+        result = json.loads(result_path.read_text())
+        return Measurement(
+            f"plain loop {label}", nodes, whole, result["round_seconds"], result["central_accuracy"], result["peak_rss_bytes"]
+        )
 
     def gpu_section(self) -> list[Figure]:
         """Clients per second and peak GPU memory at 1.0, 0.25 and 0.1 GPUs per client (CUDA only)."""

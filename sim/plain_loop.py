@@ -34,14 +34,15 @@ from strategies.schedule import round_learning_rate
 
 
 @dataclass(frozen=True)
-class LoopTimings:
-    """Seconds of rounds 0, 1, ..., N of the plain loop and its peak resident memory."""
+class LoopResult:
+    """Seconds and central accuracy of rounds 0, 1, ..., N of the plain loop, and its peak resident memory."""
 
     round_seconds: list[float]
+    central_accuracy: list[float]
     peak_rss_bytes: int
 
 
-def plain_loop(config: RunConfig, num_nodes: int) -> LoopTimings:
+def plain_loop(config: RunConfig, num_nodes: int) -> LoopResult:
     """Play `config.num_server_rounds` rounds of FedAvg over `num_nodes` nodes in this process."""
     if config.strategy != "fedavg" or config.fraction_train != 1.0 or config.fraction_evaluate not in (0.0, 1.0):
         raise ConfigError(
@@ -53,7 +54,7 @@ def plain_loop(config: RunConfig, num_nodes: int) -> LoopTimings:
     evaluator = CentralEvaluator(config)
     started = time.monotonic()
     global_state = initial_arrays(config).to_torch_state_dict()
-    evaluator(ArrayRecord(global_state))
+    accuracy = [evaluator(ArrayRecord(global_state))[1]]
     seconds = [time.monotonic() - started]
     for server_round in range(1, config.num_server_rounds + 1):
         started = time.monotonic()
@@ -61,10 +62,10 @@ def plain_loop(config: RunConfig, num_nodes: int) -> LoopTimings:
         if config.fraction_evaluate > 0:
             for node in nodes:
                 evaluate(node.model(ArrayRecord(global_state)), node.data().validation)
-        evaluator(ArrayRecord(global_state))
+        accuracy.append(evaluator(ArrayRecord(global_state))[1])
         seconds.append(time.monotonic() - started)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return LoopTimings(round_seconds=seconds, peak_rss_bytes=peak_kib * 1024)
+    return LoopResult(round_seconds=seconds, central_accuracy=accuracy, peak_rss_bytes=peak_kib * 1024)
 
 
 def _train_round(nodes: list[Node], global_state: dict[str, torch.Tensor], server_round: int) -> dict[str, torch.Tensor]:
@@ -87,11 +88,11 @@ def _train_round(nodes: list[Node], global_state: dict[str, torch.Tensor], serve
 
 
 def main(argv: list[str]) -> int:
-    """`python -m sim.plain_loop CONFIG.json NODES OUT.json`: run the loop, write its timings."""
+    """`python -m sim.plain_loop CONFIG.json NODES OUT.json`: run the loop, write its result."""
     config_path, num_nodes, out_path = argv
     config = RunConfig.from_mapping(json.loads(Path(config_path).read_text()))
-    timings = plain_loop(config, int(num_nodes))
-    Path(out_path).write_text(json.dumps(asdict(timings)))
+    result = plain_loop(config, int(num_nodes))
+    Path(out_path).write_text(json.dumps(asdict(result)))
     return 0
 
 
