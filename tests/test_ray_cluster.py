@@ -68,7 +68,8 @@ def ray_head() -> Iterator[RayHead]:
         "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(temp_dir),
     ]
     try:
-        subprocess.run(command, check=True, env=flwr_environment(), capture_output=True, text=True, timeout=120)
+        started = subprocess.run(command, check=False, env=flwr_environment(), capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, f"ray start failed: {started.stdout}{started.stderr}"
         yield head
     finally:
         head.stop()
