@@ -79,15 +79,16 @@ class NodeDirectory:
         Batches keep the simulation engine's queue short: it scans every queued message
         for every node, so 1,000 queries at once cost it a million checks per scan.
         """
+        deadline = time.monotonic() + self._timeout  # all batches together wait at most the timeout
         for start in range(0, len(node_ids), DESCRIBE_BATCH):
-            self._describe_batch(node_ids[start : start + DESCRIBE_BATCH])
+            self._describe_batch(node_ids[start : start + DESCRIBE_BATCH], max(0.0, deadline - time.monotonic()))
 
-    def _describe_batch(self, node_ids: list[int]) -> None:
+    def _describe_batch(self, node_ids: list[int], timeout: float) -> None:
         messages = [
             Message(RecordDict({CONFIG: ConfigRecord()}), dst_node_id=node_id, message_type=DESCRIBE)
             for node_id in node_ids
         ]
-        for reply in send_and_receive(self._grid, messages, self._timeout):
+        for reply in send_and_receive(self._grid, messages, timeout):
             if reply.has_error():
                 log(WARNING, "[fedapp] node %d did not describe itself: %s", reply.metadata.src_node_id, reply.error.reason)
                 continue
