@@ -85,6 +85,11 @@ class Node:
                 "'data-path=\"/path/to/its/data\"' (its own dataset) or 'partition-id=<i> num-partitions=<n>' "
                 "(a share of the run's dataset, for demos)"
             ) from None
+        return cls.for_partition(config, partition_id, num_partitions, name)
+
+    @classmethod
+    def for_partition(cls, config: RunConfig, partition_id: int, num_partitions: int, name: str = "") -> Node:
+        """The simulated node holding partition `partition_id` of `num_partitions` (key `partition-00042`)."""
         return cls(config, name or f"partition-{partition_id:05d}", partition_id=partition_id, num_partitions=num_partitions)
 
     @property

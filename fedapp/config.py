@@ -144,8 +144,9 @@ class RunConfig:
         _check(self, "dataset", _is_dataset_name, DATASET_RULE)
         _choice(self, "partitioner", PARTITIONERS)
         _choice(self, "weighting", WEIGHTINGS)
-        for name in ("num_server_rounds", "local_epochs", "batch_size", "classes_per_node"):
+        for name in ("num_server_rounds", "batch_size", "classes_per_node"):
             _check(self, name, lambda v: v >= 1, "an integer >= 1")
+        _check(self, "local_epochs", lambda v: v >= 0, "an integer >= 0 (0: clients send the weights back untrained, for benchmarks)")
         for name in ("min_train_nodes", "min_available_nodes"):
             _check(self, name, lambda v: v >= 1, "an integer >= 1")
         for name in ("learning_rate", "dirichlet_alpha", "round_timeout"):

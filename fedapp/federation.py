@@ -185,10 +185,11 @@ class Federation:
     def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]]]:
         """Keep the valid replies; log the others and name each by node key and reason."""
         sent_to = {message.metadata.dst_node_id: message for message in exchange.sent}
+        references: dict[int, Any] = {}  # sent ArrayRecord (shared by a round's messages) -> its arrays
         valid, rejected = [], []
         for reply in exchange.replies:
             node_id = reply.metadata.src_node_id
-            problem = self._reply_problem(reply, sent_to.get(node_id))
+            problem = self._reply_problem(reply, sent_to.get(node_id), references)
             if problem is None:
                 valid.append(reply)
                 continue
@@ -197,13 +198,14 @@ class Federation:
             rejected.append({"node": key, "reason": problem.kind, "detail": problem.detail})
         return valid, rejected
 
-    def _reply_problem(self, reply: Message, sent: Message | None) -> Rejection | None:
+    def _reply_problem(self, reply: Message, sent: Message | None, references: dict[int, Any]) -> Rejection | None:
         """Why `reply` must not be aggregated, checked against what the message it answers asked for.
 
         A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
-        labels); otherwise a reply must return arrays shaped like those it was sent, and
-        a reply to a plain train message (new weights, not a gradient) must not move
-        further than `max-update-norm` from them.
+        labels); otherwise a reply must return arrays shaped like those it was sent
+        (decoded once per sent record in `references`, not once per reply), and a reply
+        to a plain train message (new weights, not a gradient) must not move further
+        than `max-update-norm` from them.
         """
         if sent is None:
             return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
@@ -211,7 +213,10 @@ class Federation:
         reference = custom(sent) if custom else None
         carries_weights = reference is None and ARRAYS in sent.content
         if carries_weights:
-            reference = to_numpy(sent.content[ARRAYS])
+            sent_arrays = sent.content[ARRAYS]
+            if id(sent_arrays) not in references:
+                references[id(sent_arrays)] = to_numpy(sent_arrays)
+            reference = references[id(sent_arrays)]
         if reference is None:
             return None
         if ARRAYS not in reply.content:

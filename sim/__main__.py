@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     node_data.add_argument("--layout", choices=("parquet", "imagefolder"), default="parquet", help="file layout (default: parquet)")
     node_data.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="dataset, partitioner, seed, ...")
 
+    overhead = commands.add_parser("bench", help="simulation overhead vs a plain PyTorch loop, 1,000 nodes, memory (and GPU shares)")
+    overhead.add_argument("--quick", action="store_true", help="3 rounds per run instead of 20 (under 10 minutes on 2 cores)")
+    overhead.add_argument("--out", type=Path, help="a new JSON file for the figures (default: ./bench-<time>.json)")
+
     bench = commands.add_parser("bench-deploy", help="seconds per round in deployment next to simulation, same workload")
     bench.add_argument("--nodes", type=int, default=2, help="number of nodes (default: 2)")
     bench.add_argument("--rounds", type=int, default=4, help="number of rounds (default: 4)")
@@ -90,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
             write_node_data(APP_DIR, args.out, args.nodes, args.layout, args.run_config)
             return 0
+        if args.command == "bench":
+            from sim.bench import bench_command as overhead_command  # noqa: PLC0415
+
+            return overhead_command(APP_DIR, args.quick, args.out)
         if args.command == "bench-deploy":
             from sim.bench_deploy import bench_command  # noqa: PLC0415
 

@@ -30,7 +30,7 @@ def test_pyproject_defaults_are_valid() -> None:
         ("partitioner", "zipf", "iid, dirichlet, shard"),
         ("weighting", "random", "examples, uniform"),
         ("num-server-rounds", 0, ">= 1"),
-        ("local-epochs", -1, ">= 1"),
+        ("local-epochs", -1, ">= 0"),
         ("batch-size", 0, ">= 1"),
         ("learning-rate", 0.0, "> 0"),
         ("learning-rate", -0.1, "> 0"),

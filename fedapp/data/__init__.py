@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fedapp.data import embedded, hub, local, synthetic
-from fedapp.data.partition import PartitionSpec, cached_partition, natural_partition, split_validation
+from fedapp.data.partition import PartitionSpec, cached_partitions, natural_partition, split_validation
 from fedapp.data.synthetic import SyntheticSpec
 from fedapp.seeding import numpy_rng
 
@@ -152,8 +152,19 @@ def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int)
             raise ValueError(f"partitioner 'natural' needs data that comes in devices; {spec.dataset!r} does not")
         positions = natural_partition(source.pool_devices[spec.public_size :], num_partitions, partition_id)
     else:
-        positions = cached_partition(source.pool_labels[spec.public_size :], num_partitions, partition_id, spec.partition)
+        positions = _pool_partitions(spec, num_partitions)[str(partition_id)]
     return positions + spec.public_size
+
+
+@lru_cache(maxsize=4)
+def _pool_partitions(spec: DataSpec, num_partitions: int) -> dict[str, np.ndarray]:
+    """Every node's positions in the private pool, read from the disk cache once per process.
+
+    A simulation actor serves many nodes; reading the archive of all partitions for
+    each of them would cost it time quadratic in the number of nodes.
+    """
+    labels = _load_source(spec.dataset).pool_labels[spec.public_size :]
+    return cached_partitions(labels, num_partitions, spec.partition)
 
 
 def partition_arrays(spec: DataSpec, partition_id: int, num_partitions: int) -> tuple[np.ndarray, np.ndarray]:

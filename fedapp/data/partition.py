@@ -79,14 +79,13 @@ def partition_pool(labels: np.ndarray, num_partitions: int, spec: PartitionSpec)
     return [np.sort(np.asarray(partitioner.load_partition(i)["position"])) for i in range(num_partitions)]
 
 
-def cached_partition(labels: np.ndarray, num_partitions: int, partition_id: int, spec: PartitionSpec) -> np.ndarray:
-    """Positions of node `partition_id`, computing all partitions once per machine."""
+def cached_partitions(labels: np.ndarray, num_partitions: int, spec: PartitionSpec) -> dict[str, np.ndarray]:
+    """Positions of every node (keyed by its partition id as text), computed once per machine."""
     name = f"partitions-{cache_key(spec, num_partitions, labels.tobytes())}"
-    arrays = cached_arrays(
+    return cached_arrays(
         name,
         lambda: {str(i): part for i, part in enumerate(partition_pool(labels, num_partitions, spec))},
     )
-    return arrays[str(partition_id)]
 
 
 def natural_partition(devices: np.ndarray, num_partitions: int, partition_id: int) -> np.ndarray:
