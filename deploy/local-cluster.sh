@@ -109,7 +109,13 @@ launch() {
     local name="$1"
     shift
     setsid "$@" >"$run/$name.log" 2>&1 </dev/null &
-    echo $! >"$run/$name.pid"
+    local pid=$! deadline=$((SECONDS + START_TIMEOUT))
+    echo "$pid" >"$run/$name.pid"
+    # Until it execs, the child is a copy of this script: wait for that, so that the
+    # liveness checks that follow see the real command (on a busy machine this takes a while).
+    until live_pid "$run/$name.pid" >/dev/null || [[ ! -d "/proc/$pid" ]] || [[ $SECONDS -ge $deadline ]]; do
+        sleep 0.1
+    done
 }
 
 # Stop the processes recorded in the given PID files, with all their descendants:
