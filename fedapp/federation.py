@@ -127,6 +127,7 @@ class Federation:
                 len(valid),
                 self.config.min_train_nodes,
             )
+            strategy_metrics = getattr(self.strategy, "skipped_round_metrics", dict)()
         record = {
             "learning_rate": learning_rate,
             "train_loss": _metric(train_metrics, TRAIN_LOSS),

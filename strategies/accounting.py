@@ -55,6 +55,10 @@ class PrivacyLedger:
     def record(self, event: RoundEvent) -> float:
         """Add one round and return the cumulative epsilon."""
         self.events.append(event)
+        return self.spent()
+
+    def spent(self) -> float:
+        """The cumulative epsilon of the rounds recorded so far (0 before the first)."""
         return epsilon(self.events, self.delta)
 
     def state_dict(self) -> dict[str, list[list[float]]]:

@@ -125,6 +125,10 @@ class FedAvg(FlowerFedAvg):
         content = RecordDict({ARRAYS: message.content[ARRAYS], CONFIG: config})
         return Message(content, dst_node_id=message.metadata.dst_node_id, message_type=message.metadata.message_type)
 
+    def skipped_round_metrics(self) -> dict[str, float]:
+        """What a round that aggregates nothing still reports: the unchanged cumulative epsilon."""
+        return {"epsilon": self.privacy.ledger.spent()} if self.privacy else {}
+
     def usable_replies(self, replies: Iterable[Message]) -> list[Message]:
         """The replies that enter aggregation: no errors, and no stragglers when they are dropped."""
         return [
@@ -148,6 +152,7 @@ class FedAvg(FlowerFedAvg):
             "stragglers_dropped": float(len(replies) - len(contents)),
         }
         if not contents:
+            self.round_metrics.update(self.skipped_round_metrics())
             return None, None
         updates = self.client_updates(contents)
         if self.privacy:

@@ -258,6 +258,19 @@ def test_state_of_private_strategy_records_epsilon(message_identity, monkeypatch
     assert strategy.round_metrics["dp_noise_std"] == pytest.approx(1.0 / NUM_NODES)
 
 
+def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(message_identity, monkeypatch) -> None:  # noqa: ANN001
+    from strategies.dp import DifferentialPrivacy
+
+    config = run_config(dp="server-fixed")
+    strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1)
+    play_round(strategy, config, monkeypatch, initial())
+    spent = strategy.round_metrics["epsilon"]
+    strategy.configure_train(2, initial(), ConfigRecord({SERVER_ROUND: 2, LOCAL_EPOCHS: 1}), FakeGrid(list(range(1, NUM_NODES + 1))))
+    assert strategy.aggregate_train(2, []) == (None, None)
+    assert strategy.round_metrics["epsilon"] == spent
+    assert strategy.skipped_round_metrics() == {"epsilon": spent}
+
+
 def test_uploads_of_soft_labels_are_tiny_next_to_weights() -> None:
     soft = to_record({"soft-labels": np.zeros((500, 10), dtype=np.float32)})
     weights = ArrayRecord(build_model("cnn", (1, 28, 28), 10, seed=0).state_dict())
