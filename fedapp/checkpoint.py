@@ -3,14 +3,16 @@
 `checkpoint.pt` is rewritten atomically after each round (a crash mid-write leaves
 the previous round's). It holds the round just completed, the run config, the global
 arrays, the strategy's state between rounds (`strategies/state.py`: server momentum,
-DP ledger, distillation consensus, FedOpt moments) and the metrics records so far.
+DP ledger, distillation consensus, FedOpt moments), the metrics records so far and
+how the nodes shared the dataset (`partition_counts`).
 Every random choice of a run is derived from (seed, round, ...) (`seeding.py`), so no
 RNG state needs saving: a run resumed after round k makes the draws an uninterrupted
 run makes from round k + 1 on.
 
 `-c resume-from=<run folder>` loads that folder's checkpoint, checks it is intact and
 comes from a run with the same settings (only those in `MAY_CHANGE_ON_RESUME` may
-differ), and the new run continues with round k + 1 in its own new folder.
+differ) and, once the nodes are known, the same partitioning of the data
+(`check_same_nodes`); the new run continues with round k + 1 in its own new folder.
 
 The file is a torch archive loaded with `weights_only=True`: tensors, numbers,
 strings, lists and dicts only, never pickled objects.
@@ -45,6 +47,7 @@ class Checkpoint:
     arrays: ArrayRecord
     strategy_state: dict[str, Any]
     rounds: list[dict[str, Any]]
+    partition_counts: list[int] | None = None
 
 
 def atomic_torch_save(path: Path, document: Any) -> None:
@@ -61,6 +64,7 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "arrays": checkpoint.arrays.to_torch_state_dict(),
         "strategy": _to_tensors(checkpoint.strategy_state),
         "rounds": json.dumps(checkpoint.rounds),
+        "partition_counts": json.dumps(checkpoint.partition_counts),
     }
     atomic_torch_save(path, document)
 
@@ -83,6 +87,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
             arrays=ArrayRecord(document["arrays"]),
             strategy_state=_to_arrays(document["strategy"]),
             rounds=json.loads(document["rounds"]),
+            partition_counts=json.loads(document.get("partition_counts", "null")),
         )
     except (RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"{path} is corrupt or truncated ({type(error).__name__}: {str(error)[:200]})") from error
@@ -132,6 +137,23 @@ def _check_same_run(config: RunConfig, checkpoint: Checkpoint) -> None:
             f"run-config key 'num-server-rounds' = {config.num_server_rounds} leaves nothing to resume; "
             f"allowed: > {checkpoint.server_round}, the rounds {config.resume_from} already completed"
         )
+
+
+def check_same_nodes(config: RunConfig, checkpoint: Checkpoint, partition_counts: list[int]) -> None:
+    """Refuse to resume on nodes that cut the dataset into another number of shares.
+
+    A simulation's nodes hold partition i of `num-partitions` = its number of nodes, so
+    resuming it with another number of nodes would train on other data. Nodes with
+    their own data (count 0) may come and go; checkpoints without the counts pass.
+    """
+    saved = checkpoint.partition_counts
+    if saved is None or saved == partition_counts:
+        return
+    raise ConfigError(
+        f"this run's nodes hold shares of num-partitions={partition_counts}, but the run in "
+        f"{config.resume_from} trained on num-partitions={saved}; allowed: the same nodes "
+        "(in simulation: as many simulated nodes as that run had)"
+    )
 
 
 def _refusal(config: RunConfig, problem: str) -> ConfigError:

@@ -37,6 +37,7 @@ from fedapp.protocol import (
     METRICS,
     NODE,
     NODE_KEY,
+    NODE_PARTITIONS,
     NODE_MODEL,
     NUM_EXAMPLES,
     PROXIMAL_MU,
@@ -93,6 +94,11 @@ class Node:
         return cls(config, name or f"partition-{partition_id:05d}", partition_id=partition_id, num_partitions=num_partitions)
 
     @property
+    def partitions(self) -> int:
+        """How many shares the run's dataset is cut into for this node (0: it has its own data)."""
+        return 0 if self.data_path is not None else self.num_partitions
+
+    @property
     def architecture(self) -> str:
         """This node's model architecture (the server's, unless `client-model` says otherwise)."""
         return self.config.client_model_for(self.partition_id)
@@ -137,9 +143,10 @@ def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecor
 
 @app.query()
 def describe(message: Message, context: Context) -> Message:
-    """Tell the server this node's stable key and model architecture."""
+    """Tell the server this node's stable key, model architecture and partition count."""
     node = Node.from_context(context)
-    return _reply(message, **{NODE: ConfigRecord({NODE_KEY: node.key, NODE_MODEL: node.architecture})})
+    description = ConfigRecord({NODE_KEY: node.key, NODE_MODEL: node.architecture, NODE_PARTITIONS: node.partitions})
+    return _reply(message, **{NODE: description})
 
 
 def clip_if_requested(message: Message, context: Context, call_next: ClientAppCallable) -> Message:

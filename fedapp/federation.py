@@ -39,6 +39,7 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
@@ -87,15 +88,21 @@ class Federation:
         self.directory = NodeDirectory(grid, config.round_timeout)
         self.grid = OrderedGrid(grid, self.directory)
 
-    def run(self, arrays: ArrayRecord, completed_rounds: int = 0) -> ArrayRecord:
-        """Play the rounds after `completed_rounds` from global `arrays`; return the final global arrays.
+    def run(self, arrays: ArrayRecord, resumed: Checkpoint | None = None) -> ArrayRecord:
+        """Play every round from the initial `arrays`, or those after `resumed`; return the final global arrays.
 
-        A new run starts from the initial arrays with no completed rounds (and records
-        round 0); a resumed run from its checkpoint's arrays and round.
+        A new run records round 0 (the initial model); a resumed run continues from its
+        checkpoint's arrays and round, on nodes that share the data as its run's did.
         """
         log(INFO, "[fedapp] strategy %s:", type(self.strategy).__name__)
         self.strategy.summary()
         self.directory.wait_for_nodes(self.config.min_available_nodes)
+        partition_counts = self.directory.partition_counts()
+        completed_rounds = 0
+        if resumed is not None:
+            check_same_nodes(self.config, resumed, partition_counts)
+            arrays, completed_rounds = resumed.arrays, resumed.server_round
+        self.outputs.record_partition_counts(partition_counts)
         if completed_rounds == 0:
             self._record(0, arrays, time.monotonic(), {})
         for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):

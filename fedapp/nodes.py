@@ -21,7 +21,7 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.superlink.grid import InMemoryGrid
 
-from fedapp.protocol import CONFIG, DESCRIBE, NODE, NODE_KEY, NODE_MODEL
+from fedapp.protocol import CONFIG, DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
 
 POLL_SECONDS = 0.25
 IN_MEMORY_POLL_SECONDS = 0.01
@@ -34,6 +34,7 @@ class NodeInfo:
 
     key: str
     model: str
+    partitions: int
 
 
 class NodeDirectory:
@@ -69,6 +70,13 @@ class NodeDirectory:
         known = [node_id for node_id in connected if node_id in self._info]
         return sorted(known, key=lambda node_id: (self._info[node_id].key, node_id))
 
+    def partition_counts(self) -> list[int]:
+        """The distinct `num-partitions` of the online nodes holding a share of the run's dataset.
+
+        One value in a simulation (its number of nodes); empty when every node has its own data.
+        """
+        return sorted({self._info[node_id].partitions for node_id in self.online()} - {0})
+
     def info(self, node_id: int) -> NodeInfo:
         """What node `node_id` said about itself."""
         return self._info[node_id]
@@ -93,7 +101,9 @@ class NodeDirectory:
                 log(WARNING, "[fedapp] node %d did not describe itself: %s", reply.metadata.src_node_id, reply.error.reason)
                 continue
             node = reply.content[NODE]
-            self._info[reply.metadata.src_node_id] = NodeInfo(key=str(node[NODE_KEY]), model=str(node[NODE_MODEL]))
+            self._info[reply.metadata.src_node_id] = NodeInfo(
+                key=str(node[NODE_KEY]), model=str(node[NODE_MODEL]), partitions=int(node[NODE_PARTITIONS])
+            )
 
 
 class OrderedGrid(Grid):

@@ -67,6 +67,10 @@ class RunOutputs:
         header["resumed_from"] = {"folder": config.resume_from, "round": resumed.server_round}
         return cls(folder, header, resumed.rounds)
 
+    def record_partition_counts(self, partition_counts: list[int]) -> None:
+        """Note how the connected nodes share the dataset (checked when the run is resumed)."""
+        self.header["partition_counts"] = partition_counts
+
     def add_round(self, record: dict[str, Any]) -> None:
         """Append one round's record and rewrite `metrics.json`."""
         self.rounds.append(record)
@@ -82,7 +86,14 @@ class RunOutputs:
         Called before `add_round(record)`, so `metrics.json` never shows a round that
         the checkpoint lacks.
         """
-        checkpoint = Checkpoint(record["round"], self.header["config"], arrays, strategy_state, [*self.rounds, record])
+        checkpoint = Checkpoint(
+            record["round"],
+            self.header["config"],
+            arrays,
+            strategy_state,
+            [*self.rounds, record],
+            self.header.get("partition_counts"),
+        )
         write_checkpoint(self.folder / CHECKPOINT_FILE, checkpoint)
 
     def save_model(self, arrays: ArrayRecord) -> Path:

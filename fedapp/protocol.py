@@ -42,6 +42,7 @@ EVAL_ACCURACY = "eval-accuracy"
 # Keys inside NODE (client -> server, reply to DESCRIBE)
 NODE_KEY = "key"
 NODE_MODEL = "model"
+NODE_PARTITIONS = "partitions"  # num-partitions of the node's share, 0 for a node with its own data
 
 # Keys of the arrays in a federated-distillation exchange
 SOFT_LABELS = "soft-labels"

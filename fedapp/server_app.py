@@ -31,13 +31,15 @@ def main(grid: Grid, context: Context) -> None:
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
     strategy = STRATEGIES[config.strategy].build(config)
-    arrays, completed_rounds = initial_arrays(config), 0
     if resumed is not None:
         log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
         load_strategy_state(strategy, resumed.strategy_state)
-        arrays, completed_rounds = resumed.arrays, resumed.server_round
     federation = Federation(grid, strategy, config, CentralEvaluator(config), outputs)
-    final_arrays = federation.run(arrays, completed_rounds)
+    try:
+        final_arrays = federation.run(initial_arrays(config), resumed)
+    except ConfigError as error:
+        log(ERROR, "[fedapp] cannot resume: %s", error)
+        raise
     model_path = outputs.save_model(final_arrays)
     plot_path = outputs.save_plot()
     final = outputs.rounds[-1]

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from fedapp.checkpoint import resume_point
+from fedapp.checkpoint import check_same_nodes, resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.data import synthetic
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
@@ -50,9 +50,11 @@ class RunRequest:
         """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
         overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
         config = validated_config(app_dir, overrides)
-        resume_point(config)
+        resumed = resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
+        if resumed is not None:
+            check_same_nodes(config, resumed, [int(federation["num-supernodes"])])
         return cls(app_dir, config, overrides, federation, ray_address)
 
     @property

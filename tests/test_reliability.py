@@ -119,7 +119,7 @@ def test_strategy_state_survives_a_checkpoint(tmp_path: Path) -> None:
     arrays = initial_arrays(config())
     path = tmp_path / CHECKPOINT_FILE
     state = {"fedavg": strategy_state(strategy), "fedadam": strategy_state(adam)}
-    write_checkpoint(path, Checkpoint(2, config().to_mapping(), arrays, state, [{"round": 0}, {"round": 1}, {"round": 2}]))
+    write_checkpoint(path, Checkpoint(2, config().to_mapping(), arrays, state, [{"round": 0}, {"round": 1}, {"round": 2}], [10]))
     loaded = read_checkpoint(path)
     restored = FedAvg(server_momentum=0.9, privacy=DifferentialPrivacy("server-fixed", 1.0, 0.5, 1e-5, seed=0))
     load_strategy_state(restored, loaded.strategy_state["fedavg"])
@@ -129,13 +129,14 @@ def test_strategy_state_survives_a_checkpoint(tmp_path: Path) -> None:
     load_strategy_state(fresh_adam, loaded.strategy_state["fedadam"])
     np.testing.assert_array_equal(fresh_adam.v_t["w"], [0.5, 0.5])  # type: ignore[index]
     assert loaded.server_round == 2 and [r["round"] for r in loaded.rounds] == [0, 1, 2]
+    assert loaded.partition_counts == [10]
     for key, value in arrays.to_torch_state_dict().items():
         assert torch.equal(loaded.arrays.to_torch_state_dict()[key], value)
 
 
-def _checkpointed_run(folder: Path, **changes: Any) -> None:
+def _checkpointed_run(folder: Path, partition_counts: list[int] | None = None, **changes: Any) -> None:
     arrays = initial_arrays(config())
-    write_checkpoint(folder / CHECKPOINT_FILE, Checkpoint(2, config(**changes).to_mapping(), arrays, {}, [{"round": 0}]))
+    write_checkpoint(folder / CHECKPOINT_FILE, Checkpoint(2, config(**changes).to_mapping(), arrays, {}, [{"round": 0}], partition_counts))
 
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
@@ -156,6 +157,17 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
     assert resume_point(config(resume_from=str(old), seed=1, num_server_rounds=3, run_name="next")).server_round == 2
     with pytest.raises(ConfigError, match="allowed: '' or the absolute path"):
         config(resume_from="relative/folder")
+
+
+def test_resume_refuses_another_number_of_simulated_nodes(tmp_path: Path) -> None:
+    """A simulated node holds partition i of as many partitions as there are nodes: other nodes, other data."""
+    old = tmp_path / "old"
+    old.mkdir()
+    _checkpointed_run(old, partition_counts=[10])
+    extra = {"model": "2nn", "resume-from": str(old), "output-dir": str(tmp_path), "run-name": "next", "num-server-rounds": 3}
+    with pytest.raises(ConfigError, match=r"num-partitions=\[5\], but the run in .* trained on num-partitions=\[10\]; allowed: the same nodes"):
+        RunRequest.build(APP_DIR, [], nodes=5, extra=extra)
+    assert RunRequest.build(APP_DIR, [], nodes=10, extra=extra).num_nodes == 10
 
 
 def _sim_run(*overrides: str) -> subprocess.CompletedProcess[str]:
