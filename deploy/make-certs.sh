@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make a private certificate authority (CA) and a TLS certificate for the SuperLink.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 usage() {
     cat <<'USAGE'
@@ -36,11 +37,11 @@ while [[ $# -gt 0 ]]; do
         --days) days="$2"; shift 2 ;;
         --force) force=1; shift ;;
         -h|--help) usage; exit 0 ;;
-        *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+        *) usage_error "unknown argument '$1' (see --help)" ;;
     esac
 done
-[[ "$days" =~ ^[1-9][0-9]*$ ]] || { echo "error: --days '$days' is not allowed; allowed: a whole number >= 1" >&2; exit 2; }
-command -v openssl >/dev/null || { echo "error: openssl is not installed" >&2; exit 1; }
+[[ "$days" =~ ^[1-9][0-9]*$ ]] || usage_error "--days '$days' is not allowed; allowed: a whole number >= 1"
+command -v openssl >/dev/null || die "openssl is not installed"
 
 san=""
 IFS=',' read -r -a names <<<"$hosts"
@@ -51,16 +52,14 @@ for name in "${names[@]}"; do
     elif [[ "$name" =~ ^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
         san+="${san:+,}DNS:$name"
     else
-        echo "error: --hosts entry '$name' is neither a host name nor an IP address" >&2
-        exit 2
+        usage_error "--hosts entry '$name' is neither a host name nor an IP address"
     fi
 done
-[[ -n "$san" ]] || { echo "error: --hosts is empty; allowed: comma-separated host names and IP addresses" >&2; exit 2; }
+[[ -n "$san" ]] || usage_error "--hosts is empty; allowed: comma-separated host names and IP addresses"
 
 mkdir -p "$out"
 if [[ -e "$out/superlink.crt" && $force -eq 0 ]]; then
-    echo "error: $out/superlink.crt already exists; pass --force to replace it" >&2
-    exit 1
+    die "$out/superlink.crt already exists; pass --force to replace it"
 fi
 
 if [[ -f "$out/ca.key" && -f "$out/ca.crt" ]]; then
