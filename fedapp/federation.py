@@ -98,13 +98,13 @@ class Federation:
         self.strategy.summary()
         self.directory.wait_for_nodes(self.config.min_available_nodes)
         partition_counts = self.directory.partition_counts()
-        completed_rounds = 0
-        if resumed is not None:
+        self.outputs.record_partition_counts(partition_counts)
+        if resumed is None:
+            self._record(0, arrays, time.monotonic(), {})
+            completed_rounds = 0
+        else:
             check_same_nodes(self.config, resumed, partition_counts)
             arrays, completed_rounds = resumed.arrays, resumed.server_round
-        self.outputs.record_partition_counts(partition_counts)
-        if completed_rounds == 0:
-            self._record(0, arrays, time.monotonic(), {})
         for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
             arrays = self.play_round(server_round, arrays)
         return arrays

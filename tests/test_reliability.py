@@ -267,6 +267,20 @@ def test_same_seed_runs_agree_and_a_killed_run_resumes_to_the_uninterrupted_mode
         torch.testing.assert_close(value, expected[key], atol=1e-6, rtol=0)
 
 
+def test_a_run_resumed_from_its_round_0_checkpoint_records_round_0_once(superlink: LocalSuperLink, tmp_path: Path) -> None:
+    """A run killed during round 1 leaves the checkpoint written after round 0 (the initial model)."""
+    killed = tmp_path / "killed-in-round-1"
+    killed.mkdir()
+    round_0 = {"round": 0, "central_accuracy": 0.1, "central_loss": 2.3, "seconds": 0.5}
+    initial = Checkpoint(0, config(**LEAN).to_mapping(), initial_arrays(config(**LEAN)), strategy_state(FedAvg()), [round_0], [NODES])
+    write_checkpoint(killed / CHECKPOINT_FILE, initial)
+    resumed = run_app(superlink, tmp_path, nodes=NODES, run_name="resumed", resume_from=str(killed), **{**LEAN, "num_server_rounds": 2})
+    assert resumed.succeeded
+    rounds = resumed.metrics()["rounds"]
+    assert [record["round"] for record in rounds] == [0, 1, 2]
+    assert rounds[0] == round_0
+
+
 def test_nan_wrong_shape_and_raising_clients_are_rejected_or_failed_never_aggregated(superlink: LocalSuperLink, tmp_path: Path) -> None:
     faults = "partition-00001:nan,partition-00002:shape,partition-00003:raise"
     outcome = run_app(superlink, tmp_path, nodes=NODES, run_name="faults", fault_injection=faults, min_train_nodes=1, **{**LEAN, "num_server_rounds": 2})
