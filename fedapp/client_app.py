@@ -23,7 +23,7 @@ from torch import nn
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
-from fedapp.faults import RAISE, InjectedFault, corrupt
+from fedapp.faults import RAISE, InjectedFault, corrupt, fault_injection_enabled
 from fedapp.models import build_model
 from fedapp.protocol import (
     ARRAYS,
@@ -161,7 +161,13 @@ def clip_if_requested(message: Message, context: Context, call_next: ClientAppCa
 
 
 def inject_faults(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Test-only: after real training, corrupt this node's reply or raise, as `fault-injection` asks."""
+    """Test-only: after real training, corrupt this node's reply or raise, as `fault-injection` asks.
+
+    Outside tests (`FEDAPP_ENABLE_FAULT_INJECTION` unset) it only passes the message on:
+    a `fault-injection` value is then refused when the handler reads the run config.
+    """
+    if not fault_injection_enabled():
+        return call_next(message, context)
     node = Node.from_context(context)
     fault = node.config.fault_plan.get(node.key)
     reply = call_next(message, context)

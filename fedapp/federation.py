@@ -63,7 +63,6 @@ class Exchange:
     failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
-    clients: list[dict[str, Any]]
 
     @property
     def failed(self) -> int:
@@ -118,6 +117,7 @@ class Federation:
         )
         self._seed_sampler(server_round, "train")
         exchange = self._exchange(self.strategy.configure_train(server_round, arrays, train_config, self.grid))
+        clients = self._client_traffic(exchange.sent, exchange.replies)
         valid, rejected = self._screen(exchange)
         train_metrics: MetricRecord | None = None
         strategy_metrics: dict[str, float] = {}
@@ -148,7 +148,7 @@ class Federation:
             "kept_previous_model": new_arrays is None,
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
-            "clients": exchange.clients,
+            "clients": clients,
             **strategy_metrics,
             **self._federated_evaluation(server_round, arrays),
         }
@@ -168,7 +168,7 @@ class Federation:
         """
         sent = list(messages)
         if not sent:
-            return Exchange([], [], [], 0, 0, [])
+            return Exchange([], [], [], 0, 0)
         answers = self.grid.send_and_receive(sent, timeout=self.config.round_timeout)
         answer_to = {answer.metadata.reply_to_message_id: answer for answer in answers}
         replies, failed_nodes = [], []
@@ -187,7 +187,6 @@ class Federation:
             failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
             bytes_up=content_bytes(r.content for r in replies),
-            clients=self._client_traffic(sent, replies),
         )
 
     def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]]]:
@@ -243,8 +242,8 @@ class Federation:
     def _client_traffic(self, sent: list[Message], replies: list[Message]) -> list[dict[str, Any]]:
         """Bytes each sampled client received and sent back, by stable node key.
 
-        Measured when the replies arrive: some strategies (Flower's FedMedian) consume
-        the replies' records while aggregating.
+        Measured before aggregation: some strategies (Flower's FedMedian) consume the
+        replies' records while aggregating.
         """
         replied = {reply.metadata.src_node_id: reply for reply in replies}
         traffic = []

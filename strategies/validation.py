@@ -55,16 +55,16 @@ def structure_problem(reply: Arrays, reference: Arrays) -> Rejection | None:
     return None
 
 
-def norm_problem(update: Arrays, max_norm: float) -> Rejection | None:
-    """Why `update` is too large (L2 norm above `max_norm`); None if within bounds or unbounded (0)."""
-    if max_norm <= 0:
-        return None
-    norm = global_norm(update)
+def weights_problem(reply: Arrays, sent: Arrays, max_norm: float) -> Rejection | None:
+    """Why returned weights `reply` must not be aggregated, checked against the `sent` weights.
+
+    Beyond the structure, the update (reply minus sent) must have an L2 norm of at most
+    `max_norm`; 0 leaves it unbounded, and the update (a copy of the model) is then not computed.
+    """
+    problem = structure_problem(reply, sent)
+    if problem is not None or max_norm <= 0:
+        return problem
+    norm = global_norm(difference(reply, sent))
     if norm > max_norm:
         return Rejection(NORM, f"update norm {norm:.4g} exceeds max-update-norm {max_norm:.4g}")
     return None
-
-
-def weights_problem(reply: Arrays, sent: Arrays, max_norm: float) -> Rejection | None:
-    """Why returned weights `reply` must not be aggregated, checked against the `sent` weights."""
-    return structure_problem(reply, sent) or norm_problem(difference(reply, sent), max_norm)
