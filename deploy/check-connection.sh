@@ -24,5 +24,5 @@ if output="$(flwr ls "$name" --format json 2>&1)" && [[ "$output" == *'"success"
     exit 0
 fi
 echo "connection '$name' fails: $output" >&2
-echo "likely cause: $(cd "$REPO_DIR" && python -m sim.connections "$name")" >&2
+echo "likely cause: $(cd "$REPO_DIR" && python -m deploy check-connection "$name")" >&2
 exit 1

@@ -199,7 +199,7 @@ cluster_up() {
     fi
     local data="$dir/data/$nodes-nodes"
     if [[ ! -d "$data/node-$((nodes - 1))" ]]; then
-        (cd "$REPO_DIR" && python -m sim node-data --nodes "$nodes" --out "$data") || die "could not write the nodes' data to $data"
+        (cd "$REPO_DIR" && python -m deploy node-data --nodes "$nodes" --out "$data") || die "could not write the nodes' data to $data"
     fi
 
     launch superlink "$DEPLOY_DIR/start-superlink.sh" --state "$dir/superlink" --port "$port" "${security[@]}"

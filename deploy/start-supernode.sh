@@ -16,7 +16,7 @@ never leaves this machine.
 --superlink    the SuperLink's address as host:port; the host must be one of the names
                in the SuperLink's certificate (make-certs.sh --hosts)
 --data-path    this node's dataset: a .parquet file, a folder of .parquet files, or an
-               image folder <path>/<label>/<image> (python -m sim node-data writes demo data)
+               image folder <path>/<label>/<image> (python -m deploy node-data writes demo data)
 --name         the node's stable name, by which the server orders and samples nodes
                (default: the data path)
 --ca           the federation's CA certificate, ca.crt from make-certs.sh (default: ./certs/ca.crt)
@@ -27,7 +27,7 @@ never leaves this machine.
                needs its own
 --executor     how ClientApp messages run (default: warm): `warm` forks each message's
                process from one that has Flower and torch loaded (python -m
-               sim.warm_executor, the SuperNode in --isolation process); `flower` is
+               deploy.warm_executor, the SuperNode in --isolation process); `flower` is
                Flower's own SuperExec, a fresh flwr-clientapp process per message
 --node-config  more node-config entries, e.g. 'partition-id=0 num-partitions=2' instead
                of --data-path for a demo share of the run's dataset
@@ -89,7 +89,7 @@ fi
 
 if [[ "$executor" == warm ]]; then
     # Started before `exec`, so its parent is the SuperNode (this PID): it exits with it.
-    python -m sim.warm_executor --runtime-api-address "127.0.0.1:$port" --parent-pid $$ &
+    python -m deploy.warm_executor --runtime-api-address "127.0.0.1:$port" --parent-pid $$ &
     arguments+=(--isolation process)
 else
     # Flower's SuperExec looks for new ClientApp tasks every second by default.

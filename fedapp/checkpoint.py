@@ -2,7 +2,7 @@
 
 `checkpoint.pt` is rewritten atomically after each round (a crash mid-write leaves
 the previous round's). It holds the round just completed, the run config, the global
-arrays, the strategy's state between rounds (`strategies/state.py`: server momentum,
+arrays, the strategy's state between rounds (`strategies/hooks.py` `state_dict`: server momentum,
 DP ledger, distillation consensus, FedOpt moments), the metrics records so far and
 how the nodes shared the dataset (`partition_counts`).
 Every random choice of a run is derived from (seed, round, ...) (`seeding.py`), so no

@@ -25,7 +25,10 @@ from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data,
 from fedapp.device import compute_device
 from fedapp.faults import RAISE, InjectedFault, corrupt, fault_injection_enabled
 from fedapp.models import build_model
-from fedapp.protocol import (
+from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
+from strategies.arrays import reply_arrays, to_record
+from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
@@ -33,21 +36,14 @@ from fedapp.protocol import (
     EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
-    LOCAL_MODEL,
     METRICS,
-    NODE,
-    NODE_KEY,
-    NODE_PARTITIONS,
-    NODE_MODEL,
     NUM_EXAMPLES,
     PROXIMAL_MU,
     SERVER_ROUND,
     SOFT_LABELS,
     TRAIN_LOSS,
 )
-from fedapp.seeding import torch_generator
-from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
-from strategies.arrays import reply_arrays, to_record
+from strategies.seeding import torch_generator
 
 app = ClientApp()
 

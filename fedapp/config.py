@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
+from fedapp.registry import STRATEGIES, StrategySpec
 
 MODELS = ("cnn", "2nn", "logreg")
 SAME_MODEL = "same"
@@ -126,9 +127,7 @@ class RunConfig:
         names = [name.strip() for name in self.client_model.split(",")]
         return names[partition_id % len(names)]
 
-    def _strategy_spec(self):  # noqa: ANN202 (StrategySpec; the registry imports this module)
-        from strategies.registry import STRATEGIES  # noqa: PLC0415
-
+    def _strategy_spec(self) -> StrategySpec:
         return STRATEGIES[self.strategy]
 
     def to_mapping(self) -> dict[str, Any]:
@@ -137,8 +136,6 @@ class RunConfig:
 
     def _validate(self) -> None:
         """Check ranges, names and combinations; raise `ConfigError` on the first bad one."""
-        from strategies.registry import STRATEGIES  # noqa: PLC0415 (registry imports config)
-
         _choice(self, "strategy", tuple(STRATEGIES))
         _choice(self, "model", MODELS)
         _check(self, "dataset", _is_dataset_name, DATASET_RULE)
@@ -223,8 +220,6 @@ class RunConfig:
 
 
 def _dp_strategies() -> list[str]:
-    from strategies.registry import STRATEGIES  # noqa: PLC0415
-
     return [name for name, spec in STRATEGIES.items() if spec.supports_dp]
 
 

@@ -1,6 +1,6 @@
 """Server-side knowledge distillation on the unlabelled public set (FedDF, federated distillation).
 
-The server owns a model of the run's architecture (`model`) and the public slice of
+fedapp's `strategies.distiller.Distiller`: the server owns a model of the run's architecture (`model`) and the public slice of
 the pool (features only). It can turn client models into ensemble soft labels on the
 public set, and distil soft labels into its model. The torch work is `fedapp.training`;
 this module only binds it to the run's model, public set, temperature and seed.
@@ -14,12 +14,11 @@ import torch
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, dataset_shape, load_public_features
 from fedapp.device import compute_device
-from fedapp.losses import soft_labels
 from fedapp.models import build_model
-from fedapp.seeding import torch_generator
 from fedapp.training import fit_soft_labels
-
-Arrays = dict[str, np.ndarray]
+from strategies.arrays import Arrays
+from strategies.losses import soft_labels
+from strategies.seeding import torch_generator
 
 
 class ServerDistiller:
@@ -40,6 +39,13 @@ class ServerDistiller:
     def public_size(self) -> int:
         """Number of samples in the public set."""
         return len(self.public)
+
+    def describe(self) -> str:
+        """The distillation settings in one line."""
+        return (
+            f"distil on {self.public_size} public samples, T={self.temperature}, "
+            f"{self.epochs} epochs, Adam lr={self.learning_rate}"
+        )
 
     def _load(self, arrays: Arrays) -> torch.nn.Module:
         self.model.load_state_dict({key: torch.from_numpy(np.array(value)) for key, value in arrays.items()})

@@ -10,7 +10,8 @@ adds what a research run needs around them:
 - every reply is checked before aggregation (keys, shapes, dtypes, NaN/Inf, and the
   update norm against `max-update-norm`); bad ones are logged, counted and named by
   node and reason in the round's record, never averaged (a strategy may declare what
-  its replies carry with `reply_reference(message)`);
+  its replies carry with `reply_reference(message)`, one of the hooks declared in
+  `strategies/hooks.py`);
 - a node that answers with an error or not within `round-timeout` (dead, cut off,
   too slow) fails for that round and is named in the round's record;
 - too few valid replies keep the previous global model instead of failing the run,
@@ -18,8 +19,8 @@ adds what a research run needs around them:
 - after every round the run's checkpoint is rewritten, and a resumed run starts
   after the round its checkpoint completed;
 - bytes down and up are measured from the records actually sent, per client;
-- what a strategy reports about its round (`round_metrics`: stragglers, epsilon, ...)
-  goes into the round's record;
+- what a strategy reports about its round (`round_metrics()`: stragglers, epsilon, ...)
+  goes into the round's record, and its `state_dict()` into the checkpoint;
 - the global model is evaluated centrally after every round and each round is
   written to `metrics.json` as it completes.
 """
@@ -44,12 +45,12 @@ from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
-from fedapp.protocol import ARRAYS, EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
-from fedapp.seeding import derive_seed
-from strategies.arrays import content_bytes, reply_arrays, to_numpy, to_record
+from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
+from strategies.builtin import hooks_for
+from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
 from strategies.schedule import round_learning_rate
-from strategies.state import strategy_state
-from strategies.validation import NO_ARRAYS, UNSOLICITED, Rejection, structure_problem, weights_problem
+from strategies.seeding import derive_seed
+from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
 
 MEGABYTE = 1e6
 
@@ -72,9 +73,10 @@ class Exchange:
 class Federation:
     """Runs `config.num_server_rounds` rounds of `strategy` over the nodes behind `grid`."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the loop's collaborators, each built by the ServerApp)
         self,
         grid: Grid,
+        directory: NodeDirectory,
         strategy: Strategy,
         config: RunConfig,
         evaluator: CentralEvaluator,
@@ -82,10 +84,11 @@ class Federation:
     ) -> None:
         self.config = config
         self.strategy = strategy
+        self.hooks = hooks_for(strategy)
         self.evaluator = evaluator
         self.outputs = outputs
-        self.directory = NodeDirectory(grid, config.round_timeout)
-        self.grid = OrderedGrid(grid, self.directory)
+        self.directory = directory
+        self.grid = OrderedGrid(grid, directory)
 
     def run(self, arrays: ArrayRecord, resumed: Checkpoint | None = None) -> ArrayRecord:
         """Play every round from the initial `arrays`, or those after `resumed`; return the final global arrays.
@@ -125,7 +128,7 @@ class Federation:
         if len(valid) >= self.config.min_train_nodes:
             new_arrays, train_metrics = self.strategy.aggregate_train(server_round, valid)
             arrays = _with_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
-            strategy_metrics = dict(getattr(self.strategy, "round_metrics", {}))
+            strategy_metrics = self.hooks.round_metrics()
         else:
             log(
                 WARNING,
@@ -134,7 +137,7 @@ class Federation:
                 len(valid),
                 self.config.min_train_nodes,
             )
-            strategy_metrics = getattr(self.strategy, "skipped_round_metrics", dict)()
+            strategy_metrics = self.hooks.skipped_round_metrics()
         record = {
             "learning_rate": learning_rate,
             "train_loss": _metric(train_metrics, TRAIN_LOSS),
@@ -216,20 +219,21 @@ class Federation:
         """
         if sent is None:
             return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
-        custom = getattr(self.strategy, "reply_reference", None)
-        reference = custom(sent) if custom else None
-        carries_weights = reference is None and ARRAYS in sent.content
-        if carries_weights:
-            sent_arrays = sent.content[ARRAYS]
+        reference = self.hooks.reply_reference(sent)
+        sent_arrays = single_array_record(sent.content) if reference is None else None
+        if sent_arrays is not None:
             if id(sent_arrays) not in references:
                 references[id(sent_arrays)] = to_numpy(sent_arrays)
             reference = references[id(sent_arrays)]
         if reference is None:
             return None
-        if ARRAYS not in reply.content:
+        returned_records = len(reply.content.array_records)
+        if returned_records == 0:
             return Rejection(NO_ARRAYS, "reply carries no arrays")
+        if returned_records > 1:
+            return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
         returned = reply_arrays(reply.content)
-        if carries_weights and sent.metadata.message_type == MessageType.TRAIN:
+        if sent_arrays is not None and sent.metadata.message_type == MessageType.TRAIN:
             return weights_problem(returned, reference, self.config.max_update_norm)
         return structure_problem(returned, reference)
 
@@ -285,7 +289,7 @@ class Federation:
             **record,
             "seconds": time.monotonic() - started,
         }
-        self.outputs.save_checkpoint(full, arrays, strategy_state(self.strategy))
+        self.outputs.save_checkpoint(full, arrays, self.hooks.state_dict())
         self.outputs.add_round(full)
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from fedapp.seeding import derive_seed
+from strategies.seeding import derive_seed
 
 
 class CNN(nn.Module):

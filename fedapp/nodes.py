@@ -21,7 +21,8 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.superlink.grid import InMemoryGrid
 
-from fedapp.protocol import CONFIG, DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from fedapp.protocol import DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from strategies.protocol import CONFIG
 
 POLL_SECONDS = 0.25
 IN_MEMORY_POLL_SECONDS = 0.01
@@ -81,6 +82,11 @@ class NodeDirectory:
         """What node `node_id` said about itself."""
         return self._info[node_id]
 
+    def architecture(self, node_id: int) -> str | None:
+        """The model architecture node `node_id` trains, or None if it has not described itself."""
+        info = self._info.get(node_id)
+        return info.model if info is not None else None
+
     def _describe(self, node_ids: list[int]) -> None:
         """Ask `node_ids` for their key and model, `DESCRIBE_BATCH` at a time; nodes that fail to answer stay unknown.
 
@@ -125,10 +131,6 @@ class OrderedGrid(Grid):
 
     def get_node_ids(self) -> Iterable[int]:
         return self._directory.online()
-
-    def node_info(self, node_id: int) -> NodeInfo:
-        """What node `node_id` said about itself (its key and model architecture)."""
-        return self._directory.info(node_id)
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         return self._grid.push_messages(messages)

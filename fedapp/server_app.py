@@ -12,9 +12,10 @@ from fedapp.checkpoint import resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.evaluation import CentralEvaluator, initial_arrays
 from fedapp.federation import Federation
+from fedapp.nodes import NodeDirectory
 from fedapp.outputs import RunOutputs
-from strategies.registry import STRATEGIES
-from strategies.state import load_strategy_state
+from fedapp.strategy_factory import build_strategy
+from strategies.builtin import hooks_for
 
 app = ServerApp()
 
@@ -30,11 +31,12 @@ def main(grid: Grid, context: Context) -> None:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
-    strategy = STRATEGIES[config.strategy].build(config)
+    directory = NodeDirectory(grid, config.round_timeout)
+    strategy = build_strategy(config, directory)
     if resumed is not None:
         log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
-        load_strategy_state(strategy, resumed.strategy_state)
-    federation = Federation(grid, strategy, config, CentralEvaluator(config), outputs)
+        hooks_for(strategy).load_state_dict(resumed.strategy_state)
+    federation = Federation(grid, directory, strategy, config, CentralEvaluator(config), outputs)
     try:
         final_arrays = federation.run(initial_arrays(config), resumed)
     except ConfigError as error:

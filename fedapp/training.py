@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedapp.data import LabelledSplit
-from fedapp.losses import distillation_loss, proximal_term, soft_labels
+from strategies.losses import distillation_loss, proximal_term, soft_labels
 
 EVAL_BATCH = 1000
 

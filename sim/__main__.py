@@ -1,4 +1,4 @@
-"""`python -m sim <command>`: run, stop (and more) on Flower's simulation engine."""
+"""`python -m sim <command>`: runs, comparisons, the centralized baseline and benchmarks on Flower's simulation engine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 from fedapp.config import ConfigError
 from sim.flwr_cli import FlwrCommandError, echo
-from sim.local_cluster import ClusterError
 from sim.paper_presets import PAPER_PRESETS
 from sim.presets import PRESETS
 from sim.superlink import LocalSuperLink, SuperLinkError
@@ -52,22 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("stop", help="stop the SuperLink that `python -m sim` started")
 
-    node_data = commands.add_parser("node-data", help="write each node's share of the data to its own folder (edge demo)")
-    node_data.add_argument("--nodes", type=int, required=True, help="number of nodes (partitions)")
-    node_data.add_argument("--out", type=Path, required=True, help="folder that receives node-0, node-1, ...")
-    node_data.add_argument("--layout", choices=("parquet", "imagefolder"), default="parquet", help="file layout (default: parquet)")
-    node_data.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="dataset, partitioner, seed, ...")
-
     overhead = commands.add_parser("bench", help="simulation overhead vs a plain PyTorch loop, 1,000 nodes, memory (and GPU shares)")
     overhead.add_argument("--quick", action="store_true", help="3 rounds per run instead of 20 (under 10 minutes on 2 cores)")
     overhead.add_argument("--out", type=Path, help="a new JSON file for the figures (default: ./bench-<time>.json)")
 
-    bench = commands.add_parser("bench-deploy", help="seconds per round in deployment next to simulation, same workload")
-    bench.add_argument("--nodes", type=int, default=2, help="number of nodes (default: 2)")
-    bench.add_argument("--rounds", type=int, default=4, help="number of rounds (default: 4)")
-    bench.add_argument("--executors", default="warm", help="deployment executors to compare: warm, flower or warm,flower (default: warm)")
-    bench.add_argument("--out", type=Path, help="folder for outputs and the cluster (default: a new temporary folder)")
-    bench.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides")
     return parser
 
 
@@ -89,23 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             return centralized_command(args.app.resolve(), args.run_config, args.nodes, args.world_size, args.epochs, args.out)
         if args.command == "stop":
             return _stop()
-        if args.command == "node-data":
-            from sim.node_data import write_node_data  # noqa: PLC0415 (torch import only for commands that need it)
-
-            write_node_data(APP_DIR, args.out, args.nodes, args.layout, args.run_config)
-            return 0
         if args.command == "bench":
             from sim.bench import bench_command as overhead_command  # noqa: PLC0415
 
             return overhead_command(APP_DIR, args.quick, args.out)
-        if args.command == "bench-deploy":
-            from sim.bench_deploy import bench_command  # noqa: PLC0415
-
-            return bench_command(APP_DIR, args.run_config, args.nodes, args.rounds, args.executors.split(","), args.out)
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (SuperLinkError, FlwrCommandError, ClusterError) as error:
+    except (SuperLinkError, FlwrCommandError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 2

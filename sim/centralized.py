@@ -33,7 +33,7 @@ from fedapp.data import DataSpec, LabelledSplit, data_source, dataset_shape, loa
 from fedapp.models import build_model
 from fedapp.outputs import METRICS_FILE, PLOT_FILE, RunOutputs
 from fedapp.plots import plot_run
-from fedapp.seeding import torch_generator
+from strategies.seeding import torch_generator
 from fedapp.training import evaluate, train_sgd
 from sim.flwr_cli import echo
 from sim.overrides import parse_overrides

@@ -43,7 +43,7 @@ from sim.paper_presets import PAPER_PRESETS
 from sim.report import CENTRALIZED, CURVES_FILE, REPORT_FILE, SUMMARY_FILE, plot_curves, write_report, write_summary_csv
 from sim.run import RunRequest, ensure_superlink, execute
 from sim.summary import COMPLETED, RunResult, best_accuracy, summarize
-from strategies.registry import STRATEGIES
+from fedapp.registry import STRATEGIES
 
 RUNS_FOLDER = "runs"
 DEFAULT_TARGET = 0.9

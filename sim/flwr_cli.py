@@ -5,8 +5,8 @@
 `flwr log --stream`, and the outcome is read from `flwr list --run-id --format json`.
 
 Every command takes the SuperLink `connection` (default `local`, the simulation
-SuperLink). When Flower cannot reach it, the error names the likely cause
-(`connections.diagnose`): Flower's own message is the same for every cause.
+SuperLink). Flower's message when it cannot reach a SuperLink is the same for every
+cause; `deploy.connections` adds the likely cause for a deployment's connection.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.connections import diagnose
 from sim.superlink import flwr_environment, venv_executable
 
 CONNECTION = "local"
@@ -30,9 +29,14 @@ FINISHED_OK = "finished:completed"
 class FlwrCommandError(RuntimeError):
     """A `flwr` command failed."""
 
+    @property
+    def unreachable(self) -> bool:
+        """True when Flower could not reach the SuperLink at all."""
+        return UNREACHABLE in str(self)
 
-def _flwr(*arguments: str, connection: str) -> str:
-    """Run `flwr <arguments>` against `connection` and return its stdout; raise with its output on failure."""
+
+def _flwr(*arguments: str) -> str:
+    """Run `flwr <arguments>` and return its stdout; raise with its output on failure."""
     result = subprocess.run(  # noqa: S603 (fixed executable)
         [venv_executable("flwr"), *arguments],
         capture_output=True,
@@ -41,30 +45,23 @@ def _flwr(*arguments: str, connection: str) -> str:
         check=False,
     )
     if result.returncode != 0:
-        _fail(f"flwr {' '.join(arguments[:2])} failed ({result.returncode}): {result.stdout}{result.stderr}".strip(), connection)
+        raise FlwrCommandError(f"flwr {' '.join(arguments[:2])} failed ({result.returncode}): {result.stdout}{result.stderr}".strip())
     return result.stdout
 
 
-def _flwr_json(*arguments: str, connection: str) -> dict[str, Any]:
+def _flwr_json(*arguments: str) -> dict[str, Any]:
     """Run `flwr <arguments> --format json` and return its JSON object; raise unless it succeeded.
 
     With `--format json`, flwr exits 0 on failure and reports it in the object.
     """
-    output = _flwr(*arguments, "--format", "json", connection=connection)
+    output = _flwr(*arguments, "--format", "json")
     start = output.find("{")  # Flower may print notes before the object
     if start < 0:
         raise FlwrCommandError(f"no JSON in flwr output: {output!r}")
     payload = json.loads(output[start:])
     if not payload.get("success", False):
-        _fail(f"flwr {' '.join(arguments[:2])} failed: {payload.get('error-message', payload)}", connection)
+        raise FlwrCommandError(f"flwr {' '.join(arguments[:2])} failed: {payload.get('error-message', payload)}")
     return payload
-
-
-def _fail(message: str, connection: str) -> None:
-    """Raise `FlwrCommandError`, naming the likely cause when the SuperLink was unreachable."""
-    if UNREACHABLE in message:
-        message = f"{message}\nlikely cause: {diagnose(connection)}"
-    raise FlwrCommandError(message)
 
 
 def federation_config_argument(settings: dict[str, int | float]) -> str:
@@ -81,7 +78,7 @@ def submit(
     SuperNodes connected to it, so it is None there.
     """
     federation_arguments = ["--federation-config", federation_config_argument(federation)] if federation else []
-    payload = _flwr_json("run", str(app_dir), connection, *federation_arguments, *overrides, connection=connection)
+    payload = _flwr_json("run", str(app_dir), connection, *federation_arguments, *overrides)
     if payload.get("run-id") is None:
         raise FlwrCommandError(f"flwr run did not start a run: {payload}")
     return int(payload["run-id"])
@@ -90,12 +87,12 @@ def submit(
 def configure_default_federation(federation: dict[str, int | float]) -> None:
     """Make plain `flwr run .` on this SuperLink use `federation` (until the SuperLink restarts)."""
     flags = [f"--{key}={value}" for key, value in federation.items()]
-    _flwr("federation", "simulation-config", "@none/default", CONNECTION, *flags, connection=CONNECTION)
+    _flwr("federation", "simulation-config", "@none/default", CONNECTION, *flags)
 
 
 def status(run_id: int, connection: str = CONNECTION) -> str:
     """The run's status, e.g. `running` or `finished:completed` / `finished:failed`."""
-    payload = _flwr_json("list", connection, "--run-id", str(run_id), connection=connection)
+    payload = _flwr_json("list", connection, "--run-id", str(run_id))
     runs = payload.get("runs") or []
     if not runs:
         raise FlwrCommandError(f"flwr list has no run {run_id}: {payload}")
@@ -132,7 +129,7 @@ def wait_finished(run_id: int, poll_seconds: float = 1.0, timeout: float = 60.0,
 
 def stop_run(run_id: int, connection: str = CONNECTION) -> None:
     """Ask the SuperLink to stop a running run."""
-    _flwr("stop", str(run_id), connection, connection=connection)
+    _flwr("stop", str(run_id), connection)
 
 
 def echo(text: str) -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, RecordDict
-
-from fedapp.protocol import ARRAYS
+from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
 Arrays = dict[str, np.ndarray]
 
@@ -26,9 +24,25 @@ def to_record(arrays: Arrays) -> ArrayRecord:
     return ArrayRecord({key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
 
 
+def single_array_record(content: RecordDict) -> ArrayRecord | None:
+    """The single `ArrayRecord` in `content` (as Flower's strategies read a reply), or None if it has none."""
+    records = list(content.array_records.values())
+    if len(records) > 1:
+        raise ValueError(f"expected one ArrayRecord, found {len(records)}")
+    return records[0] if records else None
+
+
 def reply_arrays(content: RecordDict) -> Arrays:
     """The arrays a client sent back in a reply (its single `ArrayRecord`)."""
-    return to_numpy(content[ARRAYS])
+    record = single_array_record(content)
+    if record is None:
+        raise ValueError("the reply carries no ArrayRecord")
+    return to_numpy(record)
+
+
+def reply_metrics(content: RecordDict) -> MetricRecord:
+    """The single `MetricRecord` a client's reply carries (its numbers: examples, loss, ...)."""
+    return next(iter(content.metric_records.values()))
 
 
 def content_bytes(contents: Iterable[RecordDict]) -> int:

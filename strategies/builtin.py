@@ -1,20 +1,52 @@
-"""Flower's own strategies, selectable by name beside fedapp's.
+"""Flower's own strategies, selectable by name beside ours, and their answers to the federation loop.
 
 They run with Flower's default hyperparameters (e.g. FedAdam eta=0.1, tau=1e-3;
-FedTrimmedAvg beta=0.2; Krum with no assumed malicious nodes) and fedapp's sampling
-settings; fedapp's loop still seeds their sampling, screens replies, sets the
-round's learning rate and measures traffic.
+FedTrimmedAvg beta=0.2; Krum with no assumed malicious nodes). Flower's FedOpt
+strategies (FedAdam, FedYogi, FedAdagrad) keep their moments in `m_t` and `v_t`,
+which `hooks_for` checkpoints; FedMedian, FedTrimmedAvg and Krum keep no state.
 """
 
 from __future__ import annotations
 
-from flwr.serverapp.strategy import FedAdagrad, FedAdam, FedMedian, FedTrimmedAvg, FedYogi, Krum, Strategy
+from typing import Any
 
-BUILTINS: dict[str, tuple[type[Strategy], str]] = {
-    "fedadam": (FedAdam, "Flower's FedAdam (Reddi et al. 2021): server-side Adam on the averaged update"),
-    "fedyogi": (FedYogi, "Flower's FedYogi (Reddi et al. 2021): server-side Yogi"),
-    "fedadagrad": (FedAdagrad, "Flower's FedAdagrad (Reddi et al. 2021): server-side Adagrad"),
-    "fedmedian": (FedMedian, "Flower's FedMedian (Yin et al. 2018): coordinate-wise median"),
-    "fedtrimmedavg": (FedTrimmedAvg, "Flower's FedTrimmedAvg (Yin et al. 2018): coordinate-wise trimmed mean"),
-    "krum": (Krum, "Flower's Krum (Blanchard et al. 2017): the update closest to its neighbours"),
+from flwr.serverapp.strategy import FedAdagrad, FedAdam, FedMedian, FedTrimmedAvg, FedYogi, Krum, Strategy
+from flwr.serverapp.strategy.fedopt import FedOpt
+
+from strategies.hooks import FederationHooks
+
+BUILTINS: dict[str, type[Strategy]] = {
+    "fedadam": FedAdam,
+    "fedyogi": FedYogi,
+    "fedadagrad": FedAdagrad,
+    "fedmedian": FedMedian,
+    "fedtrimmedavg": FedTrimmedAvg,
+    "krum": Krum,
 }
+
+FEDOPT_MOMENTS = ("m_t", "v_t")
+
+
+class FedOptState(FederationHooks):
+    """Checkpoints a Flower FedOpt strategy's first and second moments."""
+
+    def __init__(self, strategy: FedOpt) -> None:
+        self.strategy = strategy
+
+    def state_dict(self) -> dict[str, Any]:
+        """The moments `m_t` and `v_t` (None before the first aggregation)."""
+        return {name: getattr(self.strategy, name) for name in FEDOPT_MOMENTS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put saved moments back into the strategy."""
+        for name in FEDOPT_MOMENTS:
+            setattr(self.strategy, name, state[name])
+
+
+def hooks_for(strategy: Strategy) -> FederationHooks:
+    """The federation loop's view of `strategy`: itself if it declares the hooks, else an adapter."""
+    if isinstance(strategy, FederationHooks):
+        return strategy
+    if isinstance(strategy, FedOpt):
+        return FedOptState(strategy)
+    return FederationHooks()

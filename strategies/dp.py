@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from flwr.app import ConfigRecord
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from fedapp.seeding import numpy_rng
+from strategies.seeding import numpy_rng
 from strategies.accounting import PrivacyLedger, RoundEvent
 from strategies.aggregation import global_norm
 from strategies.arrays import Arrays

@@ -28,16 +28,18 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
-from fedapp.protocol import ARRAYS, CONFIG, LOCAL_EPOCHS, METRICS, NUM_EXAMPLES
-from fedapp.seeding import numpy_rng
 from strategies.aggregation import aggregation_weights, difference, weighted_average
-from strategies.arrays import Arrays, reply_arrays, to_numpy, to_record
+from strategies.arrays import Arrays, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.dp import DifferentialPrivacy
+from strategies.hooks import FederationHooks
+from strategies.messages import readdressed
+from strategies.protocol import LOCAL_EPOCHS
+from strategies.seeding import numpy_rng
 from strategies.server_optimizer import ServerOptimizer
 from strategies.stragglers import choose_stragglers
 
 
-class FedAvg(FlowerFedAvg):
+class FedAvg(FlowerFedAvg, FederationHooks):
     """FedAvg with weighted update averaging, a server optimizer, stragglers and optional DP."""
 
     drop_stragglers = True
@@ -63,7 +65,7 @@ class FedAvg(FlowerFedAvg):
         self.stragglers: dict[int, int] = {}
         self.num_sampled = 0
         self.population = 0
-        self.round_metrics: dict[str, float] = {}
+        self._round_metrics: dict[str, float] = {}
 
     def summary(self) -> None:
         """Log the aggregation settings, then Flower's sampling settings."""
@@ -120,10 +122,14 @@ class FedAvg(FlowerFedAvg):
 
     def _as_straggler(self, message: Message, epochs: int) -> Message:
         """The same message, telling its node to stop after `epochs` epochs."""
-        config = ConfigRecord(dict(message.content[CONFIG]))
+        config = ConfigRecord(dict(message.content[self.configrecord_key]))
         config[LOCAL_EPOCHS] = epochs
-        content = RecordDict({ARRAYS: message.content[ARRAYS], CONFIG: config})
-        return Message(content, dst_node_id=message.metadata.dst_node_id, message_type=message.metadata.message_type)
+        content = RecordDict({self.arrayrecord_key: message.content[self.arrayrecord_key], self.configrecord_key: config})
+        return readdressed(message, content=content)
+
+    def round_metrics(self) -> dict[str, float]:
+        """Stragglers chosen and dropped in the round just aggregated, and its privacy figures under DP."""
+        return dict(self._round_metrics)
 
     def skipped_round_metrics(self) -> dict[str, float]:
         """What a round that aggregates nothing still reports: the unchanged cumulative epsilon."""
@@ -147,19 +153,19 @@ class FedAvg(FlowerFedAvg):
         """Average the replies' updates (weighted, or privately) and take the server optimizer step."""
         replies = [r for r in replies if not r.has_error()]
         contents = [r.content for r in self.usable_replies(replies)]
-        self.round_metrics = {
+        self._round_metrics = {
             "stragglers": float(len(self.stragglers)),
             "stragglers_dropped": float(len(replies) - len(contents)),
         }
         if not contents:
-            self.round_metrics.update(self.skipped_round_metrics())
+            self._round_metrics.update(self.skipped_round_metrics())
             return None, None
         updates = self.client_updates(contents)
         if self.privacy:
             average, privacy_metrics = self.privacy.average(updates, self.num_sampled, self.population, server_round)
-            self.round_metrics.update(privacy_metrics)
+            self._round_metrics.update(privacy_metrics)
         else:
-            weights = aggregation_weights([int(c[METRICS][NUM_EXAMPLES]) for c in contents], self.weighting)
+            weights = aggregation_weights([int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting)
             average = weighted_average(updates, weights)
         pseudo_gradient = {key: -value for key, value in average.items()}
         new_arrays = self.optimizer.step(self.global_arrays, pseudo_gradient)

@@ -19,28 +19,21 @@ from logging import INFO
 from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.common import log
 
-from fedapp.distillation import ServerDistiller
 from strategies.arrays import reply_arrays, to_numpy, to_record
+from strategies.distiller import Distiller
 from strategies.fedavg import FedAvg
 
 
 class FedDF(FedAvg):
     """FedAvg followed by server-side ensemble distillation on the public set."""
 
-    def __init__(self, *, distiller: ServerDistiller, **kwargs: object) -> None:
+    def __init__(self, *, distiller: Distiller, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.distiller = distiller
 
     def summary(self) -> None:
         """Log the distillation settings, then FedAvg's."""
-        log(
-            INFO,
-            "\t├──> FedDF: distil on %d public samples, T=%s, %d epochs, Adam lr=%s",
-            self.distiller.public_size,
-            self.distiller.temperature,
-            self.distiller.epochs,
-            self.distiller.learning_rate,
-        )
+        log(INFO, "\t├──> FedDF: %s", self.distiller.describe())
         super().summary()
 
     def aggregate_train(

@@ -23,30 +23,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from logging import INFO
+from typing import Protocol
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
-from fedapp.distillation import ServerDistiller
-from fedapp.nodes import OrderedGrid
-from fedapp.protocol import ARRAYS, CONFIG, CONSENSUS, EVALUATE_LOCAL, METRICS, NUM_EXAMPLES, SOFT_LABELS, TRAIN_DISTILL
 from strategies.aggregation import aggregation_weights, weighted_average
-from strategies.arrays import Arrays, reply_arrays, to_numpy, to_record
+from strategies.arrays import Arrays, reply_arrays, reply_metrics, to_numpy, to_record
+from strategies.distiller import Distiller
+from strategies.hooks import FederationHooks
+from strategies.messages import readdressed
+from strategies.protocol import CONSENSUS, EVALUATE_LOCAL, SOFT_LABELS, TRAIN_DISTILL
 
 
-class FedDistill(FlowerFedAvg):
+class NodeArchitectures(Protocol):
+    """Which model architecture a node trains (the app learns it from its nodes)."""
+
+    def architecture(self, node_id: int) -> str | None:
+        """The architecture of node `node_id`, or None if unknown."""
+        ...
+
+
+class FedDistill(FlowerFedAvg, FederationHooks):
     """Clients exchange soft labels on a public set; the server distils their consensus."""
 
     def __init__(
         self,
         *,
-        distiller: ServerDistiller,
+        distiller: Distiller,
         server_model: str,
         num_classes: int,
+        architectures: NodeArchitectures | None = None,
         weighting: str = "examples",
         **sampling: float | int,
     ) -> None:
@@ -54,20 +65,21 @@ class FedDistill(FlowerFedAvg):
         self.distiller = distiller
         self.server_model = server_model
         self.num_classes = num_classes
+        self.architectures = architectures
         self.weighting = weighting
         self.consensus: np.ndarray | None = None
         self.server_arrays: Arrays = {}
-        self.round_metrics: dict[str, float] = {}
+        self._round_metrics: dict[str, float] = {}
 
     def summary(self) -> None:
         """Log the exchange's settings, then Flower's sampling settings."""
         log(
             INFO,
-            "\t├──> Federated distillation: %d public samples x %d classes, T=%s, server model %s",
+            "\t├──> Federated distillation: %d public samples x %d classes, server model %s; %s",
             self.distiller.public_size,
             self.num_classes,
-            self.distiller.temperature,
             self.server_model,
+            self.distiller.describe(),
         )
         super().summary()
 
@@ -79,23 +91,29 @@ class FedDistill(FlowerFedAvg):
         """Restore the consensus saved by `state_dict` (resuming a run)."""
         self.consensus = state["consensus"]
 
+    def round_metrics(self) -> dict[str, float]:
+        """How confident the round's consensus is (mean top soft label)."""
+        return dict(self._round_metrics)
+
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Sample as Flower does; send each node the consensus and, if it can use them, the server's weights."""
-        if not isinstance(grid, OrderedGrid):
-            raise TypeError("FedDistill needs fedapp's OrderedGrid to know each node's architecture")
+        """Sample as Flower does; send each node the consensus and, if it can use them, the server's weights.
+
+        Without an architecture lookup (a plain Flower app) no node is sent the server's weights.
+        """
         self.server_arrays = to_numpy(arrays)
         sampled = super().configure_train(server_round, arrays, config, grid)
-        return [self._distill_message(m.metadata.dst_node_id, arrays, config, grid) for m in sampled]
+        return [self._distill_message(message, arrays, config) for message in sampled]
 
-    def _distill_message(self, node_id: int, arrays: ArrayRecord, config: ConfigRecord, grid: OrderedGrid) -> Message:
-        content = RecordDict({CONFIG: config})
+    def _distill_message(self, message: Message, arrays: ArrayRecord, config: ConfigRecord) -> Message:
+        content = RecordDict({self.configrecord_key: config})
         if self.consensus is not None:
             content[CONSENSUS] = to_record({SOFT_LABELS: self.consensus})
-        if grid.node_info(node_id).model == self.server_model:
-            content[ARRAYS] = arrays
-        return Message(content, dst_node_id=node_id, message_type=TRAIN_DISTILL)
+        node_id = message.metadata.dst_node_id
+        if self.architectures is not None and self.architectures.architecture(node_id) == self.server_model:
+            content[self.arrayrecord_key] = arrays
+        return readdressed(message, content=content, message_type=TRAIN_DISTILL)
 
     def reply_reference(self, message: Message) -> Arrays | None:
         """What a reply to `message` must carry: soft labels of shape (public size, classes)."""
@@ -110,15 +128,16 @@ class FedDistill(FlowerFedAvg):
         contents = [r.content for r in replies if not r.has_error()]
         if not contents:
             return None, None
-        weights = aggregation_weights([int(c[METRICS][NUM_EXAMPLES]) for c in contents], self.weighting)
+        weights = aggregation_weights([int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting)
         self.consensus = weighted_average([reply_arrays(c) for c in contents], weights)[SOFT_LABELS]
         distilled = self.distiller.distil(self.server_arrays, torch.from_numpy(self.consensus), server_round)
-        self.round_metrics = {"consensus_confidence": float(self.consensus.max(axis=1).mean())}
+        self._round_metrics = {"consensus_confidence": float(self.consensus.max(axis=1).mean())}
         return to_record(distilled), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
-    def _construct_messages(self, record: RecordDict, node_ids: list[int], message_type: str) -> Iterable[Message]:
-        """Evaluation asks each node to evaluate its own model (no weights are sent)."""
-        if message_type != MessageType.EVALUATE:
-            return super()._construct_messages(record, node_ids, message_type)
-        local = RecordDict({CONFIG: record[CONFIG]})
-        return [Message(local, dst_node_id=node_id, message_type=EVALUATE_LOCAL) for node_id in node_ids]
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Sample as Flower does, but ask each node to evaluate its own model (no weights are sent)."""
+        sampled = super().configure_evaluate(server_round, arrays, config, grid)
+        local = RecordDict({self.configrecord_key: config})
+        return [readdressed(message, content=local, message_type=EVALUATE_LOCAL) for message in sampled]

@@ -1,8 +1,8 @@
 """FedProx (Li et al. 2020, "Federated Optimization in Heterogeneous Networks", arXiv:1812.06127).
 
 Each client minimises its local loss plus (mu / 2) ||w - w_global||^2 on every local
-step (the client side is `fedapp.training.train_sgd` with `proximal_mu`, the term
-itself `fedapp.losses.proximal_term`); the server sends mu in the train config.
+step (the term is `strategies.losses.proximal_term`; fedapp's client adds it in
+`fedapp.training.train_sgd` with `proximal_mu`); the server sends mu in the train config.
 Under systems heterogeneity FedProx keeps the stragglers' partial work, where FedAvg
 drops it (the paper's section 5.2 comparison). Aggregation is FedAvg's weighted
 average; with mu = 0 and no stragglers FedProx is exactly FedAvg.
@@ -19,8 +19,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.common import log
 from flwr.serverapp import Grid
 
-from fedapp.protocol import PROXIMAL_MU
 from strategies.fedavg import FedAvg
+from strategies.protocol import PROXIMAL_MU
 
 
 class FedProx(FedAvg):

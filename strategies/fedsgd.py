@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from fedapp.protocol import LEARNING_RATE, TRAIN_GRADIENT
 from strategies.arrays import Arrays, reply_arrays
 from strategies.fedavg import FedAvg
+from strategies.messages import readdressed
+from strategies.protocol import LEARNING_RATE, TRAIN_GRADIENT
 
 
 class FedSGD(FedAvg):
@@ -34,14 +35,10 @@ class FedSGD(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Ask the sampled clients for gradients; remember the round's learning rate."""
+        """Ask the sampled clients for gradients (not new weights); remember the round's learning rate."""
         self.learning_rate = float(config[LEARNING_RATE])
-        return super().configure_train(server_round, arrays, config, grid)
-
-    def _construct_messages(self, record: RecordDict, node_ids: list[int], message_type: str) -> Iterable[Message]:
-        """Flower's messages, with the train action replaced by the gradient action."""
-        action = TRAIN_GRADIENT if message_type == MessageType.TRAIN else message_type
-        return super()._construct_messages(record, node_ids, action)
+        messages = super().configure_train(server_round, arrays, config, grid)
+        return [readdressed(message, message_type=TRAIN_GRADIENT) for message in messages]
 
     def client_updates(self, contents: list[RecordDict]) -> list[Arrays]:
         """Each client's gradient turned into the step it asks for, -lr * g_k."""

@@ -7,7 +7,7 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
-from fedapp.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, TRAIN_LOSS
+from strategies.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, TRAIN_LOSS
 from strategies.aggregation import aggregation_weights, difference, global_norm, weighted_average
 from strategies.arrays import to_numpy, to_record
 from strategies.fedavg import FedAvg

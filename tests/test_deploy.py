@@ -23,10 +23,11 @@ from fedapp.client_app import Node
 from fedapp.data import DataSpec, load_local_node_data, partition_arrays
 from fedapp.data.local import load_local_dataset
 from sim.flwr_cli import FINISHED_OK, FlwrCommandError
-from sim.local_cluster import LocalCluster
-from sim.node_data import write_node_data
+from deploy.connections import execute_on
+from deploy.local_cluster import LocalCluster
+from deploy.node_data import write_node_data
 from sim.overrides import app_defaults, validated_config
-from sim.run import RunRequest, execute
+from sim.run import RunRequest
 from sim.superlink import flwr_environment
 from tests.conftest import APP_DIR, flower_processes, free_port
 
@@ -115,7 +116,7 @@ def _deploy_request(tmp_path: Path, **overrides: object) -> RunRequest:
 def test_cluster_runs_fedavg_over_tls_with_authenticated_nodes(cluster: LocalCluster, tmp_path: Path) -> None:
     superlink = psutil.Process(cluster.pid("superlink")).cmdline()
     assert "--enable-supernode-auth" in superlink and "--ssl-certfile" in superlink
-    outcome = execute(_deploy_request(tmp_path, run_name="fedavg"), "deploy", CONNECTION)
+    outcome = execute_on(_deploy_request(tmp_path, run_name="fedavg"), CONNECTION, "deploy")
     assert outcome.status == FINISHED_OK
     rounds = outcome.metrics()["rounds"]
     assert [record["round"] for record in rounds] == [0, 1, 2]
@@ -180,7 +181,7 @@ def test_an_insecure_cli_connection_to_the_tls_superlink_says_why_it_fails(clust
     address = f"127.0.0.1:{_superlink_port(cluster)}"
     assert _script("add-connection.sh", "--name", "edge-insecure", "--address", address, "--insecure").returncode == 0
     with pytest.raises(FlwrCommandError) as failure:
-        execute(_deploy_request(tmp_path), "deploy", "edge-insecure")
+        execute_on(_deploy_request(tmp_path), "edge-insecure", "deploy")
     message = str(failure.value)
     assert "Connection to the SuperLink is unavailable" in message
     assert f"likely cause: the SuperLink at {address} serves TLS, but connection 'edge-insecure' is insecure" in message
@@ -191,7 +192,7 @@ def test_a_node_killed_mid_run_fails_that_round_and_the_run_completes(cluster: L
         tmp_path, run_name="killed", round_timeout=20.0, fraction_evaluate=0.0, min_available_nodes=2, min_train_nodes=2
     )
     killed = _kill_on_first_train_message(psutil.Process(cluster.pid("node-2")), cluster.log("node-2"))
-    outcome = execute(request, "deploy", CONNECTION)
+    outcome = execute_on(request, CONNECTION, "deploy")
     assert killed.is_set(), "node-2 never received its round-1 train message"
     assert outcome.status == FINISHED_OK
     rounds = outcome.metrics()["rounds"]

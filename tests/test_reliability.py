@@ -36,7 +36,7 @@ from sim.superlink import LocalSuperLink
 from strategies.accounting import RoundEvent
 from strategies.dp import DifferentialPrivacy
 from strategies.fedavg import FedAvg
-from strategies.state import load_strategy_state, strategy_state
+from strategies.builtin import hooks_for
 from strategies.validation import DTYPE, MISSING, NON_FINITE, NORM, SHAPE as SHAPE_REASON, UNEXPECTED, structure_problem, weights_problem
 from tests.conftest import APP_DIR, run_app
 
@@ -118,15 +118,15 @@ def test_strategy_state_survives_a_checkpoint(tmp_path: Path) -> None:
     adam.m_t, adam.v_t = {"w": np.ones(2)}, {"w": np.full(2, 0.5)}
     arrays = initial_arrays(config())
     path = tmp_path / CHECKPOINT_FILE
-    state = {"fedavg": strategy_state(strategy), "fedadam": strategy_state(adam)}
+    state = {"fedavg": hooks_for(strategy).state_dict(), "fedadam": hooks_for(adam).state_dict()}
     write_checkpoint(path, Checkpoint(2, config().to_mapping(), arrays, state, [{"round": 0}, {"round": 1}, {"round": 2}], [10]))
     loaded = read_checkpoint(path)
     restored = FedAvg(server_momentum=0.9, privacy=DifferentialPrivacy("server-fixed", 1.0, 0.5, 1e-5, seed=0))
-    load_strategy_state(restored, loaded.strategy_state["fedavg"])
+    hooks_for(restored).load_state_dict(loaded.strategy_state["fedavg"])
     np.testing.assert_array_equal(restored.optimizer.velocity["w"], [1, 2, 3])
     assert restored.privacy is not None and restored.privacy.ledger.events == [privacy_event]
     fresh_adam = FedAdam()
-    load_strategy_state(fresh_adam, loaded.strategy_state["fedadam"])
+    hooks_for(fresh_adam).load_state_dict(loaded.strategy_state["fedadam"])
     np.testing.assert_array_equal(fresh_adam.v_t["w"], [0.5, 0.5])  # type: ignore[index]
     assert loaded.server_round == 2 and [r["round"] for r in loaded.rounds] == [0, 1, 2]
     assert loaded.partition_counts == [10]
@@ -272,7 +272,7 @@ def test_a_run_resumed_from_its_round_0_checkpoint_records_round_0_once(superlin
     killed = tmp_path / "killed-in-round-1"
     killed.mkdir()
     round_0 = {"round": 0, "central_accuracy": 0.1, "central_loss": 2.3, "seconds": 0.5}
-    initial = Checkpoint(0, config(**LEAN).to_mapping(), initial_arrays(config(**LEAN)), strategy_state(FedAvg()), [round_0], [NODES])
+    initial = Checkpoint(0, config(**LEAN).to_mapping(), initial_arrays(config(**LEAN)), FedAvg().state_dict(), [round_0], [NODES])
     write_checkpoint(killed / CHECKPOINT_FILE, initial)
     resumed = run_app(superlink, tmp_path, nodes=NODES, run_name="resumed", resume_from=str(killed), **{**LEAN, "num_server_rounds": 2})
     assert resumed.succeeded

@@ -67,7 +67,7 @@ def test_cli_rejects_bad_config_before_starting_anything(tmp_path: Path) -> None
 
 
 def _strategy_names() -> list[str]:
-    from strategies.registry import STRATEGIES
+    from fedapp.registry import STRATEGIES
 
     return list(STRATEGIES)
 

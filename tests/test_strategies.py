@@ -18,10 +18,10 @@ from flwr.serverapp import Grid
 from fedapp.client_app import app as client_app
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, load_node_data
-from fedapp.losses import distillation_loss, proximal_term, soft_labels
+from strategies.losses import distillation_loss, proximal_term, soft_labels
 from fedapp.models import build_model
-from fedapp.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, METRICS, NUM_EXAMPLES, SERVER_ROUND, TRAIN_GRADIENT
-from fedapp.seeding import torch_generator
+from strategies.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, METRICS, NUM_EXAMPLES, SERVER_ROUND, TRAIN_GRADIENT
+from strategies.seeding import torch_generator
 from fedapp.training import fit_soft_labels, full_batch_gradient
 from sim.overrides import app_defaults
 from strategies.accounting import RoundEvent, epsilon
@@ -182,7 +182,7 @@ def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(message_id
     assert len(strategy.stragglers) == 2
     assert all(epochs[node] < 3 for node in strategy.stragglers)
     assert [e for node, e in epochs.items() if node not in strategy.stragglers] == [3]
-    assert strategy.round_metrics == {"stragglers": 2.0, "stragglers_dropped": 0.0 if kept else 2.0}
+    assert strategy.round_metrics() == {"stragglers": 2.0, "stragglers_dropped": 0.0 if kept else 2.0}
 
 
 # --- Differential privacy ------------------------------------------------------
@@ -252,10 +252,10 @@ def test_state_of_private_strategy_records_epsilon(message_identity, monkeypatch
     config = run_config(dp="server-fixed")
     strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1)
     play_round(strategy, config, monkeypatch, initial())
-    first = strategy.round_metrics["epsilon"]
+    first = strategy.round_metrics()["epsilon"]
     play_round(strategy, config, monkeypatch, initial())
-    assert 0 < first < strategy.round_metrics["epsilon"] < float("inf")
-    assert strategy.round_metrics["dp_noise_std"] == pytest.approx(1.0 / NUM_NODES)
+    assert 0 < first < strategy.round_metrics()["epsilon"] < float("inf")
+    assert strategy.round_metrics()["dp_noise_std"] == pytest.approx(1.0 / NUM_NODES)
 
 
 def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(message_identity, monkeypatch) -> None:  # noqa: ANN001
@@ -264,10 +264,10 @@ def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(mes
     config = run_config(dp="server-fixed")
     strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1)
     play_round(strategy, config, monkeypatch, initial())
-    spent = strategy.round_metrics["epsilon"]
+    spent = strategy.round_metrics()["epsilon"]
     strategy.configure_train(2, initial(), ConfigRecord({SERVER_ROUND: 2, LOCAL_EPOCHS: 1}), FakeGrid(list(range(1, NUM_NODES + 1))))
     assert strategy.aggregate_train(2, []) == (None, None)
-    assert strategy.round_metrics["epsilon"] == spent
+    assert strategy.round_metrics()["epsilon"] == spent
     assert strategy.skipped_round_metrics() == {"epsilon": spent}
 
 

@@ -7,7 +7,7 @@ import torch
 from fedapp.data import DataSpec, load_node_data
 from fedapp.data.partition import PartitionSpec
 from fedapp.models import build_model
-from fedapp.seeding import torch_generator
+from strategies.seeding import torch_generator
 from fedapp.training import evaluate, full_batch_gradient, train_sgd
 
 NODE = load_node_data(DataSpec("mnist", PartitionSpec("iid", 0.5, 2, 0), 0.1, 0), 0, 10)

@@ -22,7 +22,7 @@ import torch
 from fedapp.data import embedded, hub, local, synthetic
 from fedapp.data.partition import PartitionSpec, cached_partitions, natural_partition, split_validation
 from fedapp.data.synthetic import SyntheticSpec
-from fedapp.seeding import numpy_rng
+from strategies.seeding import numpy_rng
 
 if TYPE_CHECKING:
     from fedapp.config import RunConfig

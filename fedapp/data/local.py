@@ -4,7 +4,7 @@ On an edge node the data never leaves the machine. `--node-config 'data-path="/s
 points the node's ClientApp at a local dataset in one of two layouts:
 
 - parquet: one `.parquet` file, or a folder holding `.parquet` files, with an image
-  column (`image` or `img`) and a `label` column (what `python -m sim node-data` writes);
+  column (`image` or `img`) and a `label` column (what `python -m deploy node-data` writes);
 - image folder: `<data-path>/<label>/<any name>.png|jpg`, each subfolder named by the
   class index (`0`, `1`, ...), so a node that lacks some classes still labels the rest right.
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedapp.data.cache import cache_key, cached_arrays
-from fedapp.seeding import derive_seed
+from strategies.seeding import derive_seed
 
 if TYPE_CHECKING:
     from flwr_datasets.partitioner import Partitioner

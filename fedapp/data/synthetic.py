@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedapp.seeding import numpy_rng
+from strategies.seeding import numpy_rng
 
 NAME = "synthetic"
 NUM_DEVICES = 30

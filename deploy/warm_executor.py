@@ -37,7 +37,7 @@ POLL_SECONDS = 0.1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sim.warm_executor", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.warm_executor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API, e.g. 127.0.0.1:9094")
     parser.add_argument("--parent-pid", type=int, help="exit when this process (the SuperNode) is gone")
     return parser

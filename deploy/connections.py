@@ -5,7 +5,8 @@ Connections live in `$FLWR_HOME/config.toml` as `[superlink.<name>]` entries
 "Connection to the SuperLink is unavailable" whatever the cause: nothing listens,
 the SuperLink serves TLS and the connection is insecure (or the other way round), or
 its certificate does not verify against the connection's CA. `diagnose` probes the
-SuperLink's health endpoint each way and names the cause it finds.
+SuperLink's health endpoint each way and names the cause it finds; `execute_on` runs
+the app on a deployment's connection and adds that cause to Flower's error.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from sim.flwr_cli import FlwrCommandError
+from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import flwr_home
 
 PROBE_SECONDS = 3.0
@@ -84,7 +87,11 @@ def _answers(url: str, verify: ssl.SSLContext | bool) -> bool:
     return True
 
 
-if __name__ == "__main__":
-    import sys
-
-    print(diagnose(sys.argv[1]))
+def execute_on(request: RunRequest, connection: str, label: str = "") -> RunOutcome:
+    """Run `request` on the SuperLink of `connection`; an unreachable SuperLink's error names the likely cause."""
+    try:
+        return execute(request, label, connection)
+    except FlwrCommandError as error:
+        if not error.unreachable:
+            raise
+        raise FlwrCommandError(f"{error}\nlikely cause: {diagnose(connection)}") from None

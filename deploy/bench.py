@@ -1,4 +1,4 @@
-"""`python -m sim bench-deploy`: seconds per round in deployment next to simulation, same workload.
+"""`python -m deploy bench`: seconds per round in deployment next to simulation, same workload.
 
 Flower 1.41's deployment runtime starts a fresh `flwr-clientapp` process for every
 message (interpreter, Flower and torch imports, model and data set-up) and moves
@@ -7,7 +7,7 @@ command runs the same app, run config, seed and data split for the same rounds o
 `--nodes` nodes, first on the local simulation SuperLink, then on a local deployment
 cluster (`deploy/local-cluster.sh`: TLS and SuperNode authentication, each node
 training on its own data folder) once per `--executors` entry (`warm`: each message's
-process forked from a warm one, `sim/warm_executor.py`; `flower`: Flower's own SuperExec,
+process forked from a warm one, `deploy/warm_executor.py`; `flower`: Flower's own SuperExec,
 a fresh process per message), and prints the seconds of every round side by side with
 the overhead of deployment. Round 1 carries one-off costs on both sides (Ray
 start-up in simulation, the first parse of each node's data in deployment), so the
@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from sim.flwr_cli import echo
-from sim.local_cluster import LocalCluster
-from sim.node_data import write_node_data
+from deploy.connections import execute_on
+from deploy.local_cluster import LocalCluster
+from deploy.node_data import write_node_data
 from sim.run import RunOutcome, RunRequest, ensure_superlink, execute
 
 CONNECTION = "bench-deploy"
@@ -59,7 +60,7 @@ def bench_command(
         echo(f"starting a local deployment cluster ({executor} executor) in {cluster.folder}")
         cluster.up(nodes, executor=executor)
         try:
-            outcomes[runtime] = execute(requests[runtime], runtime, CONNECTION)
+            outcomes[runtime] = execute_on(requests[runtime], CONNECTION, runtime)
         finally:
             echo(cluster.down().strip())
     failed = [outcome for outcome in outcomes.values() if not outcome.succeeded]

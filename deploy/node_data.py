@@ -1,4 +1,4 @@
-"""`python -m sim node-data`: write a share of the run's dataset to each node's own folder.
+"""`python -m deploy node-data`: write a share of the run's dataset to each node's own folder.
 
 For trying edge deployment on one machine (or copying to real devices): node `i` of
 `N` gets exactly partition `i` of `N` that a simulation with the same run config
