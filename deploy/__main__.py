@@ -22,11 +22,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    node_data = commands.add_parser("node-data", help="write each node's share of the data to its own folder (edge demo)")
+    node_data = commands.add_parser(
+        "node-data", help="write each node's share of the data to its own folder (edge demo)"
+    )
     node_data.add_argument("--nodes", type=int, required=True, help="number of nodes (partitions)")
     node_data.add_argument("--out", type=Path, required=True, help="folder that receives node-0, node-1, ...")
-    node_data.add_argument("--layout", choices=("parquet", "imagefolder"), default="parquet", help="file layout (default: parquet)")
-    node_data.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="dataset, partitioner, seed, ...")
+    node_data.add_argument(
+        "--layout", choices=("parquet", "imagefolder"), default="parquet", help="file layout (default: parquet)"
+    )
+    node_data.add_argument(
+        "-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="dataset, partitioner, seed, ..."
+    )
 
     check = commands.add_parser("check-connection", help="say why a flwr connection cannot reach its SuperLink")
     check.add_argument("name", help="the connection's name in $FLWR_HOME/config.toml")
@@ -34,9 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="seconds per round in deployment next to simulation, same workload")
     bench.add_argument("--nodes", type=int, default=2, help="number of nodes (default: 2)")
     bench.add_argument("--rounds", type=int, default=4, help="number of rounds (default: 4)")
-    bench.add_argument("--executors", default="warm", help="deployment executors to compare: warm, flower or warm,flower (default: warm)")
+    bench.add_argument(
+        "--executors",
+        default="warm",
+        help="deployment executors to compare: warm, flower or warm,flower (default: warm)",
+    )
     bench.add_argument("--out", type=Path, help="folder for outputs and the cluster (default: a new temporary folder)")
-    bench.add_argument("-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides")
+    bench.add_argument(
+        "-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides"
+    )
     return parser
 
 

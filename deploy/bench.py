@@ -20,10 +20,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from sim.flwr_cli import echo
 from deploy.connections import execute_on
 from deploy.local_cluster import LocalCluster
 from deploy.node_data import write_node_data
+from sim.flwr_cli import echo
 from sim.run import RunOutcome, RunRequest, ensure_superlink, execute
 
 CONNECTION = "bench-deploy"
@@ -39,7 +39,10 @@ def bench_command(
     """
     unknown = [executor for executor in executors if executor not in EXECUTORS]
     if unknown or not executors:
-        raise ValueError(f"--executors {','.join(executors)!r} is not allowed; allowed: a comma-separated subset of {', '.join(EXECUTORS)}")
+        raise ValueError(
+            f"--executors {','.join(executors)!r} is not allowed; "
+            f"allowed: a comma-separated subset of {', '.join(EXECUTORS)}"
+        )
     folder = (out or Path(tempfile.mkdtemp(prefix="fedapp-bench-deploy-"))).absolute()
     runtimes = ["simulation", *(f"deployment-{executor}" for executor in executors)]
     requests = {
@@ -85,9 +88,12 @@ def comparison(outcomes: dict[str, RunOutcome], request: RunRequest) -> str:
     width = max(len(runtime) for runtime in seconds) + 2
     lines = [
         f"[bench] workload: model={config.model} nodes={request.num_nodes} rounds={config.num_server_rounds} "
-        f"local-epochs={config.local_epochs} batch-size={config.batch_size} fraction-evaluate={config.fraction_evaluate}",
+        f"local-epochs={config.local_epochs} batch-size={config.batch_size} "
+        f"fraction-evaluate={config.fraction_evaluate}",
         "[bench] seconds per round (overhead = deployment - simulation):",
-        "round" + "".join(f"{runtime:>{width}}" for runtime in seconds) + "".join(f"{'overhead ' + r[11:]:>{width}}" for r in deployments),
+        "round"
+        + "".join(f"{runtime:>{width}}" for runtime in seconds)
+        + "".join(f"{'overhead ' + r[11:]:>{width}}" for r in deployments),
     ]
     for index in range(config.num_server_rounds):
         simulated = seconds["simulation"][index]

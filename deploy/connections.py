@@ -39,7 +39,7 @@ def connection_settings(name: str) -> dict[str, Any]:
         return {}
 
 
-def diagnose(name: str) -> str:
+def diagnose(name: str) -> str:  # noqa: PLR0911 (one answer per cause, in the order probed)
     """One sentence on why connection `name` cannot reach its SuperLink (or that it can)."""
     settings = connection_settings(name)
     address = settings.get("address")
@@ -65,7 +65,9 @@ def diagnose(name: str) -> str:
     if certificates and not os.path.isfile(certificates):
         return f"connection {name!r} names root-certificates {certificates!r}, which does not exist"
     if _answers(f"https://{address}/health", verify=_trust(certificates)):
-        return f"the SuperLink at {address} answers and its certificate verifies; the failure is not a connection problem"
+        return (
+            f"the SuperLink at {address} answers and its certificate verifies; the failure is not a connection problem"
+        )
     return (
         f"the SuperLink at {address} serves TLS, but its certificate does not verify against "
         f"{certificates or 'the system CAs'}: set root-certificates to the ca.crt that signed it, and reach it "

@@ -67,7 +67,7 @@ class LocalCluster:
         return found
 
     def _script(self, command: str, *arguments: str) -> str:
-        result = subprocess.run(  # noqa: S603 (fixed script)
+        result = subprocess.run(
             [str(SCRIPT), command, "--dir", str(self.folder), *arguments],
             capture_output=True,
             text=True,
@@ -75,5 +75,7 @@ class LocalCluster:
             check=False,
         )
         if result.returncode != 0:
-            raise ClusterError(f"local-cluster.sh {command} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            raise ClusterError(
+                f"local-cluster.sh {command} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
         return result.stdout

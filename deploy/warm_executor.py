@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     stopping = []
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
 
     signal.signal(signal.SIGTERM, stop)

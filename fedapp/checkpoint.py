@@ -35,7 +35,14 @@ from fedapp.config import ConfigError, RunConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
-MAY_CHANGE_ON_RESUME = ("num-server-rounds", "output-dir", "run-name", "resume-from", "round-timeout", "fault-injection")
+MAY_CHANGE_ON_RESUME = (
+    "num-server-rounds",
+    "output-dir",
+    "run-name",
+    "resume-from",
+    "round-timeout",
+    "fault-injection",
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ def resume_point(config: RunConfig) -> Checkpoint | None:
     path = folder / CHECKPOINT_FILE
     if not folder.is_dir():
         raise _refusal(config, "no such folder")
-    if not os.access(folder, os.R_OK | os.X_OK) or path.exists() and not os.access(path, os.R_OK):
+    if not os.access(folder, os.R_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK)):
         raise _refusal(config, "cannot be read (permissions)")
     if not path.exists():
         raise _refusal(config, f"holds no {CHECKPOINT_FILE} (a run writes one after every round)")

@@ -23,7 +23,7 @@ from torch import nn
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
-from fedapp.faults import RAISE, InjectedFault, corrupt, fault_injection_enabled
+from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import build_model
 from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
 from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
@@ -87,7 +87,9 @@ class Node:
     @classmethod
     def for_partition(cls, config: RunConfig, partition_id: int, num_partitions: int, name: str = "") -> Node:
         """The simulated node holding partition `partition_id` of `num_partitions` (key `partition-00042`)."""
-        return cls(config, name or f"partition-{partition_id:05d}", partition_id=partition_id, num_partitions=num_partitions)
+        return cls(
+            config, name or f"partition-{partition_id:05d}", partition_id=partition_id, num_partitions=num_partitions
+        )
 
     @property
     def partitions(self) -> int:
@@ -168,7 +170,7 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     fault = node.config.fault_plan.get(node.key)
     reply = call_next(message, context)
     if fault == RAISE:
-        raise InjectedFault(f"injected fault on node {node.key}")
+        raise InjectedFaultError(f"injected fault on node {node.key}")
     if fault is not None:
         reply.content[ARRAYS] = to_record(corrupt(reply_arrays(reply.content), fault))
     return reply
@@ -203,7 +205,9 @@ def gradient(message: Message, context: Context) -> Message:
     train_split = node.data().train
     gradients, loss = full_batch_gradient(model, train_split, compute_device())
     state = _cpu_state(model)
-    arrays = {key: gradients[key].cpu() if key in gradients else torch.zeros_like(value) for key, value in state.items()}
+    arrays = {
+        key: gradients[key].cpu() if key in gradients else torch.zeros_like(value) for key, value in state.items()
+    }
     metrics = MetricRecord({NUM_EXAMPLES: len(train_split), TRAIN_LOSS: loss})
     return _reply(message, **{ARRAYS: ArrayRecord(arrays), METRICS: metrics})
 

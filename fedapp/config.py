@@ -94,10 +94,7 @@ class RunConfig:
         known = {_key(f.name) for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ConfigError(
-                f"unknown run-config key {unknown[0]!r}; known keys: "
-                f"{', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"unknown run-config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         values = {f.name: _typed(raw, _key(f.name), f.type) for f in dataclasses.fields(cls)}
         config = cls(**values)
         config._validate()
@@ -143,14 +140,21 @@ class RunConfig:
         _choice(self, "weighting", WEIGHTINGS)
         for name in ("num_server_rounds", "batch_size", "classes_per_node"):
             _check(self, name, lambda v: v >= 1, "an integer >= 1")
-        _check(self, "local_epochs", lambda v: v >= 0, "an integer >= 0 (0: clients send the weights back untrained, for benchmarks)")
+        _check(
+            self,
+            "local_epochs",
+            lambda v: v >= 0,
+            "an integer >= 0 (0: clients send the weights back untrained, for benchmarks)",
+        )
         for name in ("min_train_nodes", "min_available_nodes"):
             _check(self, name, lambda v: v >= 1, "an integer >= 1")
         for name in ("learning_rate", "dirichlet_alpha", "round_timeout"):
             _check(self, name, lambda v: v > 0, "a number > 0")
         _check(self, "lr_decay", lambda v: 0 < v <= 1, "a number in (0, 1]")
         _check(self, "fraction_train", lambda v: 0 < v <= 1, "a number in (0, 1]")
-        _check(self, "fraction_evaluate", lambda v: 0 <= v <= 1, "a number in [0, 1] (0 turns federated evaluation off)")
+        _check(
+            self, "fraction_evaluate", lambda v: 0 <= v <= 1, "a number in [0, 1] (0 turns federated evaluation off)"
+        )
         _check(self, "validation_fraction", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "seed", lambda v: v >= 0, "an integer >= 0")
         _check(self, "output_dir", lambda v: bool(v.strip()), "a non-empty path")
@@ -182,13 +186,19 @@ class RunConfig:
             if synthetic
             else "iid, dirichlet, shard (natural needs dataset 'synthetic')",
         )
-        _check(self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)")
-
+        _check(
+            self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)"
+        )
 
     def _validate_reliability(self) -> None:
         """Update screening, resuming and (test-only) fault injection."""
         _check(self, "max_update_norm", lambda v: v >= 0, "a number >= 0 (0 turns the check off)")
-        _check(self, "resume_from", lambda v: v == "" or os.path.isabs(v), "'' or the absolute path of an earlier run's folder")
+        _check(
+            self,
+            "resume_from",
+            lambda v: v == "" or os.path.isabs(v),
+            "'' or the absolute path of an earlier run's folder",
+        )
         _check(self, "fault_injection", _is_fault_plan, FAULT_RULE)
         if self.fault_injection and not fault_injection_enabled():
             raise ConfigError(
@@ -202,7 +212,12 @@ class RunConfig:
         _check(self, "server_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "proximal_mu", lambda v: v >= 0, "a number >= 0")
         _check(self, "straggler_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
-        _check(self, "client_model", _is_client_model, f"'{SAME_MODEL}', or one or more of {', '.join(MODELS)} separated by commas")
+        _check(
+            self,
+            "client_model",
+            _is_client_model,
+            f"'{SAME_MODEL}', or one or more of {', '.join(MODELS)} separated by commas",
+        )
         _check(self, "public_size", lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
         for name in ("distill_temperature", "distill_learning_rate", "dp_clipping_norm"):
             _check(self, name, lambda v: v > 0, "a number > 0")
@@ -212,11 +227,38 @@ class RunConfig:
         _check(self, "dp_noise_multiplier", lambda v: v >= 0, "a number >= 0")
         _check(self, "dp_delta", lambda v: 0 < v < 1, "a number in (0, 1)")
         spec = self._strategy_spec()
-        _check(self, "straggler_fraction", lambda v: v == 0 or spec.local_training, f"0 with strategy {self.strategy!r} (no local epochs to cut short)")
-        _check(self, "straggler_fraction", lambda v: v == 0 or self.local_epochs >= 2, f"0 while local-epochs < 2 (stragglers do fewer than local-epochs={self.local_epochs})")
-        _check(self, "dp", lambda v: v == "none" or spec.supports_dp, f"'none' with strategy {self.strategy!r} (dp wraps the weight-averaging strategies: {', '.join(_dp_strategies())})")
-        _check(self, "client_model", lambda v: v in (SAME_MODEL, self.model) or spec.heterogeneous_clients, f"'{SAME_MODEL}' with strategy {self.strategy!r} (only logit-exchanging strategies allow other client architectures)")
-        _check(self, "public_size", lambda v: self.public_set_size > 0 or not spec.uses_public_set, f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set")
+        _check(
+            self,
+            "straggler_fraction",
+            lambda v: v == 0 or spec.local_training,
+            f"0 with strategy {self.strategy!r} (no local epochs to cut short)",
+        )
+        _check(
+            self,
+            "straggler_fraction",
+            lambda v: v == 0 or self.local_epochs >= 2,
+            f"0 while local-epochs < 2 (stragglers do fewer than local-epochs={self.local_epochs})",
+        )
+        _check(
+            self,
+            "dp",
+            lambda v: v == "none" or spec.supports_dp,
+            f"'none' with strategy {self.strategy!r} "
+            f"(dp wraps the weight-averaging strategies: {', '.join(_dp_strategies())})",
+        )
+        _check(
+            self,
+            "client_model",
+            lambda v: v in (SAME_MODEL, self.model) or spec.heterogeneous_clients,
+            f"'{SAME_MODEL}' with strategy {self.strategy!r} "
+            "(only logit-exchanging strategies allow other client architectures)",
+        )
+        _check(
+            self,
+            "public_size",
+            lambda _: self.public_set_size > 0 or not spec.uses_public_set,
+            f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set",
+        )
 
 
 def _dp_strategies() -> list[str]:
@@ -251,7 +293,7 @@ def _typed(raw: Mapping[str, Any], key: str, type_name: str) -> Any:
         raise ConfigError(f"missing run-config key {key!r}: add it to [tool.flwr.app.config] in pyproject.toml")
     value = raw[key]
     allowed = _TYPES[type_name]
-    if isinstance(value, bool) and type_name != "bool" or not isinstance(value, allowed):
+    if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, allowed):
         raise ConfigError(f"run-config key {key!r} = {value!r} has type {type(value).__name__}; allowed: {type_name}")
     return float(value) if type_name == "float" else value
 
@@ -280,4 +322,4 @@ def _is_dataset_name(value: str) -> bool:
 
 def _is_plain_name(value: str) -> bool:
     """True for '' or a single path component made of safe characters."""
-    return value == "" or all(c.isalnum() or c in "._-" for c in value) and value not in (".", "..")
+    return value == "" or (all(c.isalnum() or c in "._-" for c in value) and value not in (".", ".."))

@@ -1,8 +1,9 @@
 """Server-side knowledge distillation on the unlabelled public set (FedDF, federated distillation).
 
-fedapp's `strategies.distiller.Distiller`: the server owns a model of the run's architecture (`model`) and the public slice of
-the pool (features only). It can turn client models into ensemble soft labels on the
-public set, and distil soft labels into its model. The torch work is `fedapp.training`;
+fedapp's `strategies.distiller.Distiller`: the server owns a model of the run's
+architecture (`model`) and the public slice of the pool (features only). It can turn
+client models into ensemble soft labels on the public set, and distil soft labels
+into its model. The torch work is `fedapp.training`;
 this module only binds it to the run's model, public set, temperature and seed.
 """
 

@@ -29,7 +29,7 @@ FAULT_KINDS = (NAN, SHAPE, RAISE)
 FAULT_RULE = f"'' or comma-separated node-key:fault pairs, fault one of {', '.join(FAULT_KINDS)}"
 
 
-class InjectedFault(RuntimeError):
+class InjectedFaultError(RuntimeError):
     """The failure a `raise` fault makes a ClientApp throw."""
 
 

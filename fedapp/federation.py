@@ -34,7 +34,6 @@ from logging import INFO, WARNING
 from typing import Any
 
 import numpy as np
-
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord
 from flwr.common import log
 from flwr.serverapp import Grid
@@ -73,7 +72,7 @@ class Exchange:
 class Federation:
     """Runs `config.num_server_rounds` rounds of `strategy` over the nodes behind `grid`."""
 
-    def __init__(  # noqa: PLR0913 (the loop's collaborators, each built by the ServerApp)
+    def __init__(
         self,
         grid: Grid,
         directory: NodeDirectory,
@@ -181,7 +180,11 @@ class Federation:
                 replies.append(answer)
                 continue
             key = self._node_key(message.metadata.dst_node_id)
-            reason = answer.error.reason if answer is not None else f"no reply within round-timeout ({self.config.round_timeout:g}s)"
+            reason = (
+                answer.error.reason
+                if answer is not None
+                else f"no reply within round-timeout ({self.config.round_timeout:g}s)"
+            )
             log(WARNING, "[fedapp] node %s failed: %s", key, reason)
             failed_nodes.append(key)
         return Exchange(
@@ -301,9 +304,9 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     for a float32 model; the global model keeps its own dtypes so that clients' replies
     keep matching what they were sent.
     """
-    if all(new[key].dtype == previous[key].dtype for key in new.keys() if key in previous):
+    if all(new[key].dtype == previous[key].dtype for key in new if key in previous):
         return new
-    dtypes = {key: np.dtype(previous[key].dtype) for key in previous.keys()}
+    dtypes = {key: np.dtype(previous[key].dtype) for key in previous}
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
 
 

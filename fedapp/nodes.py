@@ -104,7 +104,12 @@ class NodeDirectory:
         ]
         for reply in send_and_receive(self._grid, messages, timeout):
             if reply.has_error():
-                log(WARNING, "[fedapp] node %d did not describe itself: %s", reply.metadata.src_node_id, reply.error.reason)
+                log(
+                    WARNING,
+                    "[fedapp] node %d did not describe itself: %s",
+                    reply.metadata.src_node_id,
+                    reply.error.reason,
+                )
                 continue
             node = reply.content[NODE]
             self._info[reply.metadata.src_node_id] = NodeInfo(

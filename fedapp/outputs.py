@@ -107,6 +107,7 @@ class RunOutputs:
         from fedapp.plots import plot_run  # noqa: PLC0415 (matplotlib only at the end of a run)
 
         path = self.folder / PLOT_FILE
-        title = f"{self.header['config']['strategy']} · {self.header['config']['model']} · {self.header['config']['dataset']}"
+        config = self.header["config"]
+        title = f"{config['strategy']} · {config['model']} · {config['dataset']}"
         plot_run(self.rounds, path, title)
         return path

@@ -10,7 +10,7 @@ import matplotlib
 from fedapp.atomic import atomic_write
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (after selecting the headless backend)
+import matplotlib.pyplot as plt
 
 
 def _series(rounds: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -22,11 +22,18 @@ def _series(rounds: list[dict[str, Any]], key: str) -> tuple[list[int], list[flo
 def plot_run(rounds: list[dict[str, Any]], path: Path, title: str) -> None:
     """Save a two-panel figure (accuracy, loss vs round) of a run's metrics to `path`."""
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, label in (("central_accuracy", "central (held-out test set)"), ("federated_accuracy", "federated (node validation)")):
+    for key, label in (
+        ("central_accuracy", "central (held-out test set)"),
+        ("federated_accuracy", "federated (node validation)"),
+    ):
         xs, ys = _series(rounds, key)
         if xs:
             accuracy_axis.plot(xs, ys, marker="o", label=label)
-    for key, label in (("central_loss", "central test loss"), ("train_loss", "client train loss"), ("federated_loss", "federated validation loss")):
+    for key, label in (
+        ("central_loss", "central test loss"),
+        ("train_loss", "client train loss"),
+        ("federated_loss", "federated validation loss"),
+    ):
         xs, ys = _series(rounds, key)
         if xs:
             loss_axis.plot(xs, ys, marker="o", label=label)

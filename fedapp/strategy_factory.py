@@ -19,9 +19,9 @@ from fedapp.data import dataset_shape
 from fedapp.distillation import ServerDistiller
 from strategies.builtin import BUILTINS
 from strategies.dp import DifferentialPrivacy
+from strategies.fedavg import FedAvg
 from strategies.feddf import FedDF
 from strategies.feddistill import FedDistill, NodeArchitectures
-from strategies.fedavg import FedAvg
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
 
@@ -41,7 +41,9 @@ def _averaging_kwargs(config: RunConfig) -> dict[str, Any]:
     """The settings every weight-averaging strategy of ours shares."""
     privacy = None
     if config.dp != "none":
-        privacy = DifferentialPrivacy(config.dp, config.dp_clipping_norm, config.dp_noise_multiplier, config.dp_delta, config.seed)
+        privacy = DifferentialPrivacy(
+            config.dp, config.dp_clipping_norm, config.dp_noise_multiplier, config.dp_delta, config.seed
+        )
     return {
         "weighting": config.weighting,
         "server_learning_rate": config.server_learning_rate,

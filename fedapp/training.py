@@ -18,6 +18,7 @@ from fedapp.data import LabelledSplit
 from strategies.losses import distillation_loss, proximal_term, soft_labels
 
 EVAL_BATCH = 1000
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def train_sgd(
     learning_rate: float,
     generator: torch.Generator,
     proximal_mu: float = 0.0,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
 ) -> TrainResult:
     """Train `model` in place with minibatch SGD on `data` for `epochs` epochs.
 
@@ -57,8 +58,8 @@ def train_sgd(
     features, labels = data.features.to(device), data.labels.to(device)
     total_loss, steps = 0.0, 0
     for _ in range(epochs):
-        for batch in _batches(len(labels), batch_size, generator):
-            batch = batch.to(device)
+        for indices in _batches(len(labels), batch_size, generator):
+            batch = indices.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(features[batch]), labels[batch])
             if proximal_mu > 0:
@@ -71,7 +72,7 @@ def train_sgd(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = torch.device("cpu")) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = CPU) -> tuple[float, float]:
     """Return (mean cross-entropy, accuracy) of `model` on `data`."""
     model.to(device).eval()
     loss_sum, correct = 0.0, 0
@@ -86,7 +87,7 @@ def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = torch
 
 
 def full_batch_gradient(
-    model: nn.Module, data: LabelledSplit, device: torch.device = torch.device("cpu")
+    model: nn.Module, data: LabelledSplit, device: torch.device = CPU
 ) -> tuple[dict[str, torch.Tensor], float]:
     """Return (gradient of the mean loss over all of `data` per parameter name, that loss).
 
@@ -109,7 +110,7 @@ def full_batch_gradient(
 
 @torch.no_grad()
 def predict_soft_labels(
-    model: nn.Module, features: torch.Tensor, temperature: float, device: torch.device = torch.device("cpu")
+    model: nn.Module, features: torch.Tensor, temperature: float, device: torch.device = CPU
 ) -> torch.Tensor:
     """Class probabilities of `model` on `features`, softened by `temperature` (on CPU)."""
     model.to(device).eval()
@@ -120,7 +121,7 @@ def predict_soft_labels(
     return torch.cat(chunks)
 
 
-def fit_soft_labels(
+def fit_soft_labels(  # noqa: PLR0913 (keyword-only training settings)
     model: nn.Module,
     features: torch.Tensor,
     targets: torch.Tensor,
@@ -130,7 +131,7 @@ def fit_soft_labels(
     learning_rate: float,
     temperature: float,
     generator: torch.Generator,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
 ) -> float:
     """Distil `targets` (class probabilities on `features`) into `model` with Adam; return the mean loss."""
     model.to(device).train()
@@ -138,8 +139,8 @@ def fit_soft_labels(
     features, targets = features.to(device), targets.to(device)
     total_loss, steps = 0.0, 0
     for _ in range(epochs):
-        for batch in _batches(len(targets), batch_size, generator):
-            batch = batch.to(device)
+        for indices in _batches(len(targets), batch_size, generator):
+            batch = indices.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = distillation_loss(model(features[batch]), targets[batch], temperature)
             loss.backward()

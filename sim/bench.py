@@ -90,7 +90,9 @@ class Figure:
     def line(self) -> str:
         """The figure as one printed line."""
         bound = ">=" if self.at_least else "<="
-        verdict = "" if self.target is None else f" (target {bound} {self.target:g}x: {'met' if self.met else 'MISSED'})"
+        verdict = (
+            "" if self.target is None else f" (target {bound} {self.target:g}x: {'met' if self.met else 'MISSED'})"
+        )
         return f"[bench] {self.name}: {self.detail} -> {self.value:.2f}{self.unit}{verdict}"
 
 
@@ -100,7 +102,9 @@ def steady_state(round_seconds: list[float]) -> float:
     return statistics.mean(rounds[1:] if len(rounds) > 1 else rounds)
 
 
-def ratio_figure(name: str, measured: float, floor: float, unit: str, labels: tuple[str, str], target: str | None) -> Figure:
+def ratio_figure(
+    name: str, measured: float, floor: float, unit: str, labels: tuple[str, str], target: str | None
+) -> Figure:
     """A figure comparing `measured` with `floor` as their ratio."""
     detail = f"{labels[0]} {measured:.2f}{unit}, {labels[1]} {floor:.2f}{unit}"
     return Figure(name, measured / floor, "x", detail, TARGETS[target] if target else None)
@@ -128,8 +132,22 @@ def bench_command(app_dir: Path, quick: bool, out: Path | None) -> int:
             "",
             f"simulation {default.central_accuracy[-1]:.4f}, plain loop {default_loop.central_accuracy[-1]:.4f}",
         ),
-        ratio_figure("whole run, default workload", default.whole_seconds, default_loop.whole_seconds, "s", ("simulation", "plain loop"), "whole"),
-        ratio_figure("steady-state seconds per round", default.steady_seconds, default_loop.steady_seconds, "s", ("simulation", "plain loop"), "steady"),
+        ratio_figure(
+            "whole run, default workload",
+            default.whole_seconds,
+            default_loop.whole_seconds,
+            "s",
+            ("simulation", "plain loop"),
+            "whole",
+        ),
+        ratio_figure(
+            "steady-state seconds per round",
+            default.steady_seconds,
+            default_loop.steady_seconds,
+            "s",
+            ("simulation", "plain loop"),
+            "steady",
+        ),
         *(
             Figure(
                 f"framework overhead per round, {nodes} nodes, no training",
@@ -141,15 +159,27 @@ def bench_command(app_dir: Path, quick: bool, out: Path | None) -> int:
         ),
         ratio_figure(
             f"seconds per round, {SCALE_NODES} nodes at fraction {SCALE_FRACTION} vs {DEFAULT_NODES} at 1.0",
-            scale.steady_seconds, empty[DEFAULT_NODES].steady_seconds, "s", (f"{SCALE_NODES} nodes", f"{DEFAULT_NODES} nodes"), "scale-time",
+            scale.steady_seconds,
+            empty[DEFAULT_NODES].steady_seconds,
+            "s",
+            (f"{SCALE_NODES} nodes", f"{DEFAULT_NODES} nodes"),
+            "scale-time",
         ),
         ratio_figure(
             f"peak memory, {SCALE_NODES} nodes vs {DEFAULT_NODES}",
-            scale.peak_memory_bytes / MEBIBYTE, empty[DEFAULT_NODES].peak_memory_bytes / MEBIBYTE, " MiB",
-            (f"{SCALE_NODES} nodes", f"{DEFAULT_NODES} nodes"), "scale-memory",
+            scale.peak_memory_bytes / MEBIBYTE,
+            empty[DEFAULT_NODES].peak_memory_bytes / MEBIBYTE,
+            " MiB",
+            (f"{SCALE_NODES} nodes", f"{DEFAULT_NODES} nodes"),
+            "scale-memory",
         ),
         *(
-            Figure(f"peak memory, {m.label}", m.peak_memory_bytes / MEBIBYTE, " MiB", f"{m.nodes} nodes, " + ("one process" if m.label.startswith("plain") else "whole process tree"))
+            Figure(
+                f"peak memory, {m.label}",
+                m.peak_memory_bytes / MEBIBYTE,
+                " MiB",
+                f"{m.nodes} nodes, " + ("one process" if m.label.startswith("plain") else "whole process tree"),
+            )
             for m in (default, empty[DEFAULT_NODES], empty[100], scale, default_loop)
         ),
     ]
@@ -173,7 +203,10 @@ def bench_command(app_dir: Path, quick: bool, out: Path | None) -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    echo(f"load average before {load_before[0]:.1f}, after {report['machine']['load_average_after'][0]:.1f} on {os.cpu_count()} CPUs")
+    echo(
+        f"load average before {load_before[0]:.1f}, after {report['machine']['load_average_after'][0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     echo(f"wrote {out} ({report['bench_seconds']:.0f}s)")
     return 0
 
@@ -188,14 +221,21 @@ class _Bench:
         self.gpu_runs: list[Measurement] = []
 
     def request(self, label: str, nodes: int, settings: dict[str, Any], preset: str = "cpu") -> RunRequest:
-        extra = {"num-server-rounds": self.rounds, "output-dir": str(self.folder / "outputs"), "run-name": label, **settings}
+        extra = {
+            "num-server-rounds": self.rounds,
+            "output-dir": str(self.folder / "outputs"),
+            "run-name": label,
+            **settings,
+        }
         return RunRequest.build(self.app_dir, [], preset=preset, nodes=nodes, extra=extra)
 
     def simulate(self, label: str, nodes: int, settings: dict[str, Any], gpu_share: float | None = None) -> Measurement:
         """Run the workload through `flwr run`, sampling the SuperLink tree's (or the GPU's) memory."""
         request = self.request(label, nodes, settings, "cpu" if gpu_share is None else "gpu")
         if gpu_share is not None:
-            request = dataclasses.replace(request, federation={**request.federation, "client-resources-num-gpus": gpu_share})
+            request = dataclasses.replace(
+                request, federation={**request.federation, "client-resources-num-gpus": gpu_share}
+            )
         superlink = ensure_superlink(request)
         root = superlink.process()
         if root is None:
@@ -204,7 +244,9 @@ class _Bench:
         with PeakSampler(measure) as peak:
             outcome = execute(request, f"bench {label}")
         if not outcome.succeeded:
-            raise FlwrCommandError(f"bench run {label} ended with status {outcome.status}; see flwr log {outcome.run_id} --show")
+            raise FlwrCommandError(
+                f"bench run {label} ended with status {outcome.status}; see flwr log {outcome.run_id} --show"
+            )
         rounds = outcome.metrics()["rounds"]
         seconds = [float(record["seconds"]) for record in rounds]
         accuracy = [float(record["central_accuracy"]) for record in rounds]
@@ -218,7 +260,7 @@ class _Bench:
         config_path.write_text(json.dumps(config.to_mapping()))
         echo(f"bench plain loop {label}: {nodes} nodes, {self.rounds} rounds in one PyTorch process")
         started = time.monotonic()
-        subprocess.run(  # noqa: S603 (this interpreter, fixed module)
+        subprocess.run(
             [sys.executable, "-m", "sim.plain_loop", str(config_path), str(nodes), str(result_path)],
             cwd=self.app_dir,
             check=True,
@@ -226,7 +268,12 @@ class _Bench:
         whole = time.monotonic() - started
         result = json.loads(result_path.read_text())
         return Measurement(
-            f"plain loop {label}", nodes, whole, result["round_seconds"], result["central_accuracy"], result["peak_rss_bytes"]
+            f"plain loop {label}",
+            nodes,
+            whole,
+            result["round_seconds"],
+            result["central_accuracy"],
+            result["peak_rss_bytes"],
         )
 
     def gpu_section(self) -> list[Figure]:
@@ -238,12 +285,26 @@ class _Bench:
             self.gpu_runs.append(self.simulate(f"gpu-{share:g}", DEFAULT_NODES, {}, gpu_share=share))
         clients_per_second = {run.label: DEFAULT_NODES / run.steady_seconds for run in self.gpu_runs}
         figures = [
-            Figure(f"clients per second, {run.label}", clients_per_second[run.label], "/s", f"peak GPU memory {run.peak_memory_bytes / MEBIBYTE:.0f} MiB")
+            Figure(
+                f"clients per second, {run.label}",
+                clients_per_second[run.label],
+                "/s",
+                f"peak GPU memory {run.peak_memory_bytes / MEBIBYTE:.0f} MiB",
+            )
             for run in self.gpu_runs
         ]
         full, quarter = (clients_per_second[run.label] for run in self.gpu_runs[:2])
         detail = f"0.25 GPU per client {quarter:.2f}/s, 1.0 GPU per client {full:.2f}/s"
-        figures.append(Figure("clients per second, 0.25 vs 1.0 GPU per client", quarter / full, "x", detail, TARGETS["gpu-clients"], at_least=True))
+        figures.append(
+            Figure(
+                "clients per second, 0.25 vs 1.0 GPU per client",
+                quarter / full,
+                "x",
+                detail,
+                TARGETS["gpu-clients"],
+                at_least=True,
+            )
+        )
         return figures
 
 

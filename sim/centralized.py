@@ -33,12 +33,12 @@ from fedapp.data import DataSpec, LabelledSplit, data_source, dataset_shape, loa
 from fedapp.models import build_model
 from fedapp.outputs import METRICS_FILE, PLOT_FILE, RunOutputs
 from fedapp.plots import plot_run
-from strategies.seeding import torch_generator
 from fedapp.training import evaluate, train_sgd
 from sim.flwr_cli import echo
 from sim.overrides import parse_overrides
 from sim.run import RunRequest
 from strategies.schedule import round_learning_rate
+from strategies.seeding import torch_generator
 
 RUN_ID = 0
 
@@ -105,7 +105,9 @@ def train_centralized(request: CentralizedRequest) -> Path:
         f"{request.epochs} epochs, {request.world_size} ranks ({_backend(request.world_size)}) -> {outputs.folder}"
     )
     with tempfile.TemporaryDirectory(prefix="fedapp-ddp-") as rendezvous:
-        mp.spawn(_train_rank, args=(request, f"file://{rendezvous}/store", outputs), nprocs=request.world_size, join=True)
+        mp.spawn(
+            _train_rank, args=(request, f"file://{rendezvous}/store", outputs), nprocs=request.world_size, join=True
+        )
     return outputs.folder
 
 
@@ -122,7 +124,9 @@ def _rank_device(rank: int) -> torch.device:
 
 def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs: RunOutputs) -> None:
     """One DDP rank: train on its shards; rank 0 also evaluates and writes the outputs."""
-    dist.init_process_group(_backend(request.world_size), init_method=rendezvous, rank=rank, world_size=request.world_size)
+    dist.init_process_group(
+        _backend(request.world_size), init_method=rendezvous, rank=rank, world_size=request.world_size
+    )
     try:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // request.world_size))
         config, device = request.config, _rank_device(rank)
@@ -159,7 +163,11 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 _record(outputs, model, test_set, device, request.epochs, record, started)
         if test_set is not None:
             outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
-            plot_run(outputs.rounds, outputs.folder / PLOT_FILE, f"centralized (DDP, {request.world_size} ranks) · {config.model} · {config.dataset}")
+            plot_run(
+                outputs.rounds,
+                outputs.folder / PLOT_FILE,
+                f"centralized (DDP, {request.world_size} ranks) · {config.model} · {config.dataset}",
+            )
     finally:
         dist.destroy_process_group()
 
@@ -176,7 +184,13 @@ def _record(
     """Evaluate on the test set, append the epoch's record to `metrics.json` and print it."""
     loss, accuracy = evaluate(model, test_set, device)
     outputs.add_round(
-        {"round": record["round"], "central_accuracy": accuracy, "central_loss": loss, **record, "seconds": time.monotonic() - started}
+        {
+            "round": record["round"],
+            "central_accuracy": accuracy,
+            "central_loss": loss,
+            **record,
+            "seconds": time.monotonic() - started,
+        }
     )
     train = f" | train loss {record['train_loss']:.4f}" if "train_loss" in record else ""
     echo(

@@ -36,6 +36,7 @@ from typing import Any
 from fedapp.config import DEFAULT_PUBLIC_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
+from fedapp.registry import STRATEGIES
 from sim.centralized import CentralizedRequest, train_centralized
 from sim.flwr_cli import FlwrCommandError, echo
 from sim.overrides import parse_overrides
@@ -43,7 +44,6 @@ from sim.paper_presets import PAPER_PRESETS
 from sim.report import CENTRALIZED, CURVES_FILE, REPORT_FILE, SUMMARY_FILE, plot_curves, write_report, write_summary_csv
 from sim.run import RunRequest, ensure_superlink, execute
 from sim.summary import COMPLETED, RunResult, best_accuracy, summarize
-from fedapp.registry import STRATEGIES
 
 RUNS_FOLDER = "runs"
 DEFAULT_TARGET = 0.9
@@ -216,7 +216,10 @@ def run_comparison(request: CompareRequest, app_dir: Path) -> int:
         results.append(_centralized_run(comparison.baselines[seed], seed))
         _finish(results, request, comparison, out, started)
     failed = [r for r in results if not r.completed]
-    echo(f"compare: {len(results) - len(failed)}/{len(results)} runs completed in {_clock(started)}; see {out / REPORT_FILE}")
+    echo(
+        f"compare: {len(results) - len(failed)}/{len(results)} runs completed in {_clock(started)}; "
+        f"see {out / REPORT_FILE}"
+    )
     return 1 if failed else 0
 
 
@@ -262,7 +265,10 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     """Report the run that just ended and rewrite the comparison's three outputs."""
     last = results[-1]
     accuracy = f"final central accuracy {last.rounds[-1]['central_accuracy']:.4f}" if last.rounds else "no metrics"
-    echo(f"compare: {last.label} seed {last.seed} {last.status}: {accuracy} in {last.seconds:.0f}s (elapsed {_clock(started)})")
+    echo(
+        f"compare: {last.label} seed {last.seed} {last.status}: {accuracy} in {last.seconds:.0f}s "
+        f"(elapsed {_clock(started)})"
+    )
     labels = [c.label for c in request.contenders] + [CENTRALIZED]
     rows = [summarize(label, [r for r in results if r.label == label], request.target) for label in labels]
     rows = [row for row in rows if row["runs"]]
@@ -271,7 +277,9 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
     baseline = sum(baselines) / len(baselines) if baselines else None
     plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison))
-    write_report(out / REPORT_FILE, request.command, rows, results, comparison.settings, _start_checks(results, comparison))
+    write_report(
+        out / REPORT_FILE, request.command, rows, results, comparison.settings, _start_checks(results, comparison)
+    )
 
 
 def _title(comparison: Plan) -> str:
@@ -293,11 +301,13 @@ def _start_checks(results: list[RunResult], comparison: Plan) -> list[str]:
     for (seed, model), losses in sorted(groups.items()):
         same = len(set(losses.values())) == 1
         values = ", ".join(f"{label} {loss:.6f}" for label, loss in losses.items())
-        lines.append(f"seed {seed}, model {model}: {'identical' if same else 'DIFFERENT'} round-0 central loss ({values})")
+        lines.append(
+            f"seed {seed}, model {model}: {'identical' if same else 'DIFFERENT'} round-0 central loss ({values})"
+        )
     return lines
 
 
-def build_request(
+def build_request(  # noqa: PLR0913 (one keyword per command-line option)
     *,
     strategies: str | None,
     preset: str | None,
@@ -335,7 +345,11 @@ def build_request(
         common=common,
         rounds=rounds,
         target=target,
-        centralized_epochs=centralized_epochs if centralized_epochs is not None else chosen.centralized_epochs if chosen else None,
+        centralized_epochs=centralized_epochs
+        if centralized_epochs is not None
+        else chosen.centralized_epochs
+        if chosen
+        else None,
         world_size=world_size,
         resources=resources,
         out=out,

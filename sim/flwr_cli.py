@@ -37,7 +37,7 @@ class FlwrCommandError(RuntimeError):
 
 def _flwr(*arguments: str) -> str:
     """Run `flwr <arguments>` and return its stdout; raise with its output on failure."""
-    result = subprocess.run(  # noqa: S603 (fixed executable)
+    result = subprocess.run(
         [venv_executable("flwr"), *arguments],
         capture_output=True,
         text=True,
@@ -45,7 +45,9 @@ def _flwr(*arguments: str) -> str:
         check=False,
     )
     if result.returncode != 0:
-        raise FlwrCommandError(f"flwr {' '.join(arguments[:2])} failed ({result.returncode}): {result.stdout}{result.stderr}".strip())
+        raise FlwrCommandError(
+            f"flwr {' '.join(arguments[:2])} failed ({result.returncode}): {result.stdout}{result.stderr}".strip()
+        )
     return result.stdout
 
 
@@ -105,15 +107,14 @@ def follow(
     connection: str = CONNECTION,
 ) -> None:
     """Stream the run's log lines to `on_line` until the run ends."""
-    with subprocess.Popen(  # noqa: S603 (fixed executable)
+    with subprocess.Popen(
         [venv_executable("flwr"), "log", str(run_id), connection, "--stream"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=flwr_environment(),
     ) as stream:
-        assert stream.stdout is not None
-        for line in stream.stdout:
+        for line in stream.stdout or ():
             on_line(line)
 
 

@@ -41,7 +41,13 @@ def to_flwr_arguments(overrides: dict[str, Any]) -> list[str]:
     """Encode overrides as `flwr run -c` arguments (one `-c key=<toml value>` per key)."""
     arguments: list[str] = []
     for key, value in overrides.items():
-        encoded = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
+        encoded = (
+            json.dumps(value)
+            if isinstance(value, str)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else repr(value)
+        )
         arguments += ["-c", f"{key}={encoded}"]
     return arguments
 

@@ -44,7 +44,10 @@ PAPER_PRESETS: dict[str, PaperPreset] = {
     "fedavg-vs-fedsgd": PaperPreset(
         strategies="fedavg,fedsgd",
         settings=(("fedsgd", "learning-rate=0.1 num-server-rounds=150"),),
-        common="model=cnn partitioner=iid local-epochs=5 batch-size=10 learning-rate=0.05 fraction-evaluate=0 validation-fraction=0",
+        common=(
+            "model=cnn partitioner=iid local-epochs=5 batch-size=10 learning-rate=0.05 "
+            "fraction-evaluate=0 validation-fraction=0"
+        ),
         nodes=10,
         rounds=10,
         seeds=(0,),

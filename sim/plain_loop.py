@@ -68,7 +68,9 @@ def plain_loop(config: RunConfig, num_nodes: int) -> LoopResult:
     return LoopResult(round_seconds=seconds, central_accuracy=accuracy, peak_rss_bytes=peak_kib * 1024)
 
 
-def _train_round(nodes: list[Node], global_state: dict[str, torch.Tensor], server_round: int) -> dict[str, torch.Tensor]:
+def _train_round(
+    nodes: list[Node], global_state: dict[str, torch.Tensor], server_round: int
+) -> dict[str, torch.Tensor]:
     """Train every node from `global_state` and return the FedAvg average of their models."""
     models, examples = [], []
     for node in nodes:

@@ -22,8 +22,8 @@ from fedapp.atomic import atomic_write, atomic_write_text
 from sim.summary import COLUMNS, MEGABYTE, RunResult, final_accuracy, rounds_to_target
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (after selecting the headless backend)
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 SUMMARY_FILE = "summary.csv"
 REPORT_FILE = "report.md"
@@ -77,8 +77,11 @@ def _pm(mean: float | None, std: float | None, spec: str) -> str:
     return f"{mean:{spec}} ± {std:{spec}}" if std is not None else f"{mean:{spec}}"
 
 
+MISSING = "\u2013"  # an en dash marks a figure a run does not have
+
+
 def _number(value: float | None, spec: str) -> str:
-    return "–" if value is None else f"{value:{spec}}"
+    return MISSING if value is None else f"{value:{spec}}"
 
 
 def runs_table(results: Sequence[RunResult], target: float) -> str:
@@ -88,10 +91,10 @@ def runs_table(results: Sequence[RunResult], target: float) -> str:
         "|" + "---|" * 7,
     ]
     for r in results:
-        final = f"{final_accuracy(r.rounds):.4f}" if r.rounds else "–"
+        final = f"{final_accuracy(r.rounds):.4f}" if r.rounds else MISSING
         reached = rounds_to_target(r.rounds, target) if r.rounds else None
         lines.append(
-            f"| {r.label} | {r.seed} | {r.status} | {final} | {'–' if reached is None else reached} | "
+            f"| {r.label} | {r.seed} | {r.status} | {final} | {MISSING if reached is None else reached} | "
             f"{r.seconds:.0f} | {r.folder} |"
         )
     return "\n".join(lines)
@@ -105,7 +108,12 @@ def plot_curves(
     for index, (label, runs) in enumerate(curves.items()):
         if not runs:
             continue
-        style = {"color": f"C{index % 10}", "label": label, "marker": "o" if len(runs[0]) <= 30 else None, "markersize": 3}
+        style = {
+            "color": f"C{index % 10}",
+            "label": label,
+            "marker": "o" if len(runs[0]) <= 30 else None,
+            "markersize": 3,
+        }
         rounds, accuracy, spread = _mean_curve(runs, _accuracies)
         _, traffic, _ = _mean_curve(runs, _cumulative_megabytes)
         by_round.plot(rounds, accuracy, **style)
@@ -115,17 +123,23 @@ def plot_curves(
         by_traffic.plot(traffic[trained], accuracy[trained], **style)
     for axis in (by_round, by_traffic):
         if baseline is not None:
-            axis.axhline(baseline, color="black", linestyle="--", linewidth=1.2, label=f"centralized (DDP), best {baseline:.3f}")
+            axis.axhline(
+                baseline, color="black", linestyle="--", linewidth=1.2, label=f"centralized (DDP), best {baseline:.3f}"
+            )
         axis.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"target {target:.2f}")
         axis.set_ylabel("central accuracy (held-out test set)")
         axis.grid(alpha=0.3)
         axis.set_ylim(_accuracy_floor(curves, target), 1.0)
     by_round.set(xlabel="round", title="Accuracy per round")
     by_round.xaxis.set_major_locator(MaxNLocator(integer=True))
-    by_traffic.set(xlabel="cumulative training traffic, up + down (MB, log scale)", title="Accuracy per megabyte", xscale="log")
+    by_traffic.set(
+        xlabel="cumulative training traffic, up + down (MB, log scale)", title="Accuracy per megabyte", xscale="log"
+    )
     plain = FuncFormatter(lambda value, _: f"{value:g}")
     by_traffic.xaxis.set_major_formatter(plain)
-    by_traffic.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if _is_leading_digit(value, (2, 5)) else ""))
+    by_traffic.xaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}" if _is_leading_digit(value, (2, 5)) else "")
+    )
     handles, labels = by_round.get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
     figure.suptitle(title)
@@ -212,5 +226,8 @@ def _settings_text(settings: dict[str, dict[str, Any]]) -> str:
     lines = ["Shared by every run: " + ", ".join(f"`{key}={settings[labels[0]][key]}`" for key in shared) + "."]
     if differing:
         lines += ["", "| run | " + " | ".join(differing) + " |", "|" + "---|" * (len(differing) + 1)]
-        lines += [f"| {label} | " + " | ".join(str(settings[label].get(key, "")) for key in differing) + " |" for label in labels]
+        lines += [
+            f"| {label} | " + " | ".join(str(settings[label].get(key, "")) for key in differing) + " |"
+            for label in labels
+        ]
     return "\n".join(lines)

@@ -102,9 +102,14 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
     nodes = int(federation["num-supernodes"])
     if nodes < 1:
         raise ConfigError(f"--nodes = {nodes} is not allowed; allowed: an integer >= 1")
-    for key, value in (("min-available-nodes", config.min_available_nodes), ("min-train-nodes", config.min_train_nodes)):
+    for key, value in (
+        ("min-available-nodes", config.min_available_nodes),
+        ("min-train-nodes", config.min_train_nodes),
+    ):
         if value > nodes:
-            raise ConfigError(f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}")
+            raise ConfigError(
+                f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}"
+            )
     if config.partitioner == "natural" and nodes > synthetic.NUM_DEVICES:
         raise ConfigError(
             f"--nodes = {nodes} exceeds the {synthetic.NUM_DEVICES} devices of partitioner 'natural'; "
@@ -142,7 +147,9 @@ def execute(request: RunRequest, label: str = "", connection: str = flwr_cli.CON
     )
     try:
         flwr_cli.follow(
-            run_id, lambda line: print(f"[{time.monotonic() - started:7.1f}s] {prefix}{line}", end="", flush=True), connection
+            run_id,
+            lambda line: print(f"[{time.monotonic() - started:7.1f}s] {prefix}{line}", end="", flush=True),
+            connection,
         )
     except KeyboardInterrupt:
         echo(f"interrupted: stopping run {run_id}")
@@ -160,7 +167,10 @@ def run_command(
     ensure_superlink(request)
     outcome = execute(request)
     if not outcome.succeeded:
-        echo(f"run {outcome.run_id} ended with status {outcome.status}; its log is above (flwr log {outcome.run_id} --show)")
+        echo(
+            f"run {outcome.run_id} ended with status {outcome.status}; "
+            f"its log is above (flwr log {outcome.run_id} --show)"
+        )
         return 1
     final = outcome.metrics()["rounds"][-1]
     echo(f"run {outcome.run_id} completed in {outcome.seconds:.1f}s")

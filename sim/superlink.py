@@ -154,7 +154,7 @@ class LocalSuperLink:
             str(self.folder / "state.db"),
         ]
         with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 (fixed command)
+            proc = subprocess.Popen(
                 command,
                 cwd=app_dir,
                 env=environment,
@@ -169,7 +169,10 @@ class LocalSuperLink:
             if proc.poll() is not None:
                 raise SuperLinkError(f"flower-superlink exited with code {proc.returncode}; see {self.log_file}")
             if self.is_healthy():
-                print(f"[sim] started SuperLink PID {proc.pid} on 127.0.0.1:{self.port} (log: {self.log_file})", flush=True)
+                print(
+                    f"[sim] started SuperLink PID {proc.pid} on 127.0.0.1:{self.port} (log: {self.log_file})",
+                    flush=True,
+                )
                 return
             time.sleep(0.25)
         proc.kill()
@@ -213,7 +216,10 @@ def _unsuitable(proc: psutil.Process, ray_address: str | None) -> str | None:
     except psutil.AccessDenied:
         current = None
     if (current or None) != (ray_address or None):
-        return f"it uses Ray cluster {current or 'none (a local Ray per run)'}, this run asks for {ray_address or 'a local Ray per run'}"
+        return (
+            f"it uses Ray cluster {current or 'none (a local Ray per run)'}, "
+            f"this run asks for {ray_address or 'a local Ray per run'}"
+        )
     return None
 
 

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from flwr.app import ConfigRecord
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from strategies.seeding import numpy_rng
 from strategies.accounting import PrivacyLedger, RoundEvent
 from strategies.aggregation import global_norm
 from strategies.arrays import Arrays
 from strategies.privacy import noise_std, private_average
+from strategies.seeding import numpy_rng
 
 
 class DifferentialPrivacy:

@@ -44,7 +44,7 @@ class FedAvg(FlowerFedAvg, FederationHooks):
 
     drop_stragglers = True
 
-    def __init__(  # noqa: PLR0913 (the strategy's settings)
+    def __init__(
         self,
         *,
         weighting: str = "examples",
@@ -78,7 +78,12 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         )
         if self.straggler_fraction:
             action = "dropped" if self.drop_stragglers else "kept"
-            log(INFO, "\t├──> Stragglers: %.0f%% of sampled clients, partial work %s", 100 * self.straggler_fraction, action)
+            log(
+                INFO,
+                "\t├──> Stragglers: %.0f%% of sampled clients, partial work %s",
+                100 * self.straggler_fraction,
+                action,
+            )
         if self.privacy:
             log(
                 INFO,
@@ -118,13 +123,20 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         self.stragglers = choose_stragglers(
             [m.metadata.dst_node_id for m in messages], self.straggler_fraction, epochs, rng
         )
-        return [self._as_straggler(m, self.stragglers[m.metadata.dst_node_id]) if m.metadata.dst_node_id in self.stragglers else m for m in messages]
+        return [
+            self._as_straggler(m, self.stragglers[m.metadata.dst_node_id])
+            if m.metadata.dst_node_id in self.stragglers
+            else m
+            for m in messages
+        ]
 
     def _as_straggler(self, message: Message, epochs: int) -> Message:
         """The same message, telling its node to stop after `epochs` epochs."""
         config = ConfigRecord(dict(message.content[self.configrecord_key]))
         config[LOCAL_EPOCHS] = epochs
-        content = RecordDict({self.arrayrecord_key: message.content[self.arrayrecord_key], self.configrecord_key: config})
+        content = RecordDict(
+            {self.arrayrecord_key: message.content[self.arrayrecord_key], self.configrecord_key: config}
+        )
         return readdressed(message, content=content)
 
     def round_metrics(self) -> dict[str, float]:
@@ -165,7 +177,9 @@ class FedAvg(FlowerFedAvg, FederationHooks):
             average, privacy_metrics = self.privacy.average(updates, self.num_sampled, self.population, server_round)
             self._round_metrics.update(privacy_metrics)
         else:
-            weights = aggregation_weights([int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting)
+            weights = aggregation_weights(
+                [int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting
+            )
             average = weighted_average(updates, weights)
         pseudo_gradient = {key: -value for key, value in average.items()}
         new_arrays = self.optimizer.step(self.global_arrays, pseudo_gradient)

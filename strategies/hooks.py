@@ -29,7 +29,7 @@ class FederationHooks:
         """Figures a round that aggregated nothing still reports (e.g. the unchanged epsilon)."""
         return {}
 
-    def reply_reference(self, message: Message) -> Arrays | None:
+    def reply_reference(self, message: Message) -> Arrays | None:  # noqa: ARG002 (overrides read the message)
         """What a reply to `message` must carry (keys, shapes, dtypes), or None: weights like those sent."""
         return None
 

@@ -18,7 +18,7 @@ def choose_stragglers(
     `node_ids` must be in a reproducible order (they are, as sampled by fedapp);
     the choice then depends only on `rng`.
     """
-    count = int(round(fraction * len(node_ids)))
+    count = round(fraction * len(node_ids))
     if count == 0 or local_epochs < 2:
         return {}
     chosen = rng.choice(len(node_ids), size=count, replace=False)

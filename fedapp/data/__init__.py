@@ -102,7 +102,9 @@ def _load_source(dataset: Source) -> _Source:
         data = synthetic.generate(dataset)
         return _Source(data.pool_features, data.pool_labels, data.test_features, data.test_labels, data.pool_devices)
     if dataset == synthetic.NAME:
-        raise ValueError("dataset 'synthetic' is drawn from synthetic-alpha, synthetic-beta and seed: pass data_source(config)")
+        raise ValueError(
+            "dataset 'synthetic' is drawn from synthetic-alpha, synthetic-beta and seed: pass data_source(config)"
+        )
     if dataset == "mnist":
         images, labels = embedded.load_mnist()
         test, pool = embedded.split_indices()
@@ -140,7 +142,9 @@ def pool_size(spec: DataSpec) -> int:
 def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int) -> np.ndarray:
     """Positions in the pool of node `partition_id`'s share among `num_partitions` nodes."""
     if not 0 <= partition_id < num_partitions:
-        raise ValueError(f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}")
+        raise ValueError(
+            f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}"
+        )
     source = _load_source(spec.dataset)
     if spec.public_size >= len(source.pool_labels):
         raise ValueError(

@@ -79,7 +79,9 @@ def _data_files(path: Path) -> list[Path]:
     """The dataset's files: the parquet file itself, a folder's parquet files, or its images."""
     if path.is_file():
         if path.suffix != PARQUET_SUFFIX:
-            raise ValueError(f"data-path {str(path)!r} is a file but not {PARQUET_SUFFIX}; allowed: a parquet file or a folder")
+            raise ValueError(
+                f"data-path {str(path)!r} is a file but not {PARQUET_SUFFIX}; allowed: a parquet file or a folder"
+            )
         return [path]
     parquet = sorted(path.rglob(f"*{PARQUET_SUFFIX}"))
     if parquet:

@@ -99,7 +99,8 @@ def natural_partition(devices: np.ndarray, num_partitions: int, partition_id: in
     num_devices = int(devices.max()) + 1
     if num_partitions > num_devices:
         raise ValueError(
-            f"partitioner 'natural' has {num_devices} devices for {num_partitions} nodes; allowed: at most {num_devices} nodes"
+            f"partitioner 'natural' has {num_devices} devices for {num_partitions} nodes; "
+            f"allowed: at most {num_devices} nodes"
         )
     return np.flatnonzero(devices % num_partitions == partition_id)
 

@@ -6,7 +6,7 @@ import pytest
 
 from fedapp.config import ConfigError, RunConfig
 from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments
-from tests.conftest import APP_DIR
+from tests.helpers import APP_DIR
 
 DEFAULTS = app_defaults(APP_DIR)
 
@@ -80,7 +80,12 @@ def test_overrides_parse_bare_words_and_reencode_for_flwr() -> None:
     overrides = parse_overrides(["strategy=fedprox num-server-rounds=3", 'run-name="a b" lr-decay=0.99 x=true'])
     assert overrides == {"strategy": "fedprox", "num-server-rounds": 3, "run-name": "a b", "lr-decay": 0.99, "x": True}
     assert to_flwr_arguments({"strategy": "fedprox", "num-server-rounds": 3, "x": True}) == [
-        "-c", 'strategy="fedprox"', "-c", "num-server-rounds=3", "-c", "x=true",
+        "-c",
+        'strategy="fedprox"',
+        "-c",
+        "num-server-rounds=3",
+        "-c",
+        "x=true",
     ]
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["oops"])

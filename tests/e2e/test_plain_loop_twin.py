@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from fedapp.config import ConfigError, RunConfig
-from sim.overrides import app_defaults
+from fedapp.config import RunConfig
 from sim.plain_loop import plain_loop
 from sim.superlink import LocalSuperLink
-from tests.conftest import APP_DIR, run_app
+from tests.helpers import run_app
 
 
-def test_the_plain_loop_reaches_the_simulations_accuracy_round_by_round(superlink: LocalSuperLink, tmp_path: Path) -> None:
+def test_the_plain_loop_reaches_the_simulations_accuracy_round_by_round(
+    superlink: LocalSuperLink, tmp_path: Path
+) -> None:
     outcome = run_app(superlink, tmp_path, nodes=2, num_server_rounds=2, model="2nn", run_name="loop-twin")
     assert outcome.succeeded
     metrics = outcome.metrics()
@@ -22,8 +23,3 @@ def test_the_plain_loop_reaches_the_simulations_accuracy_round_by_round(superlin
     assert simulated[2] > simulated[0] + 0.3
     assert loop.central_accuracy == pytest.approx(simulated, abs=2e-3)  # float sums differ in the last bits only
     assert len(loop.round_seconds) == 3 and loop.peak_rss_bytes > 0
-
-
-def test_the_plain_loop_refuses_work_it_cannot_reproduce() -> None:
-    with pytest.raises(ConfigError, match="fraction-train=0.5"):
-        plain_loop(RunConfig.from_mapping({**app_defaults(APP_DIR), "fraction-train": 0.5}), num_nodes=2)

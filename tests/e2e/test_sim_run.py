@@ -13,13 +13,24 @@ import torch
 from fedapp.models import build_model
 from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
-from tests.conftest import APP_DIR, run_app
+from tests.helpers import APP_DIR, run_app
 
 CNN_BYTES = 1_663_370 * 4
 ROUND_KEYS = {
-    "round", "central_accuracy", "central_loss", "train_loss", "federated_accuracy", "federated_loss",
-    "nodes_sampled", "nodes_replied", "nodes_failed", "updates_rejected", "bytes_down", "bytes_up",
-    "learning_rate", "seconds",
+    "round",
+    "central_accuracy",
+    "central_loss",
+    "train_loss",
+    "federated_accuracy",
+    "federated_loss",
+    "nodes_sampled",
+    "nodes_replied",
+    "nodes_failed",
+    "updates_rejected",
+    "bytes_down",
+    "bytes_up",
+    "learning_rate",
+    "seconds",
 }
 
 
@@ -31,7 +42,7 @@ def test_fedavg_trains_mnist_and_writes_its_outputs(superlink: LocalSuperLink, t
     rounds = metrics["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     for record in rounds[1:]:
-        assert ROUND_KEYS <= set(record)
+        assert set(record) >= ROUND_KEYS
         assert record["nodes_sampled"] == record["nodes_replied"] == 4 and record["nodes_failed"] == 0
         assert CNN_BYTES * 4 <= record["bytes_down"] < CNN_BYTES * 4 * 1.01
         assert CNN_BYTES * 4 <= record["bytes_up"] < CNN_BYTES * 4 * 1.01
@@ -44,7 +55,12 @@ def test_fedavg_trains_mnist_and_writes_its_outputs(superlink: LocalSuperLink, t
 
 def _sim(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sim", *arguments], cwd=APP_DIR, capture_output=True, text=True, env=os.environ, check=False
+        [sys.executable, "-m", "sim", *arguments],
+        cwd=APP_DIR,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=False,
     )
 
 
@@ -55,29 +71,3 @@ def test_cli_runs_and_reports_output_folder_and_accuracy(superlink: LocalSuperLi
     assert "[sim] final central accuracy:" in result.stdout
     assert "round 1/1 | central accuracy" in result.stdout
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["rounds"][1]["nodes_sampled"] == 3
-
-
-def test_cli_rejects_bad_config_before_starting_anything(tmp_path: Path) -> None:
-    result = _sim("run", "-c", "strategy=nope")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"error: run-config key 'strategy' = 'nope' is not allowed; allowed: {', '.join(_strategy_names())}"
-    ]
-    assert result.stdout == ""
-
-
-def _strategy_names() -> list[str]:
-    from fedapp.registry import STRATEGIES
-
-    return list(STRATEGIES)
-
-
-def test_a_failed_run_exits_non_zero_and_loses_nothing(superlink: LocalSuperLink, tmp_path: Path) -> None:
-    taken = tmp_path / "taken"
-    taken.mkdir()
-    (taken / "metrics.json").write_text("earlier results")
-    result = _sim("run", "--nodes", "2", "-c", f"num-server-rounds=1 output-dir={tmp_path} run-name=taken")
-    assert result.returncode == 1
-    assert "ended with status finished:failed" in result.stdout
-    assert "already holds files" in result.stdout
-    assert (taken / "metrics.json").read_text() == "earlier results"

@@ -7,15 +7,17 @@ import torch
 from fedapp.data import DataSpec, load_node_data
 from fedapp.data.partition import PartitionSpec
 from fedapp.models import build_model
-from strategies.seeding import torch_generator
 from fedapp.training import evaluate, full_batch_gradient, train_sgd
+from strategies.seeding import torch_generator
 
 NODE = load_node_data(DataSpec("mnist", PartitionSpec("iid", 0.5, 2, 0), 0.1, 0), 0, 10)
 
 
 def test_sgd_steps_follow_epochs_and_batch_size() -> None:
     model = build_model("2nn", (1, 28, 28), 10, seed=0)
-    result = train_sgd(model, NODE.train, epochs=2, batch_size=32, learning_rate=0.05, generator=torch_generator(0, "t"))
+    result = train_sgd(
+        model, NODE.train, epochs=2, batch_size=32, learning_rate=0.05, generator=torch_generator(0, "t")
+    )
     batches_per_epoch = -(-len(NODE.train) // 32)
     assert result.steps == 2 * batches_per_epoch and result.examples == len(NODE.train)
 

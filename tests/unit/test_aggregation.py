@@ -7,12 +7,12 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
-from strategies.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, TRAIN_LOSS
 from strategies.aggregation import aggregation_weights, difference, global_norm, weighted_average
 from strategies.arrays import to_numpy, to_record
 from strategies.fedavg import FedAvg
+from strategies.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, TRAIN_LOSS
 from strategies.server_optimizer import ServerOptimizer
-from tests.conftest import reply_from
+from tests.helpers import reply_from
 
 RNG = np.random.default_rng(0)
 
@@ -61,7 +61,9 @@ def _round(monkeypatch: pytest.MonkeyPatch, examples: list[int]) -> tuple[ArrayR
     replies = []
     for node_id, count in enumerate(examples, start=1):
         request = Message(
-            RecordDict({ARRAYS: global_arrays, CONFIG: ConfigRecord()}), dst_node_id=node_id, message_type=MessageType.TRAIN
+            RecordDict({ARRAYS: global_arrays, CONFIG: ConfigRecord()}),
+            dst_node_id=node_id,
+            message_type=MessageType.TRAIN,
         )
         metrics = MetricRecord({NUM_EXAMPLES: count, TRAIN_LOSS: float(node_id)})
         content = RecordDict({ARRAYS: to_record(random_model()), METRICS: metrics})
@@ -69,7 +71,9 @@ def _round(monkeypatch: pytest.MonkeyPatch, examples: list[int]) -> tuple[ArrayR
     return global_arrays, replies
 
 
-def test_our_fedavg_equals_flowers_fedavg_on_the_same_replies(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_our_fedavg_equals_flowers_fedavg_on_the_same_replies(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     global_arrays, replies = _round(monkeypatch, [120, 300, 45, 7])
     ours = FedAvg()
     ours.global_arrays = to_numpy(global_arrays)
@@ -80,7 +84,7 @@ def test_our_fedavg_equals_flowers_fedavg_on_the_same_replies(message_identity, 
     assert our_metrics[TRAIN_LOSS] == pytest.approx(flower_metrics[TRAIN_LOSS])
 
 
-def test_uniform_weighting_ignores_example_counts(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_uniform_weighting_ignores_example_counts(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
     global_arrays, replies = _round(monkeypatch, [1, 1000])
     strategy = FedAvg(weighting="uniform")
     strategy.global_arrays = to_numpy(global_arrays)

@@ -14,25 +14,36 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
+from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.client_app import app as client_app
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, load_node_data
-from strategies.losses import distillation_loss, proximal_term, soft_labels
 from fedapp.models import build_model
-from strategies.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, METRICS, NUM_EXAMPLES, SERVER_ROUND, TRAIN_GRADIENT
-from strategies.seeding import torch_generator
 from fedapp.training import fit_soft_labels, full_batch_gradient
 from sim.overrides import app_defaults
 from strategies.accounting import RoundEvent, epsilon
 from strategies.aggregation import global_norm
 from strategies.arrays import to_numpy, to_record
+from strategies.dp import DifferentialPrivacy
 from strategies.fedavg import FedAvg
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
+from strategies.losses import distillation_loss, proximal_term, soft_labels
 from strategies.privacy import clip_update, noise_std, private_average
+from strategies.protocol import (
+    ARRAYS,
+    CONFIG,
+    LEARNING_RATE,
+    LOCAL_EPOCHS,
+    METRICS,
+    NUM_EXAMPLES,
+    SERVER_ROUND,
+    TRAIN_GRADIENT,
+)
+from strategies.seeding import torch_generator
 from strategies.stragglers import choose_stragglers
-from tests.conftest import APP_DIR
+from tests.helpers import APP_DIR
 
 NUM_NODES = 3
 
@@ -60,23 +71,28 @@ class FakeGrid(Grid):
 
 def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Message]:
     """Deliver `messages` to the real ClientApp, node id i+1 being partition i."""
-    from flwr.supercore.task_identity import TaskIdentity
-
     replies = []
     for message in messages:
         node_id = message.metadata.dst_node_id
         monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
         context = Context(
-            run_id=1, node_id=node_id, node_config={"partition-id": node_id - 1, "num-partitions": NUM_NODES},
-            state=RecordDict(), run_config=config,
+            run_id=1,
+            node_id=node_id,
+            node_config={"partition-id": node_id - 1, "num-partitions": NUM_NODES},
+            state=RecordDict(),
+            run_config=config,
         )
         replies.append(client_app(message, context))
     assert not any(reply.has_error() for reply in replies), [r.error for r in replies if r.has_error()]
     return replies
 
 
-def play_round(strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrays: ArrayRecord) -> tuple[list[Message], ArrayRecord]:
-    train_config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: float(config["learning-rate"]), LOCAL_EPOCHS: int(config["local-epochs"])})
+def play_round(
+    strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrays: ArrayRecord
+) -> tuple[list[Message], ArrayRecord]:
+    train_config = ConfigRecord(
+        {SERVER_ROUND: 1, LEARNING_RATE: float(config["learning-rate"]), LOCAL_EPOCHS: int(config["local-epochs"])}
+    )
     messages = list(strategy.configure_train(1, arrays, train_config, FakeGrid(list(range(1, NUM_NODES + 1)))))
     replies = answer(messages, config, monkeypatch)
     new_arrays, _ = strategy.aggregate_train(1, replies)
@@ -90,12 +106,20 @@ def initial() -> ArrayRecord:
 # --- FedSGD --------------------------------------------------------------------
 
 
-def test_fedsgd_with_one_client_is_one_step_of_full_batch_gradient_descent(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_fedsgd_with_one_client_is_one_step_of_full_batch_gradient_descent(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = run_config(learning_rate=0.3, fraction_evaluate=0.0)
     cfg = RunConfig.from_mapping(config)
     strategy = FedSGD(min_train_nodes=1, min_available_nodes=1)
-    request = Message(RecordDict({ARRAYS: initial(), CONFIG: ConfigRecord({LEARNING_RATE: 0.3})}), dst_node_id=1, message_type=TRAIN_GRADIENT)
-    strategy.configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.3, LOCAL_EPOCHS: 1}), FakeGrid([1]))
+    request = Message(
+        RecordDict({ARRAYS: initial(), CONFIG: ConfigRecord({LEARNING_RATE: 0.3})}),
+        dst_node_id=1,
+        message_type=TRAIN_GRADIENT,
+    )
+    strategy.configure_train(
+        1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.3, LOCAL_EPOCHS: 1}), FakeGrid([1])
+    )
     node = load_node_data(DataSpec.from_config(cfg), 0, 1)
     (reply,) = [client_app(request, Context(1, 1, {"partition-id": 0, "num-partitions": 1}, RecordDict(), config))]
     fedsgd_arrays, _ = strategy.aggregate_train(1, [reply])
@@ -108,7 +132,7 @@ def test_fedsgd_with_one_client_is_one_step_of_full_batch_gradient_descent(messa
         np.testing.assert_allclose(to_numpy(fedsgd_arrays)[key], value.numpy(), atol=1e-6)
 
 
-def test_fedavg_one_epoch_full_batch_equals_fedsgd(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_fedavg_one_epoch_full_batch_equals_fedsgd(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """McMahan et al.'s equivalence: FedAvg with E=1 and B=infinity takes FedSGD's step."""
     config = run_config(learning_rate=0.2, batch_size=100_000, local_epochs=1)
     _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
@@ -118,9 +142,13 @@ def test_fedavg_one_epoch_full_batch_equals_fedsgd(message_identity, monkeypatch
     assert not np.allclose(to_numpy(fedavg_arrays)["layers.1.weight"], to_numpy(initial())["layers.1.weight"])
 
 
-def test_fedsgd_client_sends_the_gradient_not_weights(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_fedsgd_client_sends_the_gradient_not_weights(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
     config = run_config()
-    messages = list(FedSGD(min_train_nodes=1, min_available_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1}), FakeGrid([1])))
+    messages = list(
+        FedSGD(min_train_nodes=1, min_available_nodes=1).configure_train(
+            1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1}), FakeGrid([1])
+        )
+    )
     assert messages[0].metadata.message_type == TRAIN_GRADIENT
     (reply,) = answer(messages, config, monkeypatch)
     model = build_model("2nn", (1, 28, 28), 10, seed=0)
@@ -138,25 +166,35 @@ def test_proximal_term_gradient_is_mu_times_distance() -> None:
     anchors = [torch.randn(4, 3), torch.randn(3)]
     mu = 0.7
     (mu / 2 * proximal_term(weights, anchors)).backward()
-    for weight, anchor in zip(weights, anchors):
+    for weight, anchor in zip(weights, anchors, strict=True):
         assert torch.allclose(weight.grad, mu * (weight.detach() - anchor), atol=1e-6)
 
 
-def test_fedprox_with_mu_zero_gives_exactly_fedavgs_model(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_fedprox_with_mu_zero_gives_exactly_fedavgs_model(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = run_config(local_epochs=1)
     _, fedavg_arrays = play_round(FedAvg(min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
-    messages, fedprox_arrays = play_round(FedProx(proximal_mu=0.0, min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial())
+    messages, fedprox_arrays = play_round(
+        FedProx(proximal_mu=0.0, min_train_nodes=1, min_available_nodes=1), config, monkeypatch, initial()
+    )
     assert messages[0].content[CONFIG]["proximal-mu"] == 0.0
     for key, value in to_numpy(fedavg_arrays).items():
         assert np.array_equal(to_numpy(fedprox_arrays)[key], value)
 
 
-def test_fedprox_term_pulls_local_models_toward_the_global_model(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_fedprox_term_pulls_local_models_toward_the_global_model(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = run_config(local_epochs=2, learning_rate=0.1)
     start = to_numpy(initial())
     distances = {}
     for mu in (0.0, 1.0):
-        messages = list(FedProx(proximal_mu=mu, min_train_nodes=1, min_available_nodes=1).configure_train(1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 2}), FakeGrid([1])))
+        messages = list(
+            FedProx(proximal_mu=mu, min_train_nodes=1, min_available_nodes=1).configure_train(
+                1, initial(), ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 2}), FakeGrid([1])
+            )
+        )
         (reply,) = answer(messages, config, monkeypatch)
         local = to_numpy(reply.content[ARRAYS])
         distances[mu] = global_norm({k: local[k] - start[k] for k in start})
@@ -173,11 +211,13 @@ def test_choose_stragglers_is_seeded_and_cuts_epochs() -> None:
 
 
 @pytest.mark.parametrize(("strategy_class", "kept"), [(FedAvg, False), (FedProx, True)])
-def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(message_identity, monkeypatch, strategy_class, kept) -> None:  # noqa: ANN001
+def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch, strategy_class: type[FedAvg], kept: bool
+) -> None:
     config = run_config(local_epochs=3, straggler_fraction=0.67)
     extra = {"proximal_mu": 0.0} if strategy_class is FedProx else {}
     strategy = strategy_class(straggler_fraction=0.67, seed=3, min_train_nodes=1, min_available_nodes=1, **extra)
-    messages, arrays = play_round(strategy, config, monkeypatch, initial())
+    messages, _ = play_round(strategy, config, monkeypatch, initial())
     epochs = {m.metadata.dst_node_id: int(m.content[CONFIG][LOCAL_EPOCHS]) for m in messages}
     assert len(strategy.stragglers) == 2
     assert all(epochs[node] < 3 for node in strategy.stragglers)
@@ -199,24 +239,33 @@ def test_clip_update_bounds_the_norm_and_keeps_small_updates() -> None:
 
 def test_private_average_clips_every_update_and_uses_a_fixed_denominator() -> None:
     updates = [{"w": np.full(4, 10.0 * (i + 1))} for i in range(3)]
-    average = private_average(updates, num_sampled=5, clipping_norm=1.0, noise_multiplier=0.0, rng=np.random.default_rng(0))
+    average = private_average(
+        updates, num_sampled=5, clipping_norm=1.0, noise_multiplier=0.0, rng=np.random.default_rng(0)
+    )
     np.testing.assert_allclose(average["w"], np.full(4, 3 * 0.5 / 5))
 
 
 def test_noise_std_matches_multiplier_times_norm_over_sampled_clients() -> None:
     zero = [{"w": np.zeros(400_000)} for _ in range(4)]
-    average = private_average(zero, num_sampled=8, clipping_norm=2.0, noise_multiplier=1.3, rng=np.random.default_rng(0))
+    average = private_average(
+        zero, num_sampled=8, clipping_norm=2.0, noise_multiplier=1.3, rng=np.random.default_rng(0)
+    )
     expected = noise_std(1.3, 2.0, 8)
     assert expected == pytest.approx(0.325)
     assert np.std(average["w"]) == pytest.approx(expected, rel=0.01)
     assert abs(np.mean(average["w"])) < 3 * expected / np.sqrt(400_000)
 
 
-def test_client_side_clipping_clips_every_update_on_the_client(message_identity, monkeypatch) -> None:  # noqa: ANN001
+def test_client_side_clipping_clips_every_update_on_the_client(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = run_config(dp="client-fixed", learning_rate=0.1)
     start = to_numpy(initial())
     train_config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1, "clipping_norm": 0.25})
-    messages = [Message(RecordDict({ARRAYS: initial(), CONFIG: train_config}), dst_node_id=n, message_type=MessageType.TRAIN) for n in (1, 2, 3)]
+    messages = [
+        Message(RecordDict({ARRAYS: initial(), CONFIG: train_config}), dst_node_id=n, message_type=MessageType.TRAIN)
+        for n in (1, 2, 3)
+    ]
     for reply in answer(messages, config, monkeypatch):
         update = {k: v - start[k] for k, v in to_numpy(reply.content[ARRAYS]).items()}
         assert global_norm(update) <= 0.25 * (1 + 1e-5)
@@ -242,15 +291,24 @@ def test_distillation_loss_is_zero_at_the_teacher_and_fitting_lowers_it() -> Non
     features = torch.randn(200, 1, 28, 28)
     teacher = soft_labels(torch.randn(200, 10) * 3, 2.0)
     before = distillation_loss(model(features), teacher, 2.0).item()
-    fit_soft_labels(model, features, teacher, epochs=20, batch_size=50, learning_rate=1e-3, temperature=2.0, generator=torch_generator(0))
+    fit_soft_labels(
+        model,
+        features,
+        teacher,
+        epochs=20,
+        batch_size=50,
+        learning_rate=1e-3,
+        temperature=2.0,
+        generator=torch_generator(0),
+    )
     assert distillation_loss(model(features), teacher, 2.0).item() < 0.5 * before
 
 
-def test_state_of_private_strategy_records_epsilon(message_identity, monkeypatch) -> None:  # noqa: ANN001
-    from strategies.dp import DifferentialPrivacy
-
+def test_state_of_private_strategy_records_epsilon(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
     config = run_config(dp="server-fixed")
-    strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1)
+    strategy = FedAvg(
+        privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1
+    )
     play_round(strategy, config, monkeypatch, initial())
     first = strategy.round_metrics()["epsilon"]
     play_round(strategy, config, monkeypatch, initial())
@@ -258,14 +316,18 @@ def test_state_of_private_strategy_records_epsilon(message_identity, monkeypatch
     assert strategy.round_metrics()["dp_noise_std"] == pytest.approx(1.0 / NUM_NODES)
 
 
-def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(message_identity, monkeypatch) -> None:  # noqa: ANN001
-    from strategies.dp import DifferentialPrivacy
-
+def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = run_config(dp="server-fixed")
-    strategy = FedAvg(privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1)
+    strategy = FedAvg(
+        privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1
+    )
     play_round(strategy, config, monkeypatch, initial())
     spent = strategy.round_metrics()["epsilon"]
-    strategy.configure_train(2, initial(), ConfigRecord({SERVER_ROUND: 2, LOCAL_EPOCHS: 1}), FakeGrid(list(range(1, NUM_NODES + 1))))
+    strategy.configure_train(
+        2, initial(), ConfigRecord({SERVER_ROUND: 2, LOCAL_EPOCHS: 1}), FakeGrid(list(range(1, NUM_NODES + 1)))
+    )
     assert strategy.aggregate_train(2, []) == (None, None)
     assert strategy.round_metrics()["epsilon"] == spent
     assert strategy.skipped_round_metrics() == {"epsilon": spent}

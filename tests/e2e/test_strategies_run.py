@@ -12,7 +12,7 @@ from typing import Any
 
 from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
-from tests.conftest import run_app
+from tests.helpers import run_app
 
 TWO_NN_BYTES = 199_210 * 4
 CNN_BYTES = 1_663_370 * 4
@@ -47,7 +47,9 @@ def test_fedavg_with_server_momentum_drops_stragglers(superlink: LocalSuperLink,
         assert_weights_travel(record, TWO_NN_BYTES)
 
 
-def test_fedprox_keeps_stragglers_and_client_side_dp_clips_and_accounts(superlink: LocalSuperLink, tmp_path: Path) -> None:
+def test_fedprox_keeps_stragglers_and_client_side_dp_clips_and_accounts(
+    superlink: LocalSuperLink, tmp_path: Path
+) -> None:
     rounds = training_rounds(
         superlink,
         tmp_path,

@@ -22,11 +22,15 @@ from sim.summary import (
 def records(accuracies: list[float], up: int = 100, down: int = 300) -> list[dict[str, float]]:
     """Round 0 (no traffic) then one record per accuracy with `up`/`down` bytes each."""
     rounds = [{"round": 0, "central_accuracy": 0.1}]
-    return rounds + [{"round": i, "central_accuracy": a, "bytes_up": up, "bytes_down": down} for i, a in enumerate(accuracies, 1)]
+    return rounds + [
+        {"round": i, "central_accuracy": a, "bytes_up": up, "bytes_down": down} for i, a in enumerate(accuracies, 1)
+    ]
 
 
 def result(label: str, seed: int, accuracies: list[float], status: str = "completed", **traffic: int) -> RunResult:
-    return RunResult(label, seed, status, records(accuracies, **traffic), seconds=10.0 + seed, folder=f"runs/{label}-{seed}")
+    return RunResult(
+        label, seed, status, records(accuracies, **traffic), seconds=10.0 + seed, folder=f"runs/{label}-{seed}"
+    )
 
 
 def test_rounds_to_target_is_the_first_round_at_or_above_it() -> None:
@@ -61,7 +65,9 @@ def test_summary_row_averages_completed_seeds_and_counts_failures() -> None:
     row = summarize("fedavg", runs, target=0.9)
     assert list(row) == list(COLUMNS)
     assert (row["runs"], row["failed"], row["reached_target"]) == (3, 1, 2)
-    assert row["final_accuracy_mean"] == pytest.approx(0.93) and row["final_accuracy_std"] == pytest.approx(math.sqrt(2) * 0.01)
+    assert row["final_accuracy_mean"] == pytest.approx(0.93) and row["final_accuracy_std"] == pytest.approx(
+        math.sqrt(2) * 0.01
+    )
     assert row["best_accuracy_mean"] == pytest.approx(0.93)
     assert row["rounds_to_target_mean"] == 2.5 and row["rounds_to_target_std"] == pytest.approx(math.sqrt(0.5))
     assert row["mb_up_to_target"] == pytest.approx(5.0) and row["mb_down_to_target"] == pytest.approx(10.0)

@@ -11,7 +11,7 @@ from fedapp.data import DataSpec, dataset_shape, load_node_data, load_test_split
 from fedapp.data.partition import PartitionSpec, natural_partition
 from fedapp.data.synthetic import NUM_CLASSES, NUM_DEVICES, NUM_FEATURES, SyntheticSpec, generate, generate_devices
 from sim.overrides import validated_config
-from tests.conftest import APP_DIR
+from tests.helpers import APP_DIR
 
 
 def data_spec(seed: int = 0, public_size: int = 0) -> DataSpec:
@@ -41,7 +41,11 @@ def test_each_device_holds_out_a_tenth_for_the_central_test_set() -> None:
 
 
 def test_generation_is_deterministic_in_the_seed() -> None:
-    first, again, other = generate(SyntheticSpec(1.0, 1.0, 3)), generate(SyntheticSpec(1.0, 1.0, 3)), generate(SyntheticSpec(1.0, 1.0, 4))
+    first, again, other = (
+        generate(SyntheticSpec(1.0, 1.0, 3)),
+        generate(SyntheticSpec(1.0, 1.0, 3)),
+        generate(SyntheticSpec(1.0, 1.0, 4)),
+    )
     for name in ("pool_features", "pool_labels", "pool_devices", "test_features", "test_labels"):
         assert np.array_equal(getattr(first, name), getattr(again, name))
     assert not np.array_equal(first.test_labels[:50], other.test_labels[:50])
@@ -53,7 +57,12 @@ def _spread(values: list[float]) -> float:
 
 def test_beta_spreads_the_devices_feature_distributions() -> None:
     spreads = [
-        np.mean([_spread([d.features.mean() for d in generate_devices(SyntheticSpec(0.0, beta, seed))]) for seed in range(5)])
+        np.mean(
+            [
+                _spread([d.features.mean() for d in generate_devices(SyntheticSpec(0.0, beta, seed))])
+                for seed in range(5)
+            ]
+        )
         for beta in (0.0, 0.5, 1.0, 2.0)
     ]
     assert spreads == sorted(spreads) and spreads[-1] > 3 * spreads[0], spreads
@@ -61,7 +70,12 @@ def test_beta_spreads_the_devices_feature_distributions() -> None:
 
 def test_alpha_spreads_the_devices_models() -> None:
     spreads = [
-        np.mean([_spread([d.weights.mean() for d in generate_devices(SyntheticSpec(alpha, 0.0, seed))]) for seed in range(5)])
+        np.mean(
+            [
+                _spread([d.weights.mean() for d in generate_devices(SyntheticSpec(alpha, 0.0, seed))])
+                for seed in range(5)
+            ]
+        )
         for alpha in (0.0, 0.5, 1.0, 2.0)
     ]
     assert spreads == sorted(spreads) and spreads[-1] > 3 * spreads[0], spreads
@@ -90,7 +104,9 @@ def test_fewer_nodes_than_devices_group_devices_and_the_public_slice_is_excluded
     assert natural_partition(devices, 5, 3).tolist() == [3, 8]
     with pytest.raises(ValueError, match="5 devices for 6 nodes"):
         natural_partition(devices, 6, 0)
-    total = sum(len(n.train) + len(n.validation) for n in (load_node_data(data_spec(public_size=100), i, 10) for i in range(10)))
+    total = sum(
+        len(n.train) + len(n.validation) for n in (load_node_data(data_spec(public_size=100), i, 10) for i in range(10))
+    )
     assert total == len(generate(SyntheticSpec(1.0, 1.0, 0)).pool_labels) - 100
 
 

@@ -1,9 +1,4 @@
-"""Edge deployment: node data on disk, and a real local cluster (`deploy/local-cluster.sh`).
-
-The cluster tests share one cluster (TLS, SuperNode authentication, 3 SuperNodes,
-each on its own data folder) and run in file order: a normal run, the security
-checks, a run that loses a node, and finally `down`, which must leave no process.
-"""
+"""Edge deployment end to end: a real local cluster (`deploy/local-cluster.sh`) with TLS and authenticated nodes."""
 
 from __future__ import annotations
 
@@ -14,78 +9,30 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
-from flwr.app import Context, RecordDict
 
-from fedapp.client_app import Node
-from fedapp.data import DataSpec, load_local_node_data, partition_arrays
-from fedapp.data.local import load_local_dataset
-from sim.flwr_cli import FINISHED_OK, FlwrCommandError
 from deploy.connections import execute_on
 from deploy.local_cluster import LocalCluster
-from deploy.node_data import write_node_data
-from sim.overrides import app_defaults, validated_config
+from sim.flwr_cli import FINISHED_OK, FlwrCommandError
 from sim.run import RunRequest
 from sim.superlink import flwr_environment
-from tests.conftest import APP_DIR, flower_processes, free_port
+from tests.helpers import APP_DIR, flower_processes, free_port
 
 DEPLOY = APP_DIR / "deploy"
-SCRIPTS = sorted(path.name for path in DEPLOY.glob("*.sh") if path.name != "lib.sh")
 NODES = 3
 CONNECTION = "edge-test"
 
 
 def _script(name: str, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 (the project's own scripts)
-        [str(DEPLOY / name), *arguments], capture_output=True, text=True, env=flwr_environment(), timeout=timeout, check=False
+    return subprocess.run(
+        [str(DEPLOY / name), *arguments],
+        capture_output=True,
+        text=True,
+        env=flwr_environment(),
+        timeout=timeout,
+        check=False,
     )
-
-
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_every_deploy_script_explains_itself(name: str) -> None:
-    result = _script(name, "--help")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Usage: deploy/"), result.stdout
-
-
-@pytest.mark.parametrize("layout", ["parquet", "imagefolder"])
-def test_node_data_on_disk_is_exactly_its_partition(tmp_path: Path, layout: str) -> None:
-    folders = write_node_data(APP_DIR, tmp_path, 2, layout, ["partitioner=shard"])
-    spec = DataSpec.from_config(validated_config(APP_DIR, {"partitioner": "shard"}))
-    for index, folder in enumerate(folders):
-        assert _samples(*load_local_dataset(folder)) == _samples(*partition_arrays(spec, index, 2))
-    with pytest.raises(ValueError, match="already holds files"):
-        write_node_data(APP_DIR, tmp_path, 2, layout, [])
-
-
-def _samples(images: np.ndarray, labels: np.ndarray) -> list[tuple[int, bytes]]:
-    """The (label, pixels) pairs of a dataset, in a canonical order."""
-    return sorted(zip(labels.tolist(), (image.tobytes() for image in images), strict=True))
-
-
-def test_local_node_data_is_split_and_checked(tmp_path: Path) -> None:
-    folder = write_node_data(APP_DIR, tmp_path, 4, "parquet", [])[0]
-    data = load_local_node_data(str(folder), 0.1, 0, "node-a", 10)
-    assert len(data.train) == 900 and len(data.validation) == 100
-    assert data.train.features.shape[1:] == (1, 28, 28)
-    with pytest.raises(ValueError, match="allowed: 0..4"):
-        load_local_node_data(str(folder), 0.1, 0, "node-a", 5)
-    with pytest.raises(ValueError, match="does not exist on this node"):
-        load_local_dataset(tmp_path / "missing")
-
-
-def _context(node_config: dict[str, str | int]) -> Context:
-    return Context(run_id=1, node_id=7, node_config=node_config, state=RecordDict(), run_config=app_defaults(APP_DIR))
-
-
-def test_a_node_is_named_by_its_node_config(tmp_path: Path) -> None:
-    assert Node.from_context(_context({"data-path": str(tmp_path), "node-name": "hospital-a"})).key == "hospital-a"
-    assert Node.from_context(_context({"data-path": str(tmp_path)})).key == str(tmp_path)
-    assert Node.from_context(_context({"partition-id": 3, "num-partitions": 10})).key == "partition-00003"
-    with pytest.raises(ValueError, match="data-path"):
-        Node.from_context(_context({}))
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +76,9 @@ def test_cluster_runs_fedavg_over_tls_with_authenticated_nodes(cluster: LocalClu
 
 def test_a_supernode_with_an_unregistered_key_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
     _script("make-node-keys.sh", "--out", str(tmp_path), "rogue")
-    code, log = _start_node(cluster, tmp_path, "--ca", str(cluster.folder / "certs" / "ca.crt"), "--key", str(tmp_path / "rogue"))
+    code, log = _start_node(
+        cluster, tmp_path, "--ca", str(cluster.folder / "certs" / "ca.crt"), "--key", str(tmp_path / "rogue")
+    )
     assert code != 0
     assert "Failed to activate SuperNode" in log
 
@@ -150,7 +99,7 @@ def _start_node(cluster: LocalCluster, tmp_path: Path, *security: str) -> tuple[
     """
     log = tmp_path / "supernode.log"
     with log.open("w") as output:
-        result = subprocess.run(  # noqa: S603 (the project's own script)
+        result = subprocess.run(
             [
                 str(DEPLOY / "start-supernode.sh"),
                 "--superlink",
@@ -177,7 +126,9 @@ def _superlink_port(cluster: LocalCluster) -> int:
     return int(cmdline[cmdline.index("--port") + 1])
 
 
-def test_an_insecure_cli_connection_to_the_tls_superlink_says_why_it_fails(cluster: LocalCluster, tmp_path: Path) -> None:
+def test_an_insecure_cli_connection_to_the_tls_superlink_says_why_it_fails(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
     address = f"127.0.0.1:{_superlink_port(cluster)}"
     assert _script("add-connection.sh", "--name", "edge-insecure", "--address", address, "--insecure").returncode == 0
     with pytest.raises(FlwrCommandError) as failure:

@@ -21,7 +21,7 @@ import pytest
 
 from sim.__main__ import main
 from sim.superlink import LocalSuperLink, flwr_environment, venv_executable
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 STOP_TIMEOUT = 20.0
 
@@ -44,7 +44,11 @@ class RayHead:
     def actor_logs(self, actor_class: str) -> list[Path]:
         """Worker logs of the head that name `actor_class` (Ray writes `:actor_name:<class>`)."""
         logs = self.temp_dir / "session_latest" / "logs"
-        return [path for path in logs.glob("worker-*.out") if f":actor_name:{actor_class}" in path.read_text(errors="replace")]
+        return [
+            path
+            for path in logs.glob("worker-*.out")
+            if f":actor_name:{actor_class}" in path.read_text(errors="replace")
+        ]
 
     def stop(self) -> None:
         """Terminate the head's processes, then kill what is left."""
@@ -64,11 +68,24 @@ def ray_head() -> Iterator[RayHead]:
     port = free_port()
     head = RayHead(f"127.0.0.1:{port}", temp_dir)
     command = [
-        venv_executable("ray"), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-        "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(temp_dir),
+        venv_executable("ray"),
+        "start",
+        "--head",
+        "--port",
+        str(port),
+        "--node-ip-address",
+        "127.0.0.1",
+        "--num-cpus",
+        "2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        "--temp-dir",
+        str(temp_dir),
     ]
     try:
-        started = subprocess.run(command, check=False, env=flwr_environment(), capture_output=True, text=True, timeout=120)
+        started = subprocess.run(
+            command, check=False, env=flwr_environment(), capture_output=True, text=True, timeout=120
+        )
         assert started.returncode == 0, f"ray start failed: {started.stdout}{started.stderr}"
         yield head
     finally:
@@ -85,8 +102,15 @@ def test_run_attaches_to_a_running_ray_cluster(
     superlink = LocalSuperLink.default()
     try:
         code = main(
-            ["run", "--ray-address", ray_head.address, "--nodes", "2",
-             "-c", f"num-server-rounds=2 model=2nn output-dir={tmp_path} run-name=ray-cluster"]
+            [
+                "run",
+                "--ray-address",
+                ray_head.address,
+                "--nodes",
+                "2",
+                "-c",
+                f"num-server-rounds=2 model=2nn output-dir={tmp_path} run-name=ray-cluster",
+            ]
         )
         assert code == 0
         assert superlink.process().environ()["RAY_ADDRESS"] == ray_head.address

@@ -1,0 +1,49 @@
+"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from flwr.app import Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from sim.run import RunOutcome, RunRequest, execute
+from sim.superlink import LocalSuperLink
+
+APP_DIR = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def flower_processes(port: int) -> list[str]:
+    """Command lines of Flower processes still serving `port` (for leak checks)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if f"127.0.0.1:{port}" in cmdline or f"--port {port}" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def run_app(
+    superlink: LocalSuperLink, tmp_path: Path, nodes: int = 4, app_dir: Path = APP_DIR, **overrides: Any
+) -> RunOutcome:
+    """Run the real app through `flwr run` on the test SuperLink; outputs go under `tmp_path`."""
+    extra = {"output-dir": str(tmp_path), **{key.replace("_", "-"): value for key, value in overrides.items()}}
+    request = RunRequest.build(app_dir, [], nodes=nodes, extra=extra)
+    return execute(request)
+
+
+def reply_from(node_id: int, request: Message, content: RecordDict, monkeypatch: pytest.MonkeyPatch) -> Message:
+    """A reply to `request` as node `node_id` would send it."""
+    monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
+    return Message(content, reply_to=request)

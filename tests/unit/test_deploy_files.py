@@ -1,0 +1,77 @@
+"""Edge deployment without a cluster: every script's --help, node data on disk, node naming."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import Context, RecordDict
+
+from deploy.node_data import write_node_data
+from fedapp.client_app import Node
+from fedapp.data import DataSpec, load_local_node_data, partition_arrays
+from fedapp.data.local import load_local_dataset
+from sim.overrides import app_defaults, validated_config
+from sim.superlink import flwr_environment
+from tests.helpers import APP_DIR
+
+DEPLOY = APP_DIR / "deploy"
+SCRIPTS = sorted(path.name for path in DEPLOY.glob("*.sh") if path.name != "lib.sh")
+
+
+def _script(name: str, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(DEPLOY / name), *arguments],
+        capture_output=True,
+        text=True,
+        env=flwr_environment(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_deploy_script_explains_itself(name: str) -> None:
+    result = _script(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: deploy/"), result.stdout
+
+
+@pytest.mark.parametrize("layout", ["parquet", "imagefolder"])
+def test_node_data_on_disk_is_exactly_its_partition(tmp_path: Path, layout: str) -> None:
+    folders = write_node_data(APP_DIR, tmp_path, 2, layout, ["partitioner=shard"])
+    spec = DataSpec.from_config(validated_config(APP_DIR, {"partitioner": "shard"}))
+    for index, folder in enumerate(folders):
+        assert _samples(*load_local_dataset(folder)) == _samples(*partition_arrays(spec, index, 2))
+    with pytest.raises(ValueError, match="already holds files"):
+        write_node_data(APP_DIR, tmp_path, 2, layout, [])
+
+
+def _samples(images: np.ndarray, labels: np.ndarray) -> list[tuple[int, bytes]]:
+    """The (label, pixels) pairs of a dataset, in a canonical order."""
+    return sorted(zip(labels.tolist(), (image.tobytes() for image in images), strict=True))
+
+
+def test_local_node_data_is_split_and_checked(tmp_path: Path) -> None:
+    folder = write_node_data(APP_DIR, tmp_path, 4, "parquet", [])[0]
+    data = load_local_node_data(str(folder), 0.1, 0, "node-a", 10)
+    assert len(data.train) == 900 and len(data.validation) == 100
+    assert data.train.features.shape[1:] == (1, 28, 28)
+    with pytest.raises(ValueError, match=r"allowed: 0\.\.4"):
+        load_local_node_data(str(folder), 0.1, 0, "node-a", 5)
+    with pytest.raises(ValueError, match="does not exist on this node"):
+        load_local_dataset(tmp_path / "missing")
+
+
+def _context(node_config: dict[str, str | int]) -> Context:
+    return Context(run_id=1, node_id=7, node_config=node_config, state=RecordDict(), run_config=app_defaults(APP_DIR))
+
+
+def test_a_node_is_named_by_its_node_config(tmp_path: Path) -> None:
+    assert Node.from_context(_context({"data-path": str(tmp_path), "node-name": "hospital-a"})).key == "hospital-a"
+    assert Node.from_context(_context({"data-path": str(tmp_path)})).key == str(tmp_path)
+    assert Node.from_context(_context({"partition-id": 3, "num-partitions": 10})).key == "partition-00003"
+    with pytest.raises(ValueError, match="data-path"):
+        Node.from_context(_context({}))
