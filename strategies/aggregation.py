@@ -3,6 +3,10 @@
 The FedAvg paper's server update is the average of the client models weighted by
 their numbers of examples, w <- sum_k (n_k / n) w_k (McMahan et al. 2017, Alg. 1).
 Sums are done in float64 and cast back to each array's dtype.
+
+Why not Flower's `aggregate_arrayrecords`: it averages whole reply records in their
+own dtype with the examples as weights; we average updates (w_k - w) in float64, also
+uniformly, and DP and FedSGD replace the average, so the math works on plain arrays.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ Distribution", FedAvgM):
 
 With eta = 1 and beta = 0 this is plain FedAvg (w <- avg_k w_k). FedSGD uses the same
 step with g = lr * (weighted mean gradient).
+
+Why not Flower's `FedAvgM`: its momentum lives inside its own `aggregate_train` on
+Flower's average, so it cannot step on DP's noised average or FedSGD's gradients;
+this step is one function that FedAvg, FedProx, FedSGD and FedDF share and checkpoint.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Pure functions on NumPy dicts: a reply is rejected if its arrays have missing or
 extra keys, a shape or dtype other than the reference's, or a NaN/Inf value, or if
 its update (reply minus the weights it was sent) is larger than `max-update-norm`.
 Each rejection names its reason as a short, countable kind and a readable detail.
+
+Why beyond Flower's `validate_message_reply_consistency`: it checks that replies carry
+the expected records and weighting key and raises on the first bad one; these checks
+look inside the arrays and reject one reply with a reason while the round goes on.
 """
 
 from __future__ import annotations
