@@ -21,19 +21,29 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedapp.config import RunConfig
-from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
+from fedapp.data import (
+    DataError,
+    DataSpec,
+    NodeData,
+    SourceSpec,
+    data_source,
+    load_local_node_data,
+    load_node_data,
+    load_public_features,
+    run_schema,
+)
+from fedapp.data.images import augmentation
 from fedapp.device import compute_device
+from fedapp.evaluation import run_model
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import build_model
-from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
-from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
+from fedapp.protocol import EVALUATION_KEYS, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from fedapp.training import Augment, evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
 from strategies.arrays import reply_arrays, to_record
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
-    EVAL_ACCURACY,
-    EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
     METRICS,
@@ -104,11 +114,22 @@ class Node:
     def data(self) -> NodeData:
         """This node's train and validation splits."""
         if self.data_path is not None:
-            _, num_classes = dataset_shape(self.config.dataset)
+            source = data_source(self.config)
+            if not isinstance(source, SourceSpec):
+                raise DataError("dataset 'synthetic' is generated, not read: a node with a data-path needs another")
             return load_local_node_data(
-                self.data_path, self.config.validation_fraction, self.config.seed, self.key, num_classes
+                self.data_path,
+                source,
+                run_schema(self.config),
+                self.config.validation_fraction,
+                self.config.seed,
+                self.key,
             )
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
+
+    def augmentation(self) -> Augment | None:
+        """The training-batch augmentation `augment` asks for (None for "none")."""
+        return augmentation(self.config.augment, run_schema(self.config).input_shape)
 
     def public_features(self) -> torch.Tensor:
         """The unlabelled public set shared with the server (federated distillation)."""
@@ -116,10 +137,12 @@ class Node:
 
     def model(self, arrays: ArrayRecord | None = None) -> nn.Module:
         """This node's architecture holding `arrays` (or its seeded initial weights)."""
-        shape, num_classes = dataset_shape(self.config.dataset)
+        schema = run_schema(self.config)
         if arrays is None:
-            return build_model(self.architecture, shape, num_classes, self.config.seed)
-        model = _model_instance(self.architecture, shape, num_classes, self.config.seed)
+            return run_model(self.config, schema, self.architecture)
+        model = _model_instance(
+            self.architecture, schema.input_shape, schema.num_outputs, self.config.seed, self.config.hidden_layer_sizes
+        )
         model.load_state_dict(arrays.to_torch_state_dict())
         return model
 
@@ -129,9 +152,11 @@ class Node:
 
 
 @lru_cache(maxsize=8)
-def _model_instance(name: str, shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
+def _model_instance(
+    name: str, shape: tuple[int, ...], num_outputs: int, seed: int, hidden_sizes: tuple[int, ...]
+) -> nn.Module:
     """One model object per architecture and process, reloaded with each message's weights."""
-    return build_model(name, shape, num_classes, seed)
+    return build_model(name, shape, num_outputs, seed, hidden_sizes)
 
 
 def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecord) -> Message:
@@ -192,6 +217,7 @@ def train(message: Message, context: Context) -> Message:
         generator=node.generator("train", server_round),
         proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
         device=compute_device(),
+        augment=node.augmentation(),
     )
     metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
@@ -243,6 +269,7 @@ def distill(message: Message, context: Context) -> Message:
         learning_rate=float(instructions[LEARNING_RATE]),
         generator=node.generator("train", server_round),
         device=device,
+        augment=node.augmentation(),
     )
     context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
     soft = predict_soft_labels(model, public, node.config.distill_temperature, device)
@@ -266,8 +293,8 @@ def evaluate_local(message: Message, context: Context) -> Message:
 
 def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:
     validation = node.data().validation
-    loss, accuracy = evaluate(model, validation, compute_device())
-    metrics = MetricRecord({NUM_EXAMPLES: len(validation), EVAL_LOSS: loss, EVAL_ACCURACY: accuracy})
+    means = evaluate(model, validation, compute_device())
+    metrics = MetricRecord({NUM_EXAMPLES: len(validation), **{EVALUATION_KEYS[k]: v for k, v in means.items()}})
     return _reply(message, **{METRICS: metrics})
 
 

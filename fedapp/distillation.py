@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from fedapp.config import RunConfig
-from fedapp.data import DataSpec, dataset_shape, load_public_features
+from fedapp.data import DataSpec, load_public_features, run_schema
 from fedapp.device import compute_device
-from fedapp.models import build_model
+from fedapp.evaluation import run_model
 from fedapp.training import fit_soft_labels
 from strategies.arrays import Arrays
 from strategies.losses import soft_labels
@@ -26,8 +26,7 @@ class ServerDistiller:
     """Distils soft labels into the server's model on the public set."""
 
     def __init__(self, config: RunConfig) -> None:
-        shape, num_classes = dataset_shape(config.dataset)
-        self.model = build_model(config.model, shape, num_classes, config.seed)
+        self.model = run_model(config, run_schema(config))
         self.public = load_public_features(DataSpec.from_config(config))
         self.temperature = config.distill_temperature
         self.epochs = config.distill_epochs

@@ -21,8 +21,10 @@ adds what a research run needs around them:
 - bytes down and up are measured from the records actually sent, per client;
 - what a strategy reports about its round (`round_metrics()`: stragglers, epsilon, ...)
   goes into the round's record, and its `state_dict()` into the checkpoint;
-- the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes.
+- the global model is evaluated centrally after every round (unless the server
+  holds no data) with the task's metrics (accuracy, or RMSE, MAE and R²), nodes'
+  evaluations are pooled into the same metrics, and each round is written to
+  `metrics.json` as it completes.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedapp import tasks
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
+from fedapp.protocol import EVALUATION_KEYS
 from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
 from strategies.builtin import hooks_for
-from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
+from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
 from strategies.schedule import round_learning_rate
 from strategies.seeding import derive_seed
 from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
@@ -78,7 +82,7 @@ class Federation:
         directory: NodeDirectory,
         strategy: Strategy,
         config: RunConfig,
-        evaluator: CentralEvaluator,
+        evaluator: CentralEvaluator | None,
         outputs: RunOutputs,
     ) -> None:
         self.config = config
@@ -275,26 +279,28 @@ class Federation:
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
         metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
+        means = None
+        if metrics is not None:
+            means = {name: float(metrics[key]) for name, key in EVALUATION_KEYS.items() if key in metrics}  # type: ignore[arg-type]
+        pooled = tasks.pooled_summary(self.config.task, means)
         return {
-            "federated_loss": _metric(metrics, EVAL_LOSS),
-            "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
+            **{f"federated_{name}": value for name, value in pooled.items()},
             "evaluation_nodes": len(exchange.replies),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
-        """Evaluate centrally, then checkpoint, write and log the round's record."""
-        central_loss, central_accuracy = self.evaluator(arrays)
+        """Evaluate centrally (if the server has data), then checkpoint, write and log the round's record."""
+        central = {} if self.evaluator is None else self.evaluator(arrays)
         full = {
             "round": server_round,
-            "central_accuracy": central_accuracy,
-            "central_loss": central_loss,
+            **{f"central_{name}": value for name, value in central.items()},
             **record,
             "seconds": time.monotonic() - started,
         }
         self.outputs.save_checkpoint(full, arrays, self.hooks.state_dict())
         self.outputs.add_round(full)
-        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
+        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds, self.config.task))
 
 
 def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
@@ -317,17 +323,16 @@ def _metric(metrics: MetricRecord | None, key: str) -> float | None:
     return float(metrics[key])  # type: ignore[arg-type]
 
 
-def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
+def _summary_line(record: dict[str, Any], num_rounds: int, task: str) -> str:
     """One human-readable line per round for the log stream."""
-    parts = [
-        f"round {record['round']}/{num_rounds}",
-        f"central accuracy {record['central_accuracy']:.4f}",
-        f"loss {record['central_loss']:.4f}",
-    ]
+    parts = [f"round {record['round']}/{num_rounds}"]
+    if f"central_{tasks.PRIMARY[task]}" in record:
+        parts += tasks.describe("central", task, record)
     if record.get("train_loss") is not None:
         parts.append(f"train loss {record['train_loss']:.4f}")
-    if record.get("federated_accuracy") is not None:
-        parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
+    federated = record.get(f"federated_{tasks.PRIMARY[task]}")
+    if federated is not None:
+        parts.append(f"federated {tasks.LABELS[tasks.PRIMARY[task]]} {federated:.4f}")
     if "nodes_sampled" in record:
         parts.append(
             f"nodes {record['nodes_replied']}/{record['nodes_sampled']} replied, {record['nodes_failed']} failed, "

@@ -27,7 +27,7 @@ from flwr.serverapp.strategy import Result
 from fedapp.atomic import atomic_write_text
 from fedapp.checkpoint import atomic_torch_save
 from fedapp.config import RunConfig
-from fedapp.evaluation import CentralEvaluator, initial_arrays
+from fedapp.evaluation import central_evaluator, initial_arrays
 from fedapp.outputs import MODEL_FILE, resolve_run_folder
 from fedapp.strategy_factory import build_strategy
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS
@@ -41,11 +41,11 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run `num-server-rounds` rounds of the configured strategy with `Strategy.start`."""
     config = RunConfig.from_mapping(context.run_config)
-    evaluator = CentralEvaluator(config)
+    evaluator = central_evaluator(config)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:  # noqa: ARG001 (Flower's signature)
-        loss, accuracy = evaluator(arrays)
-        return MetricRecord({"central_loss": loss, "central_accuracy": accuracy})
+        metrics = evaluator(arrays) if evaluator is not None else {}
+        return MetricRecord({f"central_{name}": value for name, value in metrics.items() if value is not None})
 
     result = build_strategy(config).start(
         grid=grid,

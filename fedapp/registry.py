@@ -1,5 +1,9 @@
 """Every name `-c strategy=...` accepts, with what the strategy is and which settings it allows.
 
+`classification_only`: the strategy exchanges or distils soft labels (class
+probabilities at a temperature), which a regression has not; `task = "regression"`
+refuses it. Every other strategy averages weights or gradients, whatever the loss.
+
 Pure data, read by config validation on both sides (the ServerApp and every
 ClientApp), so a ClientApp never imports the strategies' server code; the ServerApp
 builds the strategy from its name in `strategy_factory.py`.
@@ -19,6 +23,7 @@ class StrategySpec:
     local_training: bool = True
     supports_dp: bool = False
     heterogeneous_clients: bool = False
+    classification_only: bool = False
 
 
 def _builtin(description: str) -> StrategySpec:
@@ -37,12 +42,16 @@ STRATEGIES: dict[str, StrategySpec] = {
         "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept", supports_dp=True
     ),
     "feddf": StrategySpec(
-        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, supports_dp=True
+        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation",
+        uses_public_set=True,
+        supports_dp=True,
+        classification_only=True,
     ),
     "feddistill": StrategySpec(
         "Federated distillation (FD/FedMD): clients exchange soft labels on a public set",
         uses_public_set=True,
         heterogeneous_clients=True,
+        classification_only=True,
     ),
     "fedadam": _builtin("Flower's FedAdam (Reddi et al. 2021): server-side Adam on the averaged update"),
     "fedyogi": _builtin("Flower's FedYogi (Reddi et al. 2021): server-side Yogi"),

@@ -8,10 +8,13 @@ from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
+from fedapp import tasks
 from fedapp.checkpoint import resume_point
 from fedapp.config import ConfigError, RunConfig
-from fedapp.evaluation import CentralEvaluator, initial_arrays
+from fedapp.data import DataError
+from fedapp.evaluation import CENTRAL_OFF, central_evaluator, initial_arrays
 from fedapp.federation import Federation
+from fedapp.models import ModelError
 from fedapp.nodes import NodeDirectory
 from fedapp.outputs import RunOutputs
 from fedapp.strategy_factory import build_strategy
@@ -25,30 +28,36 @@ def main(grid: Grid, context: Context) -> None:
     """Run a whole federated training job and write its outputs."""
     try:
         config = RunConfig.from_mapping(context.run_config)
+        evaluator = central_evaluator(config)
+        arrays = initial_arrays(config)
         resumed = resume_point(config)
         outputs = RunOutputs.create(config, context.run_id, resumed)
-    except ConfigError as error:
+    except (ConfigError, DataError, ModelError) as error:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
+    if evaluator is None:
+        outputs.header["central_evaluation"] = CENTRAL_OFF
+        log(INFO, "[fedapp] central evaluation %s", CENTRAL_OFF)
     directory = NodeDirectory(grid, config.round_timeout)
     strategy = build_strategy(config, directory)
     if resumed is not None:
         log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
         hooks_for(strategy).load_state_dict(resumed.strategy_state)
-    federation = Federation(grid, directory, strategy, config, CentralEvaluator(config), outputs)
+    federation = Federation(grid, directory, strategy, config, evaluator, outputs)
     try:
-        final_arrays = federation.run(initial_arrays(config), resumed)
+        final_arrays = federation.run(arrays, resumed)
     except ConfigError as error:
         log(ERROR, "[fedapp] cannot resume: %s", error)
         raise
     model_path = outputs.save_model(final_arrays)
     plot_path = outputs.save_plot()
     final = outputs.rounds[-1]
+    prefix = "central" if evaluator is not None else "federated"
     log(
         INFO,
-        "[fedapp] done: final central accuracy %.4f; wrote %s, %s and %s",
-        final["central_accuracy"],
+        "[fedapp] done: final %s; wrote %s, %s and %s",
+        ", ".join(tasks.describe(prefix, config.task, final)),
         outputs.folder / "metrics.json",
         model_path,
         plot_path,

@@ -15,7 +15,7 @@ from typing import Any
 from flwr.serverapp.strategy import Strategy
 
 from fedapp.config import RunConfig
-from fedapp.data import dataset_shape
+from fedapp.data import run_schema
 from fedapp.distillation import ServerDistiller
 from strategies.builtin import BUILTINS
 from strategies.dp import DifferentialPrivacy
@@ -84,7 +84,7 @@ def _feddistill(context: BuildContext) -> Strategy:
     return FedDistill(
         distiller=ServerDistiller(config),
         server_model=config.model,
-        num_classes=dataset_shape(config.dataset)[1],
+        num_classes=run_schema(config).num_classes,
         architectures=context.architectures,
         weighting=config.weighting,
         **sampling_kwargs(config),

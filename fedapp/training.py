@@ -2,23 +2,28 @@
 
 No Flower imports: these functions take a model and tensors and return numbers or
 tensors, so they are the same in a ClientApp, in the server's central evaluation, in
-the centralized baseline and in unit tests.
+the centralized baseline and in unit tests. The loss and the metrics follow the
+split's task (`tasks.py`): cross-entropy and accuracy for classes, MSE and RMSE, MAE,
+R² for regression targets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from fedapp import tasks
 from fedapp.data import LabelledSplit
 from strategies.losses import distillation_loss, proximal_term, soft_labels
 
 EVAL_BATCH = 1000
 CPU = torch.device("cpu")
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""A training-batch augmentation: (batch, generator) -> augmented batch (`data.images.Augmentation`)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ def _batches(num_samples: int, batch_size: int, generator: torch.Generator) -> I
     yield from order.split(batch_size)
 
 
-def train_sgd(
+def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     model: nn.Module,
     data: LabelledSplit,
     *,
@@ -46,11 +51,13 @@ def train_sgd(
     generator: torch.Generator,
     proximal_mu: float = 0.0,
     device: torch.device = CPU,
+    augment: Augment | None = None,
 ) -> TrainResult:
     """Train `model` in place with minibatch SGD on `data` for `epochs` epochs.
 
     With `proximal_mu` > 0 every step minimises loss + (mu / 2) ||w - w_start||^2, where
-    w_start are the weights the model had on entry (FedProx's local objective).
+    w_start are the weights the model had on entry (FedProx's local objective). With
+    `augment`, every batch is augmented first (its draws come from `generator` too).
     """
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
@@ -61,7 +68,8 @@ def train_sgd(
         for indices in _batches(len(labels), batch_size, generator):
             batch = indices.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(features[batch]), labels[batch])
+            inputs = features[batch] if augment is None else augment(features[batch], generator)
+            loss = tasks.loss(model(inputs), labels[batch])
             if proximal_mu > 0:
                 loss = loss + proximal_mu / 2 * proximal_term(model.parameters(), anchors)
             loss.backward()
@@ -72,18 +80,24 @@ def train_sgd(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = CPU) -> tuple[float, float]:
-    """Return (mean cross-entropy, accuracy) of `model` on `data`."""
+def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = CPU) -> dict[str, float]:
+    """Means of `model` on `data` that pool over nodes by example weighting (`tasks.evaluation_sums`).
+
+    Classification: `loss` (cross-entropy) and `accuracy`; regression: `loss` (MSE of
+    standardised targets), `mse`, `mae`, `target_mean`, `target_square_mean` in the
+    target's units. `tasks.summary` turns them into the reported metrics.
+    """
     model.to(device).eval()
-    loss_sum, correct = 0.0, 0
+    sums: dict[str, float] = {}
     for start in range(0, len(data), EVAL_BATCH):
         features = data.features[start : start + EVAL_BATCH].to(device)
         labels = data.labels[start : start + EVAL_BATCH].to(device)
-        logits = model(features)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == labels).sum().item()
-    count = max(len(data), 1)
-    return loss_sum / count, correct / count
+        batch = tasks.evaluation_sums(model(features), labels, data.target_offset, data.target_scale)
+        for key, value in batch.items():
+            sums[key] = sums.get(key, 0.0) + value
+    if not sums:  # no samples: zero sums with the task's keys, as an empty evaluation reports
+        sums = dict.fromkeys(tasks.RAW[tasks.task_of(data.labels)], 0.0)
+    return tasks.finish_sums(sums, len(data))
 
 
 def full_batch_gradient(
@@ -100,7 +114,7 @@ def full_batch_gradient(
     for start in range(0, len(data), EVAL_BATCH):
         features = data.features[start : start + EVAL_BATCH].to(device)
         labels = data.labels[start : start + EVAL_BATCH].to(device)
-        loss = F.cross_entropy(model(features), labels, reduction="sum") / len(data)
+        loss = tasks.loss(model(features), labels, reduction="sum") / len(data)
         loss.backward()
         total += loss.item()
     gradients = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}

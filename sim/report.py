@@ -1,10 +1,11 @@
 """A comparison's outputs: `summary.csv`, `report.md` and `curves.png`.
 
 The table is the same in the CSV (one numeric column per quantity, for scripts) and in
-the report (mean ± standard deviation, for people). The picture has central accuracy
-against rounds and against cumulative training traffic, one line per strategy (the
-mean over its completed seeds, with a ±1 standard deviation band), the centralized
-baseline's best accuracy as a horizontal line, and the target as a dotted line.
+the report (mean ± standard deviation, for people). The picture has the task's central
+metric (accuracy, or R² for a regression: `summary.Metric`) against rounds and against
+cumulative training traffic, one line per strategy (the mean over its completed seeds,
+with a ±1 standard deviation band), the centralized baseline's best value as a
+horizontal line, and the target as a dotted line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import matplotlib
 import numpy as np
 
 from fedapp.atomic import atomic_write, atomic_write_text
-from sim.summary import COLUMNS, MEGABYTE, RunResult, final_accuracy, rounds_to_target
+from sim.summary import ACCURACY, MEGABYTE, Metric, RunResult, columns, final_value, rounds_to_target
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -31,13 +32,14 @@ CURVES_FILE = "curves.png"
 CENTRALIZED = "centralized"
 
 
-def write_summary_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write the summary rows with the columns `COLUMNS` (empty cells for missing values)."""
+def write_summary_csv(rows: Sequence[dict[str, Any]], path: Path, metric: Metric = ACCURACY) -> None:
+    """Write the summary rows with the columns `columns(metric)` (empty cells for missing values)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    names = columns(metric)
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: "" if row[key] is None else _csv_value(row[key]) for key in COLUMNS})
+        writer.writerow({key: "" if row[key] is None else _csv_value(row[key]) for key in names})
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -45,14 +47,16 @@ def _csv_value(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+def markdown_table(rows: Sequence[dict[str, Any]], metric: Metric = ACCURACY) -> str:
     """The summary as a Markdown table: mean ± std over seeds, megabytes, seconds."""
-    target = rows[0]["target_accuracy"] if rows else 0.0
+    name, label = metric.name, metric.label
+    target = rows[0][f"target_{name}"] if rows else 0.0
+    extras = "".join(f" final {extra.upper()} |" for extra in metric.extras)
     header = (
-        f"| strategy | runs (failed) | final accuracy | best accuracy | rounds to {target:.2f} | "
+        f"| strategy | runs (failed) | final {label} | best {label} |{extras} rounds to {target:.2f} | "
         f"MB up to {target:.2f} | MB down to {target:.2f} | total MB up + down | wall time (s) |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * (9 + len(metric.extras))]
     for row in rows:
         reached = f"{row['reached_target']}/{row['runs'] - row['failed']}"
         rounds = (
@@ -60,10 +64,13 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             if row["reached_target"]
             else f"not reached ({reached})"
         )
+        extra_cells = "".join(
+            f" {_pm(row[f'final_{extra}_mean'], row[f'final_{extra}_std'], '.2f')} |" for extra in metric.extras
+        )
         lines.append(
             f"| {row['strategy']} | {row['runs']} ({row['failed']}) | "
-            f"{_pm(row['final_accuracy_mean'], row['final_accuracy_std'], '.4f')} | "
-            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | {rounds} | "
+            f"{_pm(row[f'final_{name}_mean'], row[f'final_{name}_std'], '.4f')} | "
+            f"{_pm(row[f'best_{name}_mean'], row[f'best_{name}_std'], '.4f')} |{extra_cells} {rounds} | "
             f"{_number(row['mb_up_to_target'], '.1f')} | {_number(row['mb_down_to_target'], '.1f')} | "
             f"{_number(row['total_mb'], '.1f')} | {_number(row['wall_seconds_mean'], '.0f')} |"
         )
@@ -84,15 +91,15 @@ def _number(value: float | None, spec: str) -> str:
     return MISSING if value is None else f"{value:{spec}}"
 
 
-def runs_table(results: Sequence[RunResult], target: float) -> str:
-    """Every run on its own line: status, final accuracy, rounds to target, time, folder."""
+def runs_table(results: Sequence[RunResult], target: float, metric: Metric = ACCURACY) -> str:
+    """Every run on its own line: status, final metric, rounds to target, time, folder."""
     lines = [
-        f"| strategy | seed | status | final accuracy | rounds to {target:.2f} | wall time (s) | folder |",
+        f"| strategy | seed | status | final {metric.label} | rounds to {target:.2f} | wall time (s) | folder |",
         "|" + "---|" * 7,
     ]
     for r in results:
-        final = f"{final_accuracy(r.rounds):.4f}" if r.rounds else MISSING
-        reached = rounds_to_target(r.rounds, target) if r.rounds else None
+        final = f"{final_value(r.rounds, metric.key):.4f}" if r.rounds else MISSING
+        reached = rounds_to_target(r.rounds, target, metric.key) if r.rounds else None
         lines.append(
             f"| {r.label} | {r.seed} | {r.status} | {final} | {MISSING if reached is None else reached} | "
             f"{r.seconds:.0f} | {r.folder} |"
@@ -101,9 +108,14 @@ def runs_table(results: Sequence[RunResult], target: float) -> str:
 
 
 def plot_curves(
-    curves: dict[str, list[list[dict[str, Any]]]], baseline: float | None, target: float, path: Path, title: str
+    curves: dict[str, list[list[dict[str, Any]]]],
+    baseline: float | None,
+    target: float,
+    path: Path,
+    title: str,
+    metric: Metric = ACCURACY,
 ) -> None:
-    """Draw accuracy vs round and vs cumulative MB for each strategy's runs (`curves[label]`)."""
+    """Draw the metric vs round and vs cumulative MB for each strategy's runs (`curves[label]`)."""
     figure, (by_round, by_traffic) = plt.subplots(1, 2, figsize=(13, 5))
     for index, (label, runs) in enumerate(curves.items()):
         if not runs:
@@ -114,7 +126,7 @@ def plot_curves(
             "marker": "o" if len(runs[0]) <= 30 else None,
             "markersize": 3,
         }
-        rounds, accuracy, spread = _mean_curve(runs, _accuracies)
+        rounds, accuracy, spread = _mean_curve(runs, lambda records: _values(records, metric.key))
         _, traffic, _ = _mean_curve(runs, _cumulative_megabytes)
         by_round.plot(rounds, accuracy, **style)
         if spread is not None:
@@ -127,13 +139,15 @@ def plot_curves(
                 baseline, color="black", linestyle="--", linewidth=1.2, label=f"centralized (DDP), best {baseline:.3f}"
             )
         axis.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"target {target:.2f}")
-        axis.set_ylabel("central accuracy (held-out test set)")
+        axis.set_ylabel(f"central {metric.label} (held-out test set)")
         axis.grid(alpha=0.3)
-        axis.set_ylim(_accuracy_floor(curves, target), 1.0)
-    by_round.set(xlabel="round", title="Accuracy per round")
+        axis.set_ylim(_accuracy_floor(curves, target, metric.key), 1.0)
+    by_round.set(xlabel="round", title=f"{metric.label[0].upper()}{metric.label[1:]} per round")
     by_round.xaxis.set_major_locator(MaxNLocator(integer=True))
     by_traffic.set(
-        xlabel="cumulative training traffic, up + down (MB, log scale)", title="Accuracy per megabyte", xscale="log"
+        xlabel="cumulative training traffic, up + down (MB, log scale)",
+        title=f"{metric.label[0].upper()}{metric.label[1:]} per megabyte",
+        xscale="log",
     )
     plain = FuncFormatter(lambda value, _: f"{value:g}")
     by_traffic.xaxis.set_major_formatter(plain)
@@ -156,8 +170,8 @@ def _is_leading_digit(value: float, digits: tuple[int, ...]) -> bool:
     return any(abs(mantissa - d) < 1e-6 for d in digits)
 
 
-def _accuracies(rounds: list[dict[str, Any]]) -> list[float]:
-    return [float(r["central_accuracy"]) for r in rounds]
+def _values(rounds: list[dict[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) if r.get(key) is not None else float("nan") for r in rounds]
 
 
 def _cumulative_megabytes(rounds: list[dict[str, Any]]) -> np.ndarray:
@@ -174,11 +188,17 @@ def _mean_curve(
     return rounds, values.mean(axis=0), values.std(axis=0, ddof=1) if len(runs) > 1 else None
 
 
-def _accuracy_floor(curves: dict[str, list[list[dict[str, Any]]]], target: float) -> float:
-    """The y-axis floor: a little under the target and most trained rounds' accuracy."""
-    trained = [r["central_accuracy"] for runs in curves.values() for rounds in runs for r in rounds if r["round"] >= 1]
+def _accuracy_floor(curves: dict[str, list[list[dict[str, Any]]]], target: float, key: str = ACCURACY.key) -> float:
+    """The y-axis floor: a little under the target and most trained rounds' values (0 at most, as for accuracy)."""
+    trained = [
+        r[key]
+        for runs in curves.values()
+        for rounds in runs
+        for r in rounds
+        if r["round"] >= 1 and r.get(key) is not None
+    ]
     low = min(target - 0.1, float(np.percentile(trained, 10))) if trained else target - 0.1
-    return max(0.0, low - 0.02)
+    return max(0.0, low - 0.02) if key == ACCURACY.key else low - 0.02
 
 
 def write_report(
@@ -188,31 +208,34 @@ def write_report(
     results: Sequence[RunResult],
     settings: dict[str, dict[str, Any]],
     checks: Sequence[str],
+    metric: Metric = ACCURACY,
 ) -> None:
     """Write `report.md`: the summary table, the picture, the settings that produced them, every run."""
-    target = rows[0]["target_accuracy"] if rows else 0.0
+    target = rows[0][f"target_{metric.name}"] if rows else 0.0
     seeds = sorted({r.seed for r in results})
+    units = " (RMSE and MAE in the target's units)" if metric.extras else ""
     sections = [
         "# Strategy comparison",
         f"`{command}`",
         "## Summary",
-        markdown_table(rows),
+        markdown_table(rows, metric),
         (
             f"Mean ± sample standard deviation over the completed runs of seeds {', '.join(map(str, seeds))}. "
-            f"Accuracy is central accuracy on the held-out test set. Rounds to {target:.2f}: the first round "
-            "whose accuracy reaches the target (as on the FedAvg paper's best-so-far curve), averaged over the "
+            f"The {metric.label} is central {metric.label} on the held-out test set{units}. "
+            f"Rounds to {target:.2f}: the first round "
+            f"whose {metric.label} reaches the target (as on the FedAvg paper's best-so-far curve), averaged over the "
             "runs that reached it (how many, in brackets); MB to the target and in total count training "
             f"traffic only (model, gradient or soft-label records sent and received, 1 MB = 10^6 bytes). "
             f"The {CENTRALIZED} row is the baseline trained with DistributedDataParallel on the pooled data; "
             "its rounds are epochs and it sends nothing over a federation."
         ),
-        f"![accuracy per round and per megabyte]({CURVES_FILE})",
+        f"![{metric.label} per round and per megabyte]({CURVES_FILE})",
         "## Settings",
         _settings_text(settings),
         "## Identical start",
         "\n".join(f"- {line}" for line in checks) or "- no run has finished yet",
         "## Runs",
-        runs_table(results, target),
+        runs_table(results, target, metric),
     ]
     atomic_write_text(path, "\n\n".join(sections) + "\n")
 

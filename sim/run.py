@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
+from fedapp import tasks
 from fedapp.checkpoint import check_same_nodes, resume_point
-from fedapp.config import ConfigError, RunConfig
-from fedapp.data import synthetic
+from fedapp.config import NO_DATASET, ConfigError, RunConfig
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
+from fedapp.preflight import check_run
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
 from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
@@ -53,6 +54,7 @@ class RunRequest:
         resumed = resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
+        check_run(config, int(federation["num-supernodes"]))
         if resumed is not None:
             check_same_nodes(config, resumed, [int(federation["num-supernodes"])])
         return cls(app_dir, config, overrides, federation, ray_address)
@@ -110,10 +112,10 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             raise ConfigError(
                 f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}"
             )
-    if config.partitioner == "natural" and nodes > synthetic.NUM_DEVICES:
+    if config.dataset == NO_DATASET:
         raise ConfigError(
-            f"--nodes = {nodes} exceeds the {synthetic.NUM_DEVICES} devices of partitioner 'natural'; "
-            f"allowed: <= {synthetic.NUM_DEVICES}"
+            "run-config key 'dataset' = 'none' means every node brings its own data (data-path on an edge node); "
+            "allowed in a simulation: a dataset the simulated nodes share"
         )
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
@@ -175,5 +177,5 @@ def run_command(
     final = outcome.metrics()["rounds"][-1]
     echo(f"run {outcome.run_id} completed in {outcome.seconds:.1f}s")
     echo(f"outputs: {outcome.folder}")
-    echo(f"final central accuracy: {final['central_accuracy']:.4f} (round {final['round']})")
+    echo(f"final {tasks.headline('central', request.config.task, final)} (round {final['round']})")
     return 0

@@ -36,6 +36,10 @@ NUM_EXAMPLES = "num-examples"
 TRAIN_LOSS = "train-loss"
 EVAL_LOSS = "eval-loss"
 EVAL_ACCURACY = "eval-accuracy"
+EVAL_MSE = "eval-mse"  # regression: means in the target's units, which pool over nodes by example weighting
+EVAL_MAE = "eval-mae"
+EVAL_TARGET_MEAN = "eval-target-mean"
+EVAL_TARGET_SQUARE_MEAN = "eval-target-square-mean"
 
 # Keys of the arrays in a federated-distillation exchange
 SOFT_LABELS = "soft-labels"

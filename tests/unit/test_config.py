@@ -18,14 +18,24 @@ def build(**changes: object) -> RunConfig:
 def test_pyproject_defaults_are_valid() -> None:
     config = build()
     assert config.strategy == "fedavg" and config.model == "cnn" and config.dataset == "mnist"
-    assert config.to_mapping() == {**DEFAULTS, **{k: float(v) for k, v in DEFAULTS.items() if isinstance(v, float)}}
+    floats = {k: float(v) for k, v in DEFAULTS.items() if isinstance(v, float)}
+    assert config.to_mapping() == {**DEFAULTS, **floats, "dataset": "mnist"}, "dataset '' is the task's default"
+    assert build(task="regression").dataset == "diabetes"
 
 
 @pytest.mark.parametrize(
     ("key", "value", "allowed"),
     [
         ("strategy", "nope", "fedavg"),
-        ("model", "vgg", "cnn, 2nn, logreg"),
+        ("model", "vgg", "cnn, 2nn, logreg, mlp, resnet8, resnet18, or 'package.module:factory'"),
+        ("model", "usermodels.example", "'package.module:factory'"),
+        ("task", "ranking", "classification, regression"),
+        ("augment", "heavy", "none, standard"),
+        ("image-size", -1, ">= 0"),
+        ("hidden-sizes", "5,x", "widths >= 1 separated by commas"),
+        ("input-shape", "3x32", "'' or sizes >= 1 joined by 'x'"),
+        ("partition-by", "writer_id", "'' unless partitioner = natural"),
+        ("num-classes", 10, "set them only with dataset='none'"),
         ("dataset", "nope", "mnist"),
         ("partitioner", "zipf", "iid, dirichlet, shard"),
         ("weighting", "random", "examples, uniform"),
@@ -66,6 +76,42 @@ def test_dataset_may_be_a_hub_id_or_an_existing_absolute_path(tmp_path) -> None:
     assert build(dataset=str(tmp_path)).dataset == str(tmp_path)
     with pytest.raises(ConfigError, match="'dataset'"):
         build(dataset=str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "allowed"),
+    [
+        ({"strategy": "feddf"}, "strategy", "'feddf' distils soft labels (class probabilities)"),
+        ({"strategy": "feddistill"}, "strategy", "fedavg, fedsgd, fedprox"),
+        ({"partitioner": "dirichlet"}, "partitioner", "iid or natural with task='regression'"),
+        ({"dataset": "mnist"}, "dataset", "'mnist' is a classification dataset"),
+    ],
+)
+def test_regression_refuses_what_needs_classes(changes: dict, key: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build(task="regression", **changes)
+    assert f"'{key}'" in str(caught.value) and allowed in str(caught.value) and "\n" not in str(caught.value)
+    assert build(task="regression", strategy="fedprox").dataset == "diabetes"
+
+
+def test_a_server_without_data_needs_the_input_shape_and_classes() -> None:
+    with pytest.raises(ConfigError, match="'input-shape' = '' is not allowed; allowed: a shape with dataset='none'"):
+        build(dataset="none")
+    with pytest.raises(ConfigError, match=r"'num-classes' = 0 .* >= 2 with dataset='none'"):
+        build(dataset="none", input_shape="1x28x28")
+    config = build(dataset="none", input_shape="3x32x32", num_classes=10, model="resnet8")
+    assert config.input_dimensions == (3, 32, 32)
+    assert build(dataset="none", task="regression", input_shape="10", model="mlp").input_dimensions == (10,)
+
+
+def test_natural_partitions_need_node_ids_and_models_may_be_factories() -> None:
+    with pytest.raises(ConfigError, match="natural with partition-by naming the column of node ids"):
+        build(partitioner="natural")
+    assert build(partitioner="natural", partition_by="writer_id").partition_by == "writer_id"
+    assert build(model="usermodels.example:small_cnn").model == "usermodels.example:small_cnn"
+    assert build(model="mlp", hidden_sizes="5").hidden_layer_sizes == (5,)
+    assert build(model="mlp", hidden_sizes="").hidden_layer_sizes == ()
+    assert build(feature_columns="age, bmi").feature_column_names == ("age", "bmi")
 
 
 def test_combinations_are_checked() -> None:
