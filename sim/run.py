@@ -112,11 +112,6 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             raise ConfigError(
                 f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}"
             )
-    if config.dataset == NO_DATASET:
-        raise ConfigError(
-            "run-config key 'dataset' = 'none' means every node brings its own data (data-path on an edge node); "
-            "allowed in a simulation: a dataset the simulated nodes share"
-        )
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
             f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "
@@ -124,8 +119,18 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
         )
 
 
+def check_simulated(config: RunConfig) -> None:
+    """Refuse what only a deployment can run: simulated nodes share the run's dataset, so there must be one."""
+    if config.dataset == NO_DATASET:
+        raise ConfigError(
+            "run-config key 'dataset' = 'none' means every node brings its own data (data-path on an edge node); "
+            "allowed in a simulation: a dataset the simulated nodes share"
+        )
+
+
 def ensure_superlink(request: RunRequest) -> LocalSuperLink:
     """Start (or reuse) the local simulation SuperLink this request needs."""
+    check_simulated(request.config)
     superlink = LocalSuperLink.default()
     if superlink.ensure_running(request.app_dir, request.ray_address):
         flwr_cli.configure_default_federation(request.federation)
@@ -140,6 +145,8 @@ def execute(request: RunRequest, label: str = "", connection: str = flwr_cli.CON
     connected to it, so the request's simulation settings are not sent there.
     """
     started = time.monotonic()
+    if connection == flwr_cli.CONNECTION:
+        check_simulated(request.config)
     federation = request.federation if connection == flwr_cli.CONNECTION else None
     run_id = flwr_cli.submit(request.app_dir, to_flwr_arguments(request.overrides), federation, connection)
     prefix = f"{label} " if label else ""
