@@ -53,7 +53,7 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=config.num_server_rounds,
         timeout=config.round_timeout,
         train_config=ConfigRecord({LEARNING_RATE: config.learning_rate, LOCAL_EPOCHS: config.local_epochs}),
-        evaluate_fn=evaluate,
+        evaluate_fn=evaluate if evaluator is not None else None,
     )
     folder = resolve_run_folder(config, context.run_id)
     save_result(folder, result)
