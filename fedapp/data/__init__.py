@@ -23,7 +23,7 @@ import torch
 from fedapp.choices import CLASSIFICATION, REGRESSION
 from fedapp.data import images, local, rows, sources, synthetic, tabular
 from fedapp.data.partition import NATURAL, PartitionSpec, cached_partitions, split_validation
-from fedapp.data.spec import IMAGE, DataError, Schema, SourceSpec
+from fedapp.data.spec import IMAGE, TABLE, DataError, Schema, SourceSpec
 from fedapp.data.synthetic import SyntheticSpec
 from strategies.seeding import numpy_rng
 
@@ -132,7 +132,7 @@ def dataset_schema(dataset: DatasetId) -> Schema:
 def run_schema(config: RunConfig) -> Schema:
     """What the run's models take and give: the dataset's, or `input-shape`/`num-classes` with `dataset = "none"`."""
     if config.dataset == NONE:
-        kind = IMAGE if len(config.input_dimensions) == 3 else "table"
+        kind = IMAGE if len(config.input_dimensions) == 3 else TABLE
         num_classes = config.num_classes if config.task == CLASSIFICATION else 0
         return Schema(config.input_dimensions, num_classes, config.task, kind)
     return dataset_schema(data_source(config))
