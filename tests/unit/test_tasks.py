@@ -13,7 +13,7 @@ from torch import nn
 
 from fedapp import tasks
 from fedapp.data import LabelledSplit
-from fedapp.training import evaluate
+from fedapp.training import evaluate, full_batch_gradient, train_sgd
 
 
 class Fixed(nn.Module):
@@ -63,3 +63,19 @@ def test_classification_metrics_and_missing_replies() -> None:
     assert tasks.headline("central", "regression", record) == "central RMSE: 55.0000, MAE: 44.0000, R²: 0.4500"
     constant = {"loss": 0.0, "mse": 1.0, "mae": 1.0, "target_mean": 2.0, "target_square_mean": 4.0}
     assert tasks.summary("regression", constant)["r2"] is None, "no R² of targets that do not vary"
+
+
+def test_fedsgd_and_fedprox_client_math_run_on_regression_targets() -> None:
+    """The strategies that refuse nothing: a full-batch MSE gradient (FedSGD) and proximal SGD (FedProx)."""
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(30, 4, generator=generator)
+    targets = features @ torch.tensor([1.0, -2.0, 0.5, 0.0])
+    data = LabelledSplit(features, targets)
+    model = nn.Linear(4, 1)
+    gradients, loss = full_batch_gradient(model, data)
+    expected = torch.autograd.grad(F.mse_loss(model(features)[:, 0], targets), model.weight)[0]
+    assert torch.allclose(gradients["weight"], expected, atol=1e-6)
+    assert loss == pytest.approx(F.mse_loss(model(features)[:, 0], targets).item(), rel=1e-5)
+    before = evaluate(model, data)["mse"]
+    train_sgd(model, data, epochs=20, batch_size=5, learning_rate=0.05, generator=generator, proximal_mu=0.01)
+    assert evaluate(model, data)["mse"] < before / 10
