@@ -9,8 +9,11 @@ environment, records its PID and Flower version, and later `flwr run . --stream`
 reuses it while this environment still has that Flower version.
 
 Its files live in `$FLWR_HOME/fedapp/superlink-<port>/`: `superlink.pid`,
-`superlink.flwr-version`, `superlink.log` and `state.db` (run history, so `flwr log`
-works after a restart).
+`superlink.flwr-version`, `superlink.log` and `state-flwr-<version>.db` (run history,
+so `flwr log` works after a restart). The database is per Flower version because a
+SuperLink migrates it to its own schema on start and an older Flower then refuses it
+(1.41 cannot open a database 1.42 has opened), so checkouts on different Flower
+versions can share `$FLWR_HOME`.
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ class LocalSuperLink:
             "--port",
             str(self.port),
             "--database",
-            str(self.folder / "state.db"),
+            str(self.folder / f"state-flwr-{flower_version()}.db"),
         ]
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(  # noqa: S603 (fixed command)
