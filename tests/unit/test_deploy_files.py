@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from flwr.app import Context, RecordDict
 
 from deploy.node_data import write_node_data
 from fedapp.client_app import Node
-from fedapp.data import DataSpec, Schema, SourceSpec, load_local_node_data, partition_arrays
+from fedapp.data import DataSpec, Schema, SourceSpec, load_local_node_data, partition_arrays, run_schema
 from fedapp.data.local import load_local_dataset
 from sim.overrides import app_defaults, validated_config
 from sim.superlink import flwr_environment
@@ -82,3 +83,16 @@ def test_a_node_is_named_by_its_node_config(tmp_path: Path) -> None:
     assert Node.from_context(_context({"partition-id": 3, "num-partitions": 10})).key == "partition-00003"
     with pytest.raises(ValueError, match="data-path"):
         Node.from_context(_context({}))
+
+
+def test_node_data_of_a_regression_table_is_read_back_by_the_nodes(tmp_path: Path) -> None:
+    overrides = {"task": "regression", "model": "mlp"}
+    folders = write_node_data(APP_DIR, tmp_path, 2, "parquet", ["task=regression model=mlp"])
+    config = validated_config(APP_DIR, overrides)
+    spec = DataSpec.from_config(config)
+    features, targets = partition_arrays(spec, 1, 2)
+    raw = load_local_dataset(folders[1], spec.dataset)
+    written = sorted(zip(raw.labels.tolist(), raw.features.tolist(), strict=True))
+    assert written == sorted(zip(targets.tolist(), features.tolist(), strict=True)), "the same rows, read shuffled"
+    data = load_local_node_data(str(folders[1]), spec.dataset, run_schema(config), 0.1, 0, "node-b")
+    assert data.train.features.shape[1:] == (10,) and data.train.labels.dtype == torch.float32
