@@ -14,11 +14,11 @@ import matplotlib
 
 from fedapp.atomic import atomic_write
 from fedapp.choices import CLASSIFICATION, REGRESSION
+from fedapp.tasks import LABELS, PRIMARY
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-PRIMARY = {CLASSIFICATION: ("accuracy", "accuracy"), REGRESSION: ("r2", "R²")}
 LOSS_LABEL = {CLASSIFICATION: "cross-entropy", REGRESSION: "MSE (standardised target)"}
 
 
@@ -30,7 +30,8 @@ def _series(rounds: list[dict[str, Any]], key: str) -> tuple[list[int], list[flo
 
 def plot_run(rounds: list[dict[str, Any]], path: Path, title: str, task: str = CLASSIFICATION) -> None:
     """Save a two-panel figure (the task's metric, loss vs round) of a run's metrics to `path`."""
-    metric, label = PRIMARY[task]
+    metric = PRIMARY[task]
+    label = LABELS[metric]
     figure, (metric_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, legend in (
         (f"central_{metric}", "central (held-out test set)"),
