@@ -23,7 +23,7 @@ from fedapp.outputs import METRICS_FILE, resolve_run_folder
 from fedapp.preflight import check_run
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
-from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
+from sim.overrides import app_defaults, as_text_where_declared, parse_overrides, to_flwr_arguments, validated_config
 from sim.presets import federation_settings
 from sim.superlink import LocalSuperLink
 
@@ -49,7 +49,8 @@ class RunRequest:
         extra: dict[str, Any] | None = None,
     ) -> RunRequest:
         """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
-        overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
+        overrides = {**parse_overrides(override_texts), **(extra or {})}
+        overrides = _with_absolute_paths(app_dir, as_text_where_declared(app_dir, overrides))
         config = validated_config(app_dir, overrides)
         resumed = resume_point(config)
         federation = federation_settings(preset, nodes)

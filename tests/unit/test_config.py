@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fedapp.config import ConfigError, RunConfig
-from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments
+from sim.overrides import app_defaults, as_text_where_declared, parse_overrides, to_flwr_arguments
 from tests.helpers import APP_DIR
 
 DEFAULTS = app_defaults(APP_DIR)
@@ -120,6 +120,12 @@ def test_combinations_are_checked() -> None:
     assert build(validation_fraction=0.0, fraction_evaluate=0.0).fraction_evaluate == 0.0
     with pytest.raises(ConfigError, match="'min-available-nodes'"):
         build(min_available_nodes=2, min_train_nodes=3)
+
+
+def test_numbers_given_to_text_keys_are_text() -> None:
+    overrides = as_text_where_declared(APP_DIR, parse_overrides(["hidden-sizes=5 input-shape=10 seed=3 augment=none"]))
+    assert overrides == {"hidden-sizes": "5", "input-shape": "10", "seed": 3, "augment": "none"}
+    assert to_flwr_arguments(overrides)[:2] == ["-c", 'hidden-sizes="5"']
 
 
 def test_overrides_parse_bare_words_and_reencode_for_flwr() -> None:
