@@ -216,38 +216,44 @@ def privacy_table(rows: Sequence[dict[str, Any]], settings: dict[str, dict[str, 
 def plot_privacy_utility(
     rows: Sequence[dict[str, Any]], settings: dict[str, dict[str, Any]], path: Path, title: str
 ) -> None:
-    """Final accuracy (mean ± sd over seeds) against epsilon; non-private runs and the baseline as lines."""
+    """Final accuracy (mean ± sd over seeds) against epsilon, one line per DP mode; non-private runs as lines."""
     figure, axis = plt.subplots(figsize=(7, 5))
     private = [r for r in rows if is_private(r["strategy"], settings) and r["final_epsilon_mean"] is not None]
-    private.sort(key=lambda r: r["final_epsilon_mean"])
-    axis.errorbar(
-        [r["final_epsilon_mean"] for r in private],
-        [r["final_accuracy_mean"] for r in private],
-        yerr=[r["final_accuracy_std"] or 0.0 for r in private],
-        marker="o",
-        capsize=4,
-        color="C0",
-        label="DP-FedAvg (final accuracy, mean ± sd)",
-    )
-    for r in private:
-        z = settings[r["strategy"]]["dp-noise-multiplier"]
-        axis.annotate(
-            f"z={z:g}", (r["final_epsilon_mean"], r["final_accuracy_mean"]), textcoords="offset points", xytext=(6, -12)
+    modes = list(dict.fromkeys(settings[r["strategy"]]["dp"] for r in private))
+    for index, mode in enumerate(modes):
+        points = sorted(
+            (r for r in private if settings[r["strategy"]]["dp"] == mode), key=lambda r: r["final_epsilon_mean"]
         )
-    for index, r in enumerate(r for r in rows if not is_private(r["strategy"], settings)):
-        if r["final_accuracy_mean"] is None:
-            continue
-        color, spread = f"C{index + 1}", r["final_accuracy_std"] or 0.0
+        axis.errorbar(
+            [r["final_epsilon_mean"] for r in points],
+            [r["final_accuracy_mean"] for r in points],
+            yerr=[r["final_accuracy_std"] or 0.0 for r in points],
+            marker="os^"[index % 3],
+            capsize=4,
+            color=f"C{index}",
+            label=f"DP-FedAvg, {mode} clipping",
+        )
+        for r in points:
+            z = settings[r["strategy"]]["dp-noise-multiplier"]
+            xy = (r["final_epsilon_mean"], r["final_accuracy_mean"])
+            axis.annotate(f"z={z:g}", xy, textcoords="offset points", xytext=(6, -12 - 12 * index))
+    plain = [r for r in rows if not is_private(r["strategy"], settings) and r["final_accuracy_mean"] is not None]
+    for index, r in enumerate(plain, start=len(modes)):
+        color, spread = f"C{index}", r["final_accuracy_std"] or 0.0
         axis.axhline(r["final_accuracy_mean"], color=color, linestyle="--", label=f"{r['strategy']} (not private)")
         axis.axhspan(r["final_accuracy_mean"] - spread, r["final_accuracy_mean"] + spread, color=color, alpha=0.12)
     delta = next((settings[r["strategy"]]["dp-delta"] for r in private), None)
     axis.set(
         xscale="log", xlabel=f"epsilon at delta = {delta:g}" if delta else "epsilon", ylabel="final central accuracy"
     )
-    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    plain_numbers = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.xaxis.set_major_formatter(plain_numbers)
+    axis.xaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}" if _is_leading_digit(value, (2, 5)) else "")
+    )
     axis.grid(alpha=0.3)
-    axis.legend(loc="lower right", frameon=False)
-    axis.set_title(title)
+    axis.legend(loc="best", frameon=False)
+    axis.set_title(title, fontsize=10)
     figure.tight_layout()
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
     plt.close(figure)
