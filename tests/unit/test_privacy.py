@@ -27,24 +27,33 @@ from flwr.serverapp import RdpAccountant as FlowerRdpAccountant
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 from flwr.supercore.task_identity import TaskIdentity
 
+import fedapp.config as config_names
 import strategies.accounting
 from fedapp.client_app import app as client_app
 from fedapp.config import ConfigError, RunConfig
 from fedapp.federation import Federation
 from fedapp.nodes import NodeDirectory
 from fedapp.outputs import RunOutputs
+from fedapp.privacy import client_sampler
 from fedapp.strategy_factory import build_strategy
 from sim.run import RunRequest
 from strategies.accounting import PrivacyLedger, RoundEvent, epsilon
 from strategies.adaptive_clipping import next_clipping_norm, noisy_unclipped_fraction, update_noise_multiplier
 from strategies.aggregation import global_norm
 from strategies.arrays import to_numpy
-from strategies.dp import DifferentialPrivacy, PrivacySettings
+from strategies.dp import DP_MODES, DifferentialPrivacy, PrivacySettings
 from strategies.fedavg import FedAvg
-from strategies.noise import SECRET, SEEDED_INSECURE, secret_noise, seeded_noise
+from strategies.noise import NOISE_SOURCES, SECRET, SEEDED_INSECURE, secret_noise, seeded_noise
 from strategies.privacy import clip_update, noise_std, private_average
 from strategies.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
-from strategies.sampling import FIXED, POISSON, ClientSampler, secret_sampling, seeded_sampling
+from strategies.sampling import (
+    FIXED,
+    POISSON,
+    SAMPLING_METHODS,
+    ClientSampler,
+    secret_sampling,
+    seeded_sampling,
+)
 from strategies.seeding import derive_seed
 from tests.helpers import APP_DIR, NUM_NODES, FakeGrid, answer, initial, play_round, run_config
 
@@ -195,6 +204,23 @@ def test_secret_sampling_does_not_follow_the_seed() -> None:
     nodes = list(range(200))
     secret = ClientSampler(FIXED, 0.1, 1, secret_sampling())
     assert secret.sample(nodes, 1) != secret.sample(nodes, 1)
+
+
+def test_with_dp_among_nodes_with_their_own_data_the_sample_is_secret() -> None:
+    nodes = list(range(200))
+
+    def sampler(own_data_nodes: Any, **changes: Any) -> ClientSampler:
+        config = RunConfig.from_mapping(run_config(fraction_train=0.1, **changes))
+        return client_sampler(config, own_data_nodes)
+
+    def repeats(chosen: ClientSampler) -> bool:
+        return chosen.sample(nodes, 1) == chosen.sample(nodes, 1)
+
+    assert repeats(sampler(lambda: 0, dp="server-fixed")), "simulated nodes: seeded, as experiments need"
+    assert not repeats(sampler(lambda: 3, dp="server-fixed")), "a deployment: secret"
+    assert not repeats(sampler(None, dp="server-fixed")), "nodes unknown (a plain Flower ServerApp): secret"
+    assert repeats(sampler(lambda: 3)), "no DP: seeded"
+    assert sampler(lambda: 0, dp="server-fixed").sample(nodes, 2) == sampler(lambda: 0).sample(nodes, 2)
 
 
 def test_a_private_poisson_round_without_clients_still_releases_and_accounts(message_identity: None) -> None:
@@ -435,6 +461,12 @@ def test_adaptive_release_clips_and_noises_at_the_norm_it_started_the_round_with
 
 
 # --- Refusals and records -----------------------------------------------------------------
+
+
+def test_the_config_offers_what_the_strategies_implement() -> None:
+    assert ("none", *DP_MODES) == config_names.DP_MODES
+    assert config_names.DP_NOISE_SOURCES == NOISE_SOURCES
+    assert config_names.CLIENT_SAMPLINGS == SAMPLING_METHODS
 
 
 def test_config_refuses_what_dp_cannot_honour() -> None:
