@@ -79,7 +79,6 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         self.privacy = privacy
         self.global_arrays: Arrays = {}
         self.stragglers: dict[int, int] = {}
-        self.num_sampled = 0
         self.population = 0
         self._round_metrics: dict[str, float] = {}
 
@@ -160,7 +159,6 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         config[SERVER_ROUND] = server_round
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         messages = [Message(record, dst_node_id=node_id, message_type=MessageType.TRAIN) for node_id in node_ids]
-        self.num_sampled = len(messages)
         self.population = len(population)
         rng = numpy_rng(self.seed, "stragglers", server_round)
         epochs = int(config[LOCAL_EPOCHS]) if LOCAL_EPOCHS in config else 1
