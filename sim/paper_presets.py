@@ -1,4 +1,4 @@
-"""`python -m sim compare --preset NAME`: the papers' experiments, sized for 2 CPU cores and 30 minutes.
+"""`python -m sim compare --preset NAME`: the papers' experiments, sized for 2 CPU cores and about 30 minutes.
 
 - `fedavg-vs-fedsgd`: McMahan et al. 2017 (arXiv:1602.05629), the CNN on IID MNIST,
   FedAvg with E=5, B=10 against FedSGD (one full-batch gradient per client per
@@ -18,8 +18,8 @@
   per round), 100 rounds, logistic regression, flat clipping at C = 0.25, one local
   epoch with batch 10 and learning rate 0.1, server learning rate 1; and adaptive
   clipping (Andrew et al. 2021) at z = 1 from C_0 = 0.1. The paper trains an LSTM on
-  Reddit with 763,430 users and 100 to 5,000 clients per round; this is the smallest
-  setting in which the noise z * C / (q N) still lets a model learn on 2 CPU cores.
+  Reddit posts of hundreds of thousands of users, hundreds to thousands per round; this
+  is a setting in which the noise z * C / (q N) still lets a model learn on 2 CPU cores.
   C = 0.25, the learning rate and the rounds were chosen by a sweep of the same
   algorithm outside Flower (seeds 0, 1; C in {0.25, 0.5, 1, 2}, q in {0.1, 0.2, 0.3},
   N in {100, 200, 500}, 50 or 100 rounds, 1 or 5 local epochs, momentum 0 or 0.5):
