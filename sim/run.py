@@ -21,6 +21,7 @@ from fedapp.checkpoint import check_same_nodes, resume_point
 from fedapp.config import NO_DATASET, ConfigError, RunConfig
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
 from fedapp.preflight import check_run
+from fedapp.privacy import check_nodes
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
 from sim.overrides import app_defaults, as_text_where_declared, parse_overrides, to_flwr_arguments, validated_config
@@ -113,6 +114,7 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             raise ConfigError(
                 f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}"
             )
+    check_nodes(config, nodes, own_data_nodes=0)
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
             f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "

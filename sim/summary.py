@@ -11,6 +11,7 @@ table), and reports a regression's RMSE and MAE beside it. From the records:
   paper counts rounds on the best-so-far accuracy curve, which first reaches the
   target at exactly this round;
 - traffic to target: the bytes sent up and down in rounds 1 to that round;
+- privacy spent: the epsilon of the last round that reports one (DP runs);
 - one summary row per strategy: mean and sample standard deviation over its seeds'
   completed runs (no deviation with a single run); failed runs are counted, never
   averaged in.
@@ -73,6 +74,7 @@ _TRAFFIC_COLUMNS = (
     "total_mb_down",
     "total_mb",
     "wall_seconds_mean",
+    "final_epsilon_mean",
 )
 COLUMNS = columns(ACCURACY)
 
@@ -103,6 +105,12 @@ def final_value(rounds: Rounds, key: str = ACCURACY.key) -> float:
 def best_value(rounds: Rounds, key: str = ACCURACY.key) -> float:
     """Highest value of metric `key` of any round."""
     return max(_number(r.get(key)) for r in rounds)
+
+
+def final_epsilon(rounds: Rounds) -> float | None:
+    """The cumulative epsilon after the last round that reports one, or None for a run without DP."""
+    spent = [float(r["epsilon"]) for r in rounds if r.get("epsilon") is not None]
+    return spent[-1] if spent else None
 
 
 def _number(value: Any) -> float:
@@ -155,6 +163,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float, metric: M
     reached = [(n, traffic) for n, traffic in reached if n is not None and traffic is not None]
     rounds_needed = mean_std([n for n, _ in reached])
     totals = [total_traffic(r.rounds) for r in done]
+    epsilons = [e for e in (final_epsilon(r.rounds) for r in done) if e is not None]
     return {
         "strategy": label,
         "runs": len(results),
@@ -174,6 +183,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float, metric: M
         "total_mb_down": _mean_mb([down for _, down in totals]),
         "total_mb": _mean_mb([up + down for up, down in totals]),
         "wall_seconds_mean": mean_std([r.seconds for r in done])[0],
+        "final_epsilon_mean": mean_std(epsilons)[0],
     }
 
 
