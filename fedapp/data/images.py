@@ -75,8 +75,13 @@ def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalize(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
-    """uint8 images (N, C, H, W) to float32, scaled to [0, 1] and normalised per channel."""
-    scaled = torch.from_numpy(images).float().div_(255.0)
+    """uint8 images (N, C, H, W) to float32, scaled to [0, 1] and normalised per channel.
+
+    The result has PyTorch's standard strides: a one-channel array sliced from NumPy can
+    carry a stride on its channel axis that makes PyTorch see it as channels-last, and
+    convolutions then take another code path (same values, other rounding).
+    """
+    scaled = torch.empty(images.shape, dtype=torch.float32).copy_(torch.from_numpy(images)).div_(255.0)
     return scaled.sub_(torch.from_numpy(mean).view(-1, 1, 1)).div_(torch.from_numpy(std).view(-1, 1, 1))
 
 

@@ -57,7 +57,11 @@ def test_mnist_tensors_are_exactly_the_standard_normalisation() -> None:
     images, _ = load_mnist()
     test, _ = split_indices()
     standard = torch.from_numpy(images[test]).float().div_(255.0).sub_(0.1307).div_(0.3081).unsqueeze(1)
-    assert torch.equal(load_test_split(MNIST).features, standard)
+    features = load_test_split(MNIST).features
+    assert torch.equal(features, standard)
+    assert features.stride() == standard.stride(), "same layout: a channels-last stride changes convolutions' rounding"
+    node = load_node_data(spec("iid"), 0, 10).train.features
+    assert not node.is_contiguous(memory_format=torch.channels_last) or node.stride()[1] == 28 * 28
 
 
 def test_normalisation_equals_torchvisions_normalize() -> None:
