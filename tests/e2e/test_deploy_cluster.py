@@ -74,6 +74,19 @@ def test_cluster_runs_fedavg_over_tls_with_authenticated_nodes(cluster: LocalClu
     assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + 0.3
 
 
+def test_a_server_without_data_trains_on_the_nodes_own_data(cluster: LocalCluster, tmp_path: Path) -> None:
+    """`dataset = "none"`: nodes read their data-path and scale it by their own statistics; no central evaluation."""
+    request = _deploy_request(tmp_path, run_name="no-data", dataset="none", input_shape="1x28x28", num_classes=10)
+    outcome = execute_on(request, CONNECTION, "deploy")
+    assert outcome.status == FINISHED_OK
+    metrics = outcome.metrics()
+    assert metrics["run"]["central_evaluation"].startswith("off: dataset = 'none'")
+    rounds = metrics["rounds"]
+    assert [record["round"] for record in rounds] == [0, 1, 2]
+    assert not any(key.startswith("central_") for record in rounds for key in record)
+    assert rounds[1]["evaluation_nodes"] == NODES and rounds[2]["federated_accuracy"] > 0.5
+
+
 def test_a_supernode_with_an_unregistered_key_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
     _script("make-node-keys.sh", "--out", str(tmp_path), "rogue")
     code, log = _start_node(
@@ -199,16 +212,3 @@ def test_down_stops_every_process_the_cluster_started(cluster: LocalCluster) -> 
     assert not [proc.pid for proc in processes if _alive(proc)]
     assert not flower_processes(port)
     assert not list(cluster.run_folder.glob("*.pid"))
-
-
-def test_a_server_without_data_trains_on_the_nodes_own_data(cluster: LocalCluster, tmp_path: Path) -> None:
-    """`dataset = "none"`: nodes read their data-path and scale it by their own statistics; no central evaluation."""
-    request = _deploy_request(tmp_path, run_name="no-data", dataset="none", input_shape="1x28x28", num_classes=10)
-    outcome = execute_on(request, CONNECTION, "deploy")
-    assert outcome.status == FINISHED_OK
-    metrics = outcome.metrics()
-    assert metrics["run"]["central_evaluation"].startswith("off: dataset = 'none'")
-    rounds = metrics["rounds"]
-    assert [record["round"] for record in rounds] == [0, 1, 2]
-    assert not any(key.startswith("central_") for record in rounds for key in record)
-    assert rounds[1]["evaluation_nodes"] == NODES and rounds[2]["federated_accuracy"] > 0.5
