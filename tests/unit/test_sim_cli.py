@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedapp.registry import STRATEGIES
+from sim.__main__ import main as sim_main
 from sim.run import RunRequest
 from tests.helpers import APP_DIR
 from tests.hub_schemas import write_cifar10_like
@@ -60,12 +61,15 @@ def test_bad_data_or_models_are_refused_before_anything_starts(
     assert not (tmp_path / "out").exists(), "nothing started"
 
 
-def test_the_cli_exits_2_with_the_one_line(tmp_path: Path) -> None:
+def test_the_cli_exits_2_with_the_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In process (`python -m sim` exits with `main`'s code; the test above runs the real process)."""
     folder = write_cifar10_like(tmp_path / "cifar10", num_train=12, num_test=4)
-    result = _sim("run", "-c", f"dataset={folder} model=cnn")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    capsys.readouterr()
+    assert sim_main(["run", "-c", f"dataset={folder} model=cnn"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model 'cnn' (the FedAvg paper's MNIST CNN) needs 1x28x28")
+    assert captured.out == ""
 
 
 def test_an_online_preset_offline_fails_in_one_line(tmp_path: Path) -> None:
