@@ -232,8 +232,9 @@ def _image_folder(root: Path, sizes: dict[str, tuple[int, int]]) -> Path:
 
 def test_an_image_folder_is_read_with_torchvision_and_mixed_sizes_need_image_size(tmp_path: Path, cache: Path) -> None:
     folder = _image_folder(tmp_path / "pets", {"cat": (20, 20), "dog": (24, 16)})
-    with pytest.raises(DataError, match=r"images of different sizes \(.*\); set image-size"):
+    with pytest.raises(DataError, match=r"images of different sizes \(.*\); set image-size") as raised:
         dataset_schema(SourceSpec(str(folder)))
+    assert "\n" not in str(raised.value) and "allowed: an integer >= 1" in str(raised.value)
     source = load_source(SourceSpec(str(folder), image_size=16))
     assert source.schema == Schema((3, 16, 16), 2, "classification", "image")
     assert source.class_names == ("cat", "dog")
