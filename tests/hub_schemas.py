@@ -5,7 +5,8 @@
 - `flwrlabs/femnist`: an `image` column of 28x28 grayscale PNG images, a `writer_id`
   string, an `hsf_id` integer and a `character` `ClassLabel` of 62 names, one `train`
   split (as on the hub);
-- a table: numeric feature columns, a text column and a target, as a CSV file.
+- a table: numeric feature columns, a text column, a target and optionally a writer
+  column, as a CSV file.
 
 The pixel values carry a signal that crops and flips keep (each class tints the
 noise with its own colour; the FEMNIST-like set uses 4 of its 62 classes, as grey
@@ -76,14 +77,20 @@ def write_femnist_like(folder: Path, num_writers: int = 6, per_writer: int = 30,
     return folder
 
 
-def write_table_csv(path: Path, count: int = 120, seed: int = 0) -> Path:
-    """A CSV with numeric features `x1`, `x2`, `x3`, a text column `city`, and `y` = 3 x1 - 2 x2 + noise."""
+def write_table_csv(path: Path, count: int = 120, seed: int = 0, writers: int = 0) -> Path:
+    """A CSV with numeric features `x1`, `x2`, `x3`, a text column `city`, and `y` = 3 x1 - 0.2 x2 + noise.
+
+    With `writers` > 0, a last text column `writer_id` in FEMNIST's format names the
+    writer of each row (`writers` of them, in consecutive blocks), to split by.
+    """
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(count, 3)) * [1.0, 10.0, 0.1] + [5.0, -3.0, 0.0]
     y = 3 * x[:, 0] - 0.2 * x[:, 1] + rng.normal(scale=0.1, size=count)
-    lines = ["x1,x2,x3,city,y"]
+    writer_ids = [f",f{i * writers // count:04d}_00" if writers else "" for i in range(count)]
+    lines = ["x1,x2,x3,city,y" + (",writer_id" if writers else "")]
     lines += [
-        f"{a:.6f},{b:.6f},{c:.6f},{'ab'[i % 2]},{t:.6f}" for i, ((a, b, c), t) in enumerate(zip(x, y, strict=True))
+        f"{a:.6f},{b:.6f},{c:.6f},{'ab'[i % 2]},{t:.6f}{writer_ids[i]}"
+        for i, ((a, b, c), t) in enumerate(zip(x, y, strict=True))
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
