@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from logging import ERROR, INFO
+from pathlib import Path
 
 from flwr.app import Context
 from flwr.common import log
@@ -31,6 +32,13 @@ def main(grid: Grid, context: Context) -> None:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
+    if not Path(config.output_dir).expanduser().is_absolute():
+        log(
+            INFO,
+            "[fedapp] output-dir %r is relative to %s, the folder the SuperLink runs in (docs/tracking.md)",
+            config.output_dir,
+            Path.cwd(),
+        )
     directory = NodeDirectory(grid, config.round_timeout)
     strategy = build_strategy(config, directory)
     if resumed is not None:

@@ -19,11 +19,11 @@ import torch
 from fedapp.checkpoint import check_same_nodes, resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.data import synthetic
-from fedapp.outputs import METRICS_FILE, resolve_run_folder
+from fedapp.outputs import METRICS_FILE, check_output_dir, resolve_run_folder
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
 from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
-from sim.presets import federation_settings
+from sim.presets import DEFAULT_FEDERATION, federation_settings
 from sim.superlink import LocalSuperLink
 
 
@@ -50,6 +50,7 @@ class RunRequest:
         """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
         overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
         config = validated_config(app_dir, overrides)
+        check_output_dir(config.output_dir)
         resumed = resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
@@ -123,10 +124,15 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
 
 
 def ensure_superlink(request: RunRequest) -> LocalSuperLink:
-    """Start (or reuse) the local simulation SuperLink this request needs."""
+    """Start (or reuse) the local simulation SuperLink this request needs.
+
+    A SuperLink it starts gets the documented default federation (`DEFAULT_FEDERATION`:
+    10 nodes, 1 CPU each) for plain `flwr run .`, whatever this request's `--nodes`:
+    `python -m sim` passes its own federation with every run it submits.
+    """
     superlink = LocalSuperLink.default()
     if superlink.ensure_running(request.app_dir, request.ray_address):
-        flwr_cli.configure_default_federation(request.federation)
+        flwr_cli.configure_default_federation(DEFAULT_FEDERATION)
     return superlink
 
 

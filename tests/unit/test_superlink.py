@@ -21,6 +21,7 @@ def test_a_superlink_started_with_another_flower_version_is_restarted_not_reused
     calls: list[str] = []
     monkeypatch.setattr(LocalSuperLink, "process", lambda self: running)
     monkeypatch.setattr(superlink_module, "_unsuitable", lambda proc, ray_address: None)
+    monkeypatch.setattr(LocalSuperLink, "_folder_problem", lambda self, proc, app_dir: None)
     monkeypatch.setattr(LocalSuperLink, "stop", lambda self: calls.append("stop") or True)
     monkeypatch.setattr(LocalSuperLink, "_start", lambda self, app_dir, ray_address: calls.append("start"))
     link.pid_file.write_text(str(running.pid))
@@ -37,3 +38,24 @@ def test_a_superlink_started_with_another_flower_version_is_restarted_not_reused
     link.version_file.write_text(f"{running.pid} 1.41.0")
     calls.clear()
     assert link.ensure_running(APP_DIR, None) is False and calls == []
+
+
+def test_a_superlink_of_ours_running_in_another_checkout_is_restarted_in_this_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its folder is where a plain `flwr run .` writes relative outputs: it must be this project's."""
+    link = LocalSuperLink(port=1, folder=tmp_path)
+    running = psutil.Process()  # stands in for the SuperLink process; it runs in `running.cwd()`
+    calls: list[str] = []
+    monkeypatch.setattr(LocalSuperLink, "process", lambda self: running)
+    monkeypatch.setattr(superlink_module, "_unsuitable", lambda proc, ray_address: None)
+    monkeypatch.setattr(LocalSuperLink, "_version_problem", lambda self, proc: None)
+    monkeypatch.setattr(LocalSuperLink, "stop", lambda self: calls.append("stop") or True)
+    monkeypatch.setattr(LocalSuperLink, "_start", lambda self, app_dir, ray_address: calls.append(f"start {app_dir}"))
+    link.pid_file.write_text(str(running.pid))
+    here, elsewhere = Path(running.cwd()), tmp_path / "other-checkout"
+    assert link.ensure_running(here, None) is False and calls == []
+    assert link.ensure_running(elsewhere, None) is True and calls == ["stop", f"start {elsewhere}"]
+    link.pid_file.write_text(str(running.pid + 1))  # not ours: left alone
+    calls.clear()
+    assert link.ensure_running(elsewhere, None) is False and calls == []
