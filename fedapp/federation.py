@@ -22,7 +22,8 @@ adds what a research run needs around them:
 - what a strategy reports about its round (`round_metrics()`: stragglers, epsilon, ...)
   goes into the round's record, and its `state_dict()` into the checkpoint;
 - the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes.
+  written to `metrics.json` as it completes, then handed to the run's trackers
+  (TensorBoard, MLflow: `fedapp/tracking/`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
+from fedapp.tracking import Trackers
 from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
 from strategies.builtin import hooks_for
 from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
@@ -80,8 +82,10 @@ class Federation:
         config: RunConfig,
         evaluator: CentralEvaluator,
         outputs: RunOutputs,
+        tracker: Trackers,
     ) -> None:
         self.config = config
+        self.tracker = tracker
         self.strategy = strategy
         self.hooks = hooks_for(strategy)
         self.evaluator = evaluator
@@ -283,7 +287,11 @@ class Federation:
         }
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
-        """Evaluate centrally, then checkpoint, write and log the round's record."""
+        """Evaluate centrally, then checkpoint, write, track and log the round's record.
+
+        Tracking comes last: a tracked round is always in the checkpoint, so a resumed
+        run knows every round its tracked run may hold.
+        """
         central_loss, central_accuracy = self.evaluator(arrays)
         full = {
             "round": server_round,
@@ -294,6 +302,7 @@ class Federation:
         }
         self.outputs.save_checkpoint(full, arrays, self.hooks.state_dict())
         self.outputs.add_round(full)
+        self.tracker.log_round(full)
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 
 

@@ -7,8 +7,9 @@ and call `start`. With fedapp's ClientApp it trains as usual; select it with
 What fedapp's federation loop (`server_app.py`) adds is absent here: nodes are not
 described, so sampling is Flower's (unseeded) and federated distillation never sends
 the server's weights to a node; replies are not screened; there are no checkpoints,
-no resume, no per-round metrics.json or plot; the client learning rate does not
-decay; a round whose replies all fail ends the run (Flower raises). The run writes
+no resume, no per-round metrics.json or plot, no tracking (`tracking` is ignored, with
+a warning); the client learning rate does not decay; a round whose replies all fail
+ends the run (Flower raises). The run writes
 Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) to
 `<output-dir>/<run-name or run-id>/`.
 """
@@ -16,7 +17,7 @@ Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) 
 from __future__ import annotations
 
 import json
-from logging import INFO
+from logging import INFO, WARNING
 from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
@@ -41,6 +42,12 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run `num-server-rounds` rounds of the configured strategy with `Strategy.start`."""
     config = RunConfig.from_mapping(context.run_config)
+    if config.trackers:
+        log(
+            WARNING,
+            "[fedapp] tracking=%s is ignored: this ServerApp logs no rounds (fedapp.server_app does)",
+            config.tracking,
+        )
     evaluator = CentralEvaluator(config)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:  # noqa: ARG001 (Flower's signature)

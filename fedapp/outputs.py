@@ -106,6 +106,10 @@ class RunOutputs:
         """Note how the connected nodes share the dataset (checked when the run is resumed)."""
         self.header["partition_counts"] = partition_counts
 
+    def record_tracking(self, identity: dict[str, Any]) -> None:
+        """Note the tracked runs this run logs to (kept in the checkpoint to continue them on resume)."""
+        self.header["tracking"] = identity
+
     def add_round(self, record: dict[str, Any]) -> None:
         """Append one round's record and rewrite `metrics.json`."""
         self.rounds.append(record)
@@ -128,6 +132,7 @@ class RunOutputs:
             strategy_state,
             [*self.rounds, record],
             self.header.get("partition_counts"),
+            self.header.get("tracking", {}),
         )
         write_checkpoint(self.folder / CHECKPOINT_FILE, checkpoint)
 
