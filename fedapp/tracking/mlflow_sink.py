@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from logging import WARNING
 from pathlib import Path
 from typing import Any
 
 from flwr.common import log
-
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
@@ -40,6 +37,12 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from fedapp.config import ConfigError
 from fedapp.tracking import SQLITE, TrackedRun, absolute_tracking_uri, hyperparameters, round_scalars
+
+# MLflow reads these per request: a dead server costs seconds per call, not minutes (an explicit setting wins).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# MLflow 3.17's SQL store uses an option SQLAlchemy 2.1 deprecates; the warning says nothing about the run.
+warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
 
 LOCAL_ARTIFACTS = "mlartifacts"
 STEP_KEY = "central_accuracy"  # every record has it: its history says which rounds a run holds
@@ -150,7 +153,7 @@ class MlflowSink:
                 if path.exists():
                     self.client.log_artifact(self.run_id, str(path))
             self.client.set_terminated(self.run_id, status=RunStatus.to_string(status))
-        except MlflowException as error:
+        except (MlflowException, OSError) as error:  # the run's results are on disk whatever happens here
             log(WARNING, "[fedapp] MLflow: could not close run %s: %s", self.run_id, _first_line(error))
         if self.pending:
             log(WARNING, "[fedapp] MLflow: %d rounds were never logged; metrics.json has them all", len(self.pending))
