@@ -6,6 +6,8 @@ federation loop hands each round's record to `Tracker.log_round` as the round
 completes, and the ServerApp closes them with the run's files (`Tracker.finish`).
 Each sink is one module behind the `Tracker` interface and imports its package only
 when chosen; the packages are the optional extra `tracking` (`make tracking`).
+Flower 1.42 ships no tracking of its own (its old TensorBoard helper is gone), so the
+app logs: the loop already holds every round's record.
 
 What identifies a tracked run (TensorBoard's log folder, MLflow's store and run id)
 goes into the run's `metrics.json` and checkpoint, so a resumed run continues the
