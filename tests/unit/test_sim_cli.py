@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import sim.__main__ as sim_main
 from fedapp.registry import STRATEGIES
+from sim.superlink import LocalSuperLink
 from tests.helpers import APP_DIR, free_port
 
 
@@ -35,27 +39,22 @@ def _strategy_names() -> list[str]:
     return list(STRATEGIES)
 
 
-def test_an_output_dir_that_cannot_be_created_fails_before_anything_starts(tmp_path: Path) -> None:
+def test_an_output_dir_that_cannot_be_created_fails_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`/proc/x` passes every type check but no folder can be made there: one line, exit 2, no SuperLink."""
     home = tmp_path / "flwr-home"
-    isolated = {**os.environ, "FLWR_HOME": str(home), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port())}
+    monkeypatch.setenv("FLWR_HOME", str(home))
+    monkeypatch.setenv("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", str(free_port()))
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "sim", "run", "-c", "output-dir=/proc/x"],
-            cwd=APP_DIR,
-            capture_output=True,
-            text=True,
-            env=isolated,
-            timeout=300,
-            check=False,
-        )
+        code = sim_main.main(["run", "-c", "output-dir=/proc/x"])
     finally:  # without the check, a SuperLink was started and the run submitted: stop it
-        subprocess.run(
-            [sys.executable, "-m", "sim", "stop"], cwd=APP_DIR, env=isolated, capture_output=True, check=False
-        )
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("error: run-config key 'output-dir' = '/proc/x'"), lines
-    assert "cannot be created or written" in lines[0]
-    assert result.stdout == ""
+        LocalSuperLink.default().stop()
+    captured = capsys.readouterr()
+    assert code == 2, captured.out[-2000:] + captured.err[-2000:]
+    assert captured.err.strip().splitlines() == [
+        "error: run-config key 'output-dir' = '/proc/x' cannot be created or written (No such file or directory); "
+        "allowed: a folder this user can create and write"
+    ]
+    assert captured.out == ""
     assert not home.exists()

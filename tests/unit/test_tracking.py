@@ -19,9 +19,10 @@ from tensorboard.backend.event_processing import plugin_event_accumulator as plu
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 import sim.__main__ as sim_main
-from fedapp.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from fedapp import server_app
+from fedapp.checkpoint import Checkpoint, read_checkpoint, resume_point, write_checkpoint
 from fedapp.config import ConfigError, RunConfig
-from fedapp.outputs import check_output_dir
+from fedapp.outputs import RunOutputs, check_output_dir
 from fedapp.tracking import TrackedRun, absolute_tracking_uri, check_installed, open_tracker, round_scalars
 from sim.overrides import app_defaults
 from sim.run import RunRequest
@@ -125,6 +126,35 @@ def test_a_checkpoint_keeps_the_tracked_runs_it_logs_to(tmp_path: Path) -> None:
     checkpoint = Checkpoint(1, build().to_mapping(), ArrayRecord(), {}, [{"round": 0}], [2], identity)
     write_checkpoint(tmp_path / "checkpoint.pt", checkpoint)
     assert read_checkpoint(tmp_path / "checkpoint.pt").tracking == identity
+
+
+def test_a_resumed_run_opens_the_tracked_runs_its_checkpoint_names_and_passes_them_on(tmp_path: Path) -> None:
+    """The ServerApp's wiring: checkpoint -> sinks -> metrics.json header -> the next checkpoint."""
+    first = build(tracking="tensorboard", output_dir=str(tmp_path), run_name="first")
+    outputs = RunOutputs.create(first, 1)
+    tracker = server_app._open_tracker(first, outputs, None)
+    identity = {"tensorboard": {"logdir": str(tmp_path / "first")}}
+    assert tracker.identity == outputs.header["tracking"] == identity
+    for server_round in (0, 1):
+        outputs.save_checkpoint(record(server_round, 0.1 * server_round), ArrayRecord(), {})
+        outputs.add_round(record(server_round, 0.1 * server_round))
+        tracker.log_round(outputs.rounds[-1])
+    tracker.finish([], completed=False)
+
+    resumed_config = build(
+        tracking="tensorboard", output_dir=str(tmp_path), run_name="second", resume_from=str(outputs.folder)
+    )
+    checkpoint = resume_point(resumed_config)
+    assert checkpoint is not None and checkpoint.tracking == identity
+    resumed = RunOutputs.create(resumed_config, 2, checkpoint)
+    tracker = server_app._open_tracker(resumed_config, resumed, checkpoint)
+    assert tracker.identity == resumed.header["tracking"] == identity
+    resumed.save_checkpoint(record(2, 0.2), ArrayRecord(), {})
+    resumed.add_round(record(2, 0.2))
+    tracker.log_round(resumed.rounds[-1])
+    tracker.finish([], completed=True)
+    assert read_checkpoint(resumed.folder / "checkpoint.pt").tracking == identity
+    assert [step for step, _ in _tensorboard_scalars(outputs.folder, "central_accuracy")] == [0, 1, 2]
 
 
 def _tensorboard_scalars(logdir: Path, tag: str) -> list[tuple[int, float]]:
