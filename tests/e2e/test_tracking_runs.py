@@ -1,20 +1,32 @@
-"""Tracking end to end: a real run logs to TensorBoard and to a real `mlflow server`.
+"""One real plain `flwr run .`: where its outputs land, how many nodes it gets, and both trackers.
 
-The MLflow server is the real one (`mlflow server`, SQLite backend) on a free loopback
-port, started here and stopped by its PID; the run reaches it over HTTP and the test
-reads it back through MLflow's client. The event files are read back with
-TensorBoard's own reader. Both must hold exactly the rounds of the run's metrics.json.
-(Resuming into the same tracked runs is tested on both sinks in `tests/unit/test_tracking.py`,
-down to the ServerApp's wiring from checkpoint to sinks.)
+Two checkouts of the project share one local SuperLink (one port), as two clones or
+worktrees on one machine do. `python -m sim run --nodes 3` in checkout A leaves the
+SuperLink running; `python -m sim` in checkout B, then a plain `flwr run .` there,
+must write B's relative `output-dir` under B (the project folder the SuperLink runs
+in) and use the documented default federation (10 nodes), not A's folder or the
+3 nodes of the last `python -m sim run`.
+
+The same run logs to TensorBoard and to a real `mlflow server` (SQLite backend) on a
+free loopback port, started here and stopped by its PID; the run reaches it over HTTP
+and the test reads it back through MLflow's client. The event files are read back
+with TensorBoard's own reader. Both must hold exactly the rounds of the run's
+metrics.json. (Resuming into the same tracked runs is tested on both sinks in
+`tests/unit/test_tracking.py`, down to the ServerApp's wiring from checkpoint to sinks.)
+One run checks all of it: end-to-end runs are the test suite's scarce resource.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +35,47 @@ import pytest
 from mlflow import MlflowClient
 from tensorboard.backend.event_processing import event_accumulator
 
+from fedapp.outputs import METRICS_FILE
 from fedapp.tracking import round_scalars
-from sim.superlink import LocalSuperLink, venv_executable
-from tests.helpers import free_port, run_app
+from sim import flwr_cli
+from sim.run import RunRequest, ensure_superlink
+from sim.superlink import LocalSuperLink, flwr_environment, venv_executable
+from tests.helpers import APP_DIR, free_port
 
 SERVER_START_SECONDS = 120
-TRACKED = {"model": "2nn", "tracking": "tensorboard,mlflow", "tracking_experiment": "e2e"}
+DOCUMENTED_NODES = 10
+EXPERIMENT = "e2e"
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` on loopback with a SQLite backend; its URI. Stopped by PID at the end."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
+@dataclass(frozen=True)
+class MlflowServer:
+    """A started `mlflow server`: its URI, and how to wait until it answers."""
+
+    uri: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"mlflow server exited: {self.log.read_text()[-2000:]}"
+            try:
+                if httpx.get(f"{self.uri}/health", timeout=1.0).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"mlflow server did not answer within {SERVER_START_SECONDS}s: {self.log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """A real `mlflow server` on loopback with a SQLite backend, starting. Stopped by PID at the end.
+
+    The test waits for it only when the run needs it, so it starts while the SuperLinks do.
+    """
+    folder = tmp_path / "mlflow-server"
+    folder.mkdir()
     port = free_port()
     command = [
         venv_executable("mlflow"), "server",
@@ -47,26 +88,56 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
         )
-    uri = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(server, uri, folder / "server.log")
-        yield uri
+        yield MlflowServer(f"http://127.0.0.1:{port}", server, folder / "server.log")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
-def _wait_until_healthy(server: subprocess.Popen[bytes], uri: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{uri}/health", timeout=1.0).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"mlflow server did not answer within {SERVER_START_SECONDS}s: {log.read_text()[-2000:]}")
+@pytest.fixture
+def own_superlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSuperLink]:
+    """A Flower home and port of this test only (it restarts its SuperLink), stopped at the end."""
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr-home"))
+    monkeypatch.setenv("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", str(free_port()))
+    link = LocalSuperLink.default()
+    yield link
+    link.stop()
+
+
+@pytest.fixture
+def other_checkout(tmp_path: Path) -> Path:
+    """A second checkout of this project in another folder."""
+    folder = tmp_path / "other-checkout"
+    for package in ("fedapp", "strategies", "sim"):
+        shutil.copytree(APP_DIR / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(APP_DIR / "pyproject.toml", folder / "pyproject.toml")
+    return folder
+
+
+def _plain_flwr_run(checkout: Path, overrides: dict[str, Any]) -> tuple[int, str]:
+    """`flwr run .` typed in `checkout`, as a user would; its run id and final status."""
+    text = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
+    submitted = subprocess.run(
+        [venv_executable("flwr"), "run", ".", "--format", "json", "-c", text],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env=flwr_environment(),
+        check=True,
+    )
+    run_id = int(json.loads(submitted.stdout[submitted.stdout.find("{") :])["run-id"])
+    return run_id, flwr_cli.wait_finished(run_id, timeout=300)
+
+
+def _flwr_log(run_id: int) -> str:
+    return subprocess.run(
+        [venv_executable("flwr"), "log", str(run_id), "--show"],
+        capture_output=True,
+        text=True,
+        env=flwr_environment(),
+        check=True,
+    ).stdout
 
 
 def _tensorboard(logdir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -98,26 +169,55 @@ def _assert_same(logged: dict[str, list[tuple[int, float]]], expected: dict[str,
         assert [value for _, value in logged[key]] == pytest.approx([value for _, value in series], rel=1e-6), key
 
 
-def test_a_run_logs_every_round_to_both_sinks_as_metrics_json_has_them(
-    superlink: LocalSuperLink, mlflow_server: str, tmp_path: Path
+def test_a_plain_flwr_run_writes_under_its_project_with_10_nodes_and_both_trackers_hold_its_rounds(
+    mlflow_server: MlflowServer, own_superlink: LocalSuperLink, other_checkout: Path
 ) -> None:
-    outcome = run_app(
-        superlink, tmp_path, nodes=2, num_server_rounds=2, run_name="tracked", tracking_uri=mlflow_server, **TRACKED
+    # What `python -m sim run --nodes 3` does before it submits, in checkout A, then in checkout B.
+    ensure_superlink(RunRequest.build(APP_DIR, [], nodes=3))
+    ensure_superlink(RunRequest.build(other_checkout, [], nodes=3))
+    mlflow_server.wait_until_healthy()
+
+    run_name = f"plain-{uuid.uuid4().hex[:8]}"
+    run_id, status = _plain_flwr_run(
+        other_checkout,
+        {
+            "model": "2nn",
+            "num-server-rounds": 1,
+            "fraction-train": 0.2,  # 2 of the 10 nodes train and evaluate: a 2-node run's cost
+            "fraction-evaluate": 0.2,
+            "run-name": run_name,
+            "tracking": "tensorboard,mlflow",
+            "tracking-uri": mlflow_server.uri,
+            "tracking-experiment": EXPERIMENT,
+        },
     )
-    assert outcome.succeeded, outcome.status
-    metrics = outcome.metrics()
+    misplaced = APP_DIR / "outputs" / run_name
+    folder = other_checkout / "outputs" / run_name
+    try:
+        assert status == flwr_cli.FINISHED_OK, _flwr_log(run_id)[-3000:]
+        written = next(path / METRICS_FILE for path in (folder, misplaced) if (path / METRICS_FILE).exists())
+        metrics = json.loads(written.read_text())
+        assert metrics["run"]["partition_counts"] == [DOCUMENTED_NODES]
+        assert written.parent == folder, f"outputs not under the project that ran `flwr run .` but in {written.parent}"
+        log = _flwr_log(run_id)
+        assert f"{DOCUMENTED_NODES} simulated SuperNodes" in log
+        assert f"[fedapp] {DOCUMENTED_NODES} nodes connected" in log
+        assert f"relative to {other_checkout}" in log
+    finally:
+        shutil.rmtree(misplaced, ignore_errors=True)
+
     identity = metrics["run"]["tracking"]
-    assert identity["tensorboard"] == {"logdir": str(outcome.folder)}
-    assert identity["mlflow"]["tracking_uri"] == mlflow_server
-    run_id = identity["mlflow"]["run_id"]
-    client = MlflowClient(mlflow_server)
-    run = client.get_run(run_id)
-    assert (run.info.run_name, run.info.status) == ("tracked", "FINISHED")
-    assert client.get_experiment(run.info.experiment_id).name == "e2e"
+    assert identity["tensorboard"] == {"logdir": str(folder)}
+    assert identity["mlflow"]["tracking_uri"] == mlflow_server.uri
+    client = MlflowClient(mlflow_server.uri)
+    run = client.get_run(identity["mlflow"]["run_id"])
+    assert (run.info.run_name, run.info.status) == (run_name, "FINISHED")
+    assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
     assert run.data.params == {key: str(value) for key, value in metrics["run"]["config"].items()}
     expected = _expected(metrics["rounds"])
-    assert [step for step, _ in expected["central_accuracy"]] == [0, 1, 2]
+    assert [step for step, _ in expected["central_accuracy"]] == [0, 1]
     assert {"federated_accuracy", "train_loss", "bytes_up", "nodes_failed", "learning_rate", "seconds"} <= set(expected)
-    assert _mlflow(client, run_id, set(expected)) == expected
-    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["accuracy.png", "final_model.pt", "metrics.json"]
-    _assert_same(_tensorboard(outcome.folder), expected)
+    assert _mlflow(client, run.info.run_id, set(expected)) == expected
+    artifacts = sorted(artifact.path for artifact in client.list_artifacts(run.info.run_id))
+    assert artifacts == ["accuracy.png", "final_model.pt", "metrics.json"]
+    _assert_same(_tensorboard(folder), expected)

@@ -1,4 +1,4 @@
-"""The local simulation SuperLink `python -m sim` manages: reused only when it runs this Flower version."""
+"""The local simulation SuperLink `python -m sim` manages: reused only when it runs this Flower version and folder."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import psutil
 import pytest
 
 import sim.superlink as superlink_module
+from sim import flwr_cli
+from sim.run import RunRequest, ensure_superlink
 from sim.superlink import LocalSuperLink
 from tests.helpers import APP_DIR
 
@@ -59,3 +61,15 @@ def test_a_superlink_of_ours_running_in_another_checkout_is_restarted_in_this_pr
     link.pid_file.write_text(str(running.pid + 1))  # not ours: left alone
     calls.clear()
     assert link.ensure_running(elsewhere, None) is False and calls == []
+
+
+def test_a_superlink_started_for_a_sized_run_keeps_the_documented_default_for_plain_flwr_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m sim run --nodes 3` starts the SuperLink; a later plain `flwr run .` must get 10 nodes, not 3."""
+    monkeypatch.setenv("FLWR_HOME", str(tmp_path))
+    monkeypatch.setattr(LocalSuperLink, "ensure_running", lambda self, app_dir, ray_address: True)
+    defaults: list[dict[str, int | float]] = []
+    monkeypatch.setattr(flwr_cli, "configure_default_federation", defaults.append)
+    ensure_superlink(RunRequest.build(APP_DIR, ["output-dir=" + str(tmp_path / "outputs")], nodes=3))
+    assert defaults == [{"num-supernodes": 10, "client-resources-num-cpus": 1, "client-resources-num-gpus": 0.0}]
