@@ -54,7 +54,7 @@ def main(grid: Grid, context: Context) -> None:
         files += [outputs.save_model(final_arrays), outputs.save_plot()]
         completed = True
     except ConfigError as error:
-        log(ERROR, "[fedapp] cannot resume: %s", error)
+        log(ERROR, "[fedapp] refused for these nodes: %s", error)
         raise
     finally:
         tracker.finish(files, completed)
