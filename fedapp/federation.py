@@ -92,10 +92,10 @@ class Federation:
         config: RunConfig,
         evaluator: CentralEvaluator,
         outputs: RunOutputs,
-        tracker: Trackers,
+        tracker: Trackers | None = None,
     ) -> None:
         self.config = config
-        self.tracker = tracker
+        self.tracker = tracker if tracker is not None else Trackers({})  # none: an untracked run
         self.strategy = strategy
         self.hooks = hooks_for(strategy)
         self.evaluator = evaluator
