@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -115,29 +116,25 @@ def other_checkout(tmp_path: Path) -> Path:
     return folder
 
 
-def _plain_flwr_run(checkout: Path, overrides: dict[str, Any]) -> tuple[int, str]:
-    """`flwr run .` typed in `checkout`, as a user would; its run id and final status."""
+def _plain_flwr_run(checkout: Path, overrides: dict[str, Any]) -> tuple[str, str]:
+    """`flwr run . --stream` typed in `checkout`, as a user would; the run's final status and its log.
+
+    Streaming ends with the run, so nothing polls the SuperLink while the run competes for the CPU.
+    """
     text = " ".join(f"{key}={json.dumps(value)}" for key, value in overrides.items())
-    submitted = subprocess.run(
-        [venv_executable("flwr"), "run", ".", "--format", "json", "-c", text],
+    streamed = subprocess.run(
+        [venv_executable("flwr"), "run", ".", "--stream", "-c", text],
         cwd=checkout,
         capture_output=True,
         text=True,
         env=flwr_environment(),
+        timeout=600,
         check=True,
     )
-    run_id = int(json.loads(submitted.stdout[submitted.stdout.find("{") :])["run-id"])
-    return run_id, flwr_cli.wait_finished(run_id, timeout=300)
-
-
-def _flwr_log(run_id: int) -> str:
-    return subprocess.run(
-        [venv_executable("flwr"), "log", str(run_id), "--show"],
-        capture_output=True,
-        text=True,
-        env=flwr_environment(),
-        check=True,
-    ).stdout
+    log = streamed.stdout + streamed.stderr
+    started = re.search(r"Successfully started run (\d+)", log)
+    assert started, log[-3000:]
+    return flwr_cli.wait_finished(int(started.group(1))), log
 
 
 def _tensorboard(logdir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -178,7 +175,7 @@ def test_a_plain_flwr_run_writes_under_its_project_with_10_nodes_and_both_tracke
     mlflow_server.wait_until_healthy()
 
     run_name = f"plain-{uuid.uuid4().hex[:8]}"
-    run_id, status = _plain_flwr_run(
+    status, log = _plain_flwr_run(
         other_checkout,
         {
             "model": "2nn",
@@ -194,12 +191,11 @@ def test_a_plain_flwr_run_writes_under_its_project_with_10_nodes_and_both_tracke
     misplaced = APP_DIR / "outputs" / run_name
     folder = other_checkout / "outputs" / run_name
     try:
-        assert status == flwr_cli.FINISHED_OK, _flwr_log(run_id)[-3000:]
+        assert status == flwr_cli.FINISHED_OK, log[-3000:]
         written = next(path / METRICS_FILE for path in (folder, misplaced) if (path / METRICS_FILE).exists())
         metrics = json.loads(written.read_text())
         assert metrics["run"]["partition_counts"] == [DOCUMENTED_NODES]
         assert written.parent == folder, f"outputs not under the project that ran `flwr run .` but in {written.parent}"
-        log = _flwr_log(run_id)
         assert f"{DOCUMENTED_NODES} simulated SuperNodes" in log
         assert f"[fedapp] {DOCUMENTED_NODES} nodes connected" in log
         assert f"relative to {other_checkout}" in log
