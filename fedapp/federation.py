@@ -56,7 +56,15 @@ from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
 from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
 from strategies.builtin import hooks_for
-from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
+from strategies.protocol import (
+    EVAL_ACCURACY,
+    EVAL_LOSS,
+    LEARNING_RATE,
+    LOCAL_EPOCHS,
+    NUM_EXAMPLES,
+    SERVER_ROUND,
+    TRAIN_LOSS,
+)
 from strategies.schedule import round_learning_rate
 from strategies.seeding import derive_seed
 from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
@@ -308,11 +316,12 @@ class Federation:
         self._seed_sampler(server_round, "evaluate")
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
-        metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
+        measured = measured_replies(exchange.replies)
+        metrics = self.strategy.aggregate_evaluate(server_round, measured) if measured else None
         return {
             "federated_loss": _metric(metrics, EVAL_LOSS),
             "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
-            "evaluation_nodes": len(exchange.replies),
+            "evaluation_nodes": len(measured),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
 
@@ -342,6 +351,21 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
         return new
     dtypes = {key: np.dtype(previous[key].dtype) for key in previous}
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
+
+
+def measured_replies(replies: list[Message]) -> list[Message]:
+    """The evaluation replies that measured at least one example.
+
+    A node whose data is too small for a validation split (e.g. 4 digits at
+    `validation-fraction` 0.1) evaluates nothing and reports 0 examples; it has no
+    weight in the average, and when every sampled node is such a node Flower's
+    weighted average would divide by zero.
+    """
+    return [
+        reply
+        for reply in replies
+        if any(record.get(NUM_EXAMPLES, 0) > 0 for record in reply.content.metric_records.values())
+    ]
 
 
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:
