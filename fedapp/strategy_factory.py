@@ -2,7 +2,7 @@
 
 Each builder passes the strategy what it needs from the app through its constructor:
 sampling and averaging settings, a DP mechanism, a `Distiller` bound to the run's
-model and public set, and (federated distillation) the nodes' architectures.
+model, public set and server validation split, and (FedMD) the nodes' architectures.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from fedapp.data import dataset_shape
 from fedapp.distillation import ServerDistiller
 from strategies.builtin import BUILTINS
 from strategies.dp import DifferentialPrivacy
+from strategies.fd import FD
 from strategies.fedavg import FedAvg
 from strategies.feddf import FedDF
-from strategies.feddistill import FedDistill, NodeArchitectures
+from strategies.feddistill import NodeArchitectures
+from strategies.fedmd import FedMD
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
 
@@ -79,14 +81,21 @@ def _feddf(context: BuildContext) -> Strategy:
     return FedDF(distiller=ServerDistiller(context.config), **_averaging_kwargs(context.config))
 
 
-def _feddistill(context: BuildContext) -> Strategy:
+def _fd(context: BuildContext) -> Strategy:
     config = context.config
-    return FedDistill(
+    return FD(num_classes=dataset_shape(config.dataset)[1], **sampling_kwargs(config))
+
+
+def _fedmd(context: BuildContext) -> Strategy:
+    config = context.config
+    return FedMD(
         distiller=ServerDistiller(config),
         server_model=config.model,
         num_classes=dataset_shape(config.dataset)[1],
+        public_samples=config.public_samples_per_round,
+        seed=config.seed,
         architectures=context.architectures,
-        weighting=config.weighting,
+        push_weights=config.push_server_weights,
         **sampling_kwargs(config),
     )
 
@@ -100,7 +109,9 @@ BUILDERS: dict[str, Callable[[BuildContext], Strategy]] = {
     "fedsgd": _fedsgd,
     "fedprox": _fedprox,
     "feddf": _feddf,
-    "feddistill": _feddistill,
+    "fd": _fd,
+    "fedmd": _fedmd,
+    "feddistill": _fedmd,
     **{name: partial(_builtin, strategy_class) for name, strategy_class in BUILTINS.items()},
 }
 
@@ -109,6 +120,6 @@ def build_strategy(config: RunConfig, architectures: NodeArchitectures | None = 
     """The strategy `config.strategy` names, built from `config`.
 
     `architectures` tells which model each node trains; without it (a plain Flower app)
-    federated distillation never sends the server's weights to a node.
+    FedMD never sends the server's weights to a node, even with `push-server-weights`.
     """
     return BUILDERS[config.strategy](BuildContext(config, architectures))

@@ -14,8 +14,8 @@ Identical conditions, by construction and checked:
 - the data settings (`DataSpec`: dataset, partitioner and its parameters, validation
   share, public slice, seed) must be the same for every strategy of a seed, or the
   comparison is refused before anything runs. When any strategy distils on a public
-  set, every run is given the same explicit `public-size`, so all hold the same
-  private partitions;
+  set (or validates a server distillation), every run is given the same explicit
+  `public-size` (and `distill-validation-size`), so all hold the same private partitions;
 - model initialization and node sampling derive from the seed alone. After the runs,
   the report checks that every run of a seed with the same model (the centralized
   baseline included) starts from the same round-0 central loss.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedapp.config import DEFAULT_PUBLIC_SIZE, ConfigError, RunConfig
+from fedapp.config import DEFAULT_PUBLIC_SIZE, DEFAULT_SERVER_VALIDATION_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
 from fedapp.registry import STRATEGIES
@@ -175,10 +175,22 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
 
 
 def _shared_public_set(request: CompareRequest) -> dict[str, int]:
-    """`public-size` for every run when a strategy distils and no run sets it: same partitions for all."""
-    distils = any(STRATEGIES[contender.strategy].uses_public_set for contender in request.contenders)
-    explicit = "public-size" in request.common or any("public-size" in c.overrides for c in request.contenders)
-    return {"public-size": DEFAULT_PUBLIC_SIZE} if distils and not explicit else {}
+    """The reserved slices for every run when a strategy needs them and no run sizes them: same partitions for all.
+
+    `public-size` when a strategy distils on a public set, `distill-validation-size`
+    when one distils on the server (and so validates on a labelled server split).
+    """
+    specs = [STRATEGIES[contender.strategy] for contender in request.contenders]
+    needed = {
+        "public-size": (DEFAULT_PUBLIC_SIZE, any(spec.uses_public_set for spec in specs)),
+        "distill-validation-size": (DEFAULT_SERVER_VALIDATION_SIZE, any(spec.distils_on_server for spec in specs)),
+    }
+    shared = {}
+    for key, (size, needs) in needed.items():
+        explicit = key in request.common or any(key in c.overrides for c in request.contenders)
+        if needs and not explicit:
+            shared[key] = size
+    return shared
 
 
 def _visible_settings(config: RunConfig) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 The table is the same in the CSV (one numeric column per quantity, for scripts) and in
 the report (mean ± standard deviation, for people). The picture has central accuracy
 against rounds and against cumulative training traffic, one line per strategy (the
-mean over its completed seeds, with a ±1 standard deviation band), the centralized
-baseline's best accuracy as a horizontal line, and the target as a dotted line.
+mean over its completed seeds, with a ±1 standard deviation band; a dashed line for
+the clients' own models where a strategy keeps them), the centralized baseline's best
+accuracy as a horizontal line, and the target as a dotted line.
 """
 
 from __future__ import annotations
@@ -46,13 +47,19 @@ def _csv_value(value: Any) -> Any:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The summary as a Markdown table: mean ± std over seeds, megabytes, seconds."""
+    """The summary as a Markdown table: mean ± std over seeds, megabytes, bytes, seconds.
+
+    A column for the clients' own models appears when a strategy keeps them (FD, FedMD).
+    """
     target = rows[0]["target_accuracy"] if rows else 0.0
+    clients = any(row["client_accuracy_final_mean"] is not None for row in rows)
     header = (
-        f"| strategy | runs (failed) | final accuracy | best accuracy | rounds to {target:.2f} | "
-        f"MB up to {target:.2f} | MB down to {target:.2f} | total MB up + down | wall time (s) |"
+        "| strategy | seeds (failed) | final accuracy | best accuracy | "
+        + ("client models final (best) | " if clients else "")
+        + f"rounds to {target:.2f} | MB up to {target:.2f} | MB down to {target:.2f} | "
+        "upload per client per round (B) | total MB up + down | wall time (s) |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * (11 if clients else 10)]
     for row in rows:
         reached = f"{row['reached_target']}/{row['runs'] - row['failed']}"
         rounds = (
@@ -60,11 +67,20 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             if row["reached_target"]
             else f"not reached ({reached})"
         )
+        client_cell = (
+            f"{_pm(row['client_accuracy_final_mean'], row['client_accuracy_final_std'], '.4f')} "
+            f"({_pm(row['client_accuracy_best_mean'], row['client_accuracy_best_std'], '.4f')}) | "
+            if row["client_accuracy_final_mean"] is not None
+            else f"{MISSING} | "
+        )
         lines.append(
             f"| {row['strategy']} | {row['runs']} ({row['failed']}) | "
             f"{_pm(row['final_accuracy_mean'], row['final_accuracy_std'], '.4f')} | "
-            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | {rounds} | "
+            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | "
+            + (client_cell if clients else "")
+            + f"{rounds} | "
             f"{_number(row['mb_up_to_target'], '.1f')} | {_number(row['mb_down_to_target'], '.1f')} | "
+            f"{_number(row['upload_bytes_per_client_round'], ',.0f')} | "
             f"{_number(row['total_mb'], '.1f')} | {_number(row['wall_seconds_mean'], '.0f')} |"
         )
     return "\n".join(lines)
@@ -121,6 +137,11 @@ def plot_curves(
             by_round.fill_between(rounds, accuracy - spread, accuracy + spread, color=style["color"], alpha=0.15)
         trained = rounds >= 1
         by_traffic.plot(traffic[trained], accuracy[trained], **style)
+        if any(r.get("client_accuracy_mean") is not None for r in runs[0]):
+            _, clients, _ = _mean_curve(runs, _client_accuracies)
+            dashed = {**style, "label": f"{label}: client models", "linestyle": "--", "marker": None}
+            by_round.plot(rounds, clients, **dashed)
+            by_traffic.plot(traffic[trained], clients[trained], **dashed)
     for axis in (by_round, by_traffic):
         if baseline is not None:
             axis.axhline(
@@ -158,6 +179,13 @@ def _is_leading_digit(value: float, digits: tuple[int, ...]) -> bool:
 
 def _accuracies(rounds: list[dict[str, Any]]) -> list[float]:
     return [float(r["central_accuracy"]) for r in rounds]
+
+
+def _client_accuracies(rounds: list[dict[str, Any]]) -> list[float]:
+    """The clients' own models' mean test accuracy per round (NaN where a round has none, e.g. round 0)."""
+    return [
+        float(r.get("client_accuracy_mean") if r.get("client_accuracy_mean") is not None else "nan") for r in rounds
+    ]
 
 
 def _cumulative_megabytes(rounds: list[dict[str, Any]]) -> np.ndarray:
@@ -198,8 +226,12 @@ def write_report(
         "## Summary",
         markdown_table(rows),
         (
-            f"Mean ± sample standard deviation over the completed runs of seeds {', '.join(map(str, seeds))}. "
-            f"Accuracy is central accuracy on the held-out test set. Rounds to {target:.2f}: the first round "
+            f"Mean ± sample standard deviation over the completed runs of seeds {', '.join(map(str, seeds))} "
+            f"({len(seeds)} seeds). "
+            "Accuracy is central accuracy on the held-out test set: the global model's, or for a strategy "
+            "without one (fd) the mean of the client models'. Client models: the mean over clients of their own "
+            "models' test accuracy after the last round (and at the best round), where clients keep their own "
+            f"models (fd, fedmd/feddistill). Rounds to {target:.2f}: the first round "
             "whose accuracy reaches the target (as on the FedAvg paper's best-so-far curve), averaged over the "
             "runs that reached it (how many, in brackets); MB to the target and in total count training "
             f"traffic only (model, gradient or soft-label records sent and received, 1 MB = 10^6 bytes). "

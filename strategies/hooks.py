@@ -21,6 +21,10 @@ from strategies.arrays import Arrays
 class FederationHooks:
     """A strategy's answers to the federation loop; every method has a stateless default."""
 
+    def has_global_model(self) -> bool:
+        """False for a strategy without one (FD): its round is then scored by its client models' mean accuracy."""
+        return True
+
     def round_metrics(self) -> dict[str, float]:
         """Figures about the round just aggregated (stragglers, epsilon, ...) for its record."""
         return {}

@@ -1,14 +1,16 @@
-"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies."""
+"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs, replies, a fake grid."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
 from sim.run import RunOutcome, RunRequest, execute
@@ -47,3 +49,20 @@ def reply_from(node_id: int, request: Message, content: RecordDict, monkeypatch:
     """A reply to `request` as node `node_id` would send it."""
     monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
     return Message(content, reply_to=request)
+
+
+class FakeGrid(Grid):
+    """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
+
+    def __init__(self, node_ids: list[int]) -> None:
+        self.node_ids = node_ids
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.node_ids)
+
+    def set_run(self, run: Any) -> None: ...
+    def run(self) -> Any: ...  # type: ignore[override]
+    def create_message(self, *args: Any, **kwargs: Any) -> Message: ...  # type: ignore[empty-body]
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]

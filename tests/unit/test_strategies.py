@@ -1,4 +1,4 @@
-"""Exact math of the strategies: FedSGD, FedProx, stragglers, DP, accounting, distillation.
+"""Exact math of the strategies: FedSGD, FedProx, stragglers, DP, accounting (distillation: `test_distillation.py`).
 
 The ClientApp handlers are called in-process (no Ray) so these tests run the real
 client code and the real strategies on real MNIST partitions in seconds.
@@ -6,67 +6,45 @@ client code and the real strategies on real MNIST partitions in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
-from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.client_app import app as client_app
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, load_node_data
 from fedapp.models import build_model
-from fedapp.training import fit_soft_labels, full_batch_gradient
+from fedapp.training import full_batch_gradient
 from sim.overrides import app_defaults
 from strategies.accounting import RoundEvent, epsilon
 from strategies.aggregation import global_norm
-from strategies.arrays import to_numpy, to_record
+from strategies.arrays import to_numpy
 from strategies.dp import DifferentialPrivacy
 from strategies.fedavg import FedAvg
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
-from strategies.losses import distillation_loss, proximal_term, soft_labels
+from strategies.losses import proximal_term
 from strategies.privacy import clip_update, noise_std, private_average
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     LEARNING_RATE,
     LOCAL_EPOCHS,
-    METRICS,
-    NUM_EXAMPLES,
     SERVER_ROUND,
     TRAIN_GRADIENT,
 )
-from strategies.seeding import torch_generator
 from strategies.stragglers import choose_stragglers
-from tests.helpers import APP_DIR
+from tests.helpers import APP_DIR, FakeGrid
 
 NUM_NODES = 3
 
 
 def run_config(**changes: Any) -> dict[str, Any]:
     return {**app_defaults(APP_DIR), "model": "2nn", **{k.replace("_", "-"): v for k, v in changes.items()}}
-
-
-class FakeGrid(Grid):
-    """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
-
-    def __init__(self, node_ids: list[int]) -> None:
-        self.node_ids = node_ids
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.node_ids)
-
-    def set_run(self, run: Any) -> None: ...
-    def run(self) -> Any: ...  # type: ignore[override]
-    def create_message(self, *args: Any, **kwargs: Any) -> Message: ...  # type: ignore[empty-body]
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
 
 
 def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Message]:
@@ -281,29 +259,6 @@ def test_epsilon_grows_with_rounds_and_shrinks_with_noise() -> None:
     assert epsilon([RoundEvent(10, 10, 0.0)], 1e-5) == float("inf")
 
 
-# --- Distillation --------------------------------------------------------------
-
-
-def test_distillation_loss_is_zero_at_the_teacher_and_fitting_lowers_it() -> None:
-    logits = torch.randn(64, 10)
-    assert distillation_loss(logits, soft_labels(logits, 2.0), 2.0).item() == pytest.approx(0.0, abs=1e-6)
-    model = build_model("2nn", (1, 28, 28), 10, seed=0)
-    features = torch.randn(200, 1, 28, 28)
-    teacher = soft_labels(torch.randn(200, 10) * 3, 2.0)
-    before = distillation_loss(model(features), teacher, 2.0).item()
-    fit_soft_labels(
-        model,
-        features,
-        teacher,
-        epochs=20,
-        batch_size=50,
-        learning_rate=1e-3,
-        temperature=2.0,
-        generator=torch_generator(0),
-    )
-    assert distillation_loss(model(features), teacher, 2.0).item() < 0.5 * before
-
-
 def test_state_of_private_strategy_records_epsilon(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
     config = run_config(dp="server-fixed")
     strategy = FedAvg(
@@ -331,10 +286,3 @@ def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(
     assert strategy.aggregate_train(2, []) == (None, None)
     assert strategy.round_metrics()["epsilon"] == spent
     assert strategy.skipped_round_metrics() == {"epsilon": spent}
-
-
-def test_uploads_of_soft_labels_are_tiny_next_to_weights() -> None:
-    soft = to_record({"soft-labels": np.zeros((500, 10), dtype=np.float32)})
-    weights = ArrayRecord(build_model("cnn", (1, 28, 28), 10, seed=0).state_dict())
-    assert soft.count_bytes() / weights.count_bytes() < 0.05
-    assert NUM_EXAMPLES and METRICS

@@ -10,12 +10,14 @@ from sim.summary import (
     COLUMNS,
     RunResult,
     best_accuracy,
+    client_accuracies,
     final_accuracy,
     mean_std,
     rounds_to_target,
     summarize,
     total_traffic,
     traffic_to_target,
+    upload_per_client_round,
 )
 
 
@@ -81,3 +83,26 @@ def test_summary_of_a_strategy_that_never_reaches_the_target_or_always_fails() -
     assert never["final_accuracy_std"] is None
     failed = summarize("broken", [RunResult("broken", 0, "failed: no such run", [], 0.0, "runs/broken-0")], target=0.9)
     assert (failed["runs"], failed["failed"], failed["final_accuracy_mean"], failed["total_mb"]) == (1, 1, None, None)
+
+
+def test_client_models_and_upload_per_client_round_are_summarised_where_runs_report_them() -> None:
+    def distilled(seed: int, clients: list[float]) -> RunResult:
+        rounds = records([0.5, 0.6], up=3_000)
+        for record, accuracy in zip(rounds[1:], clients, strict=True):
+            record.update({"client_accuracy_mean": accuracy, "nodes_replied": 3})
+        return RunResult("fedmd", seed, "completed", rounds, 1.0, "runs/fedmd")
+
+    row = summarize("fedmd", [distilled(0, [0.7, 0.6]), distilled(1, [0.8, 0.9])], target=0.9)
+    assert row["client_accuracy_final_mean"] == pytest.approx(0.75)
+    assert row["client_accuracy_final_std"] == pytest.approx(math.sqrt(2) * 0.15)
+    assert row["client_accuracy_best_mean"] == pytest.approx(0.8)
+    assert row["upload_bytes_per_client_round"] == pytest.approx(1_000)
+    plain = summarize("fedavg", [result("fedavg", 0, [0.9])], target=0.9)
+    assert plain["client_accuracy_final_mean"] is None and plain["upload_bytes_per_client_round"] is None
+    uneven = [
+        {"round": 0},
+        {"round": 1, "bytes_up": 600, "nodes_replied": 3},
+        {"round": 2, "bytes_up": 100, "nodes_replied": 1},
+    ]
+    assert upload_per_client_round(uneven) == 175
+    assert client_accuracies(records([0.9])) == []
