@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from flwr.app import Message, RecordDict
@@ -66,3 +67,19 @@ class FakeGrid(Grid):
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
+
+
+def write_parquet_dataset(folder: Path, images: np.ndarray, labels: np.ndarray, splits: dict[str, range]) -> Path:
+    """Write `images` (uint8, N x 28 x 28) and `labels` as a hub-style folder of `<split>.parquet` files."""
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image  # noqa: PLC0415 (only the tests that write datasets need it)
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    folder.mkdir(parents=True)
+    for split, rows in splits.items():
+        table = datasets.Dataset.from_dict(
+            {"image": [Image.fromarray(images[i]) for i in rows], "label": labels[list(rows)].tolist()},
+            features=features,
+        )
+        table.to_parquet(str(folder / f"{split}.parquet"))
+    return folder

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from fedapp.data import (
     DataSpec,
@@ -19,6 +18,7 @@ from fedapp.data import (
 )
 from fedapp.data.embedded import load_mnist, split_indices
 from fedapp.data.partition import PartitionSpec, partition_pool, split_validation
+from tests.helpers import write_parquet_dataset
 
 
 def spec(partitioner: str = "iid", seed: int = 0, public_size: int = 0, **kwargs: object) -> DataSpec:
@@ -97,18 +97,11 @@ def test_hub_path_loads_local_parquet_through_federated_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The online path (`FederatedDataset`) works the same on a local folder of parquet files."""
-    datasets = pytest.importorskip("datasets")
     monkeypatch.setenv("FEDAPP_CACHE_DIR", str(tmp_path / "cache"))
     images, labels = load_mnist()
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
-    folder = tmp_path / "my-mnist"
-    folder.mkdir()
-    for split, rows in (("train", range(1200)), ("test", range(4800, 5000))):
-        table = datasets.Dataset.from_dict(
-            {"image": [Image.fromarray(images[i]) for i in rows], "label": labels[list(rows)].tolist()},
-            features=features,
-        )
-        table.to_parquet(str(folder / f"{split}.parquet"))
+    folder = write_parquet_dataset(
+        tmp_path / "my-mnist", images, labels, {"train": range(1200), "test": range(4800, 5000)}
+    )
     hub_spec = DataSpec(str(folder), PartitionSpec("iid", 0.5, 2, 0), 0.1, 0)
     node = load_node_data(hub_spec, 0, 4)
     assert len(node.train) + len(node.validation) == 300

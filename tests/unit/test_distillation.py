@@ -43,7 +43,7 @@ from strategies.protocol import (
 )
 from strategies.seeding import torch_generator
 from strategies.validation_choice import START, ValidationChoice
-from tests.helpers import APP_DIR, FakeGrid
+from tests.helpers import APP_DIR, FakeGrid, write_parquet_dataset
 
 NUM_NODES = 3
 NODE_IDS = [1, 2, 3]
@@ -216,22 +216,12 @@ def test_feddf_keeps_the_best_validated_step_when_distillation_helps() -> None:
 
 def test_feddf_distils_on_another_dataset_when_asked(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """`distill-dataset`: the unlabelled data comes from another dataset (here inverted digits), not the pool."""
-    datasets = pytest.importorskip("datasets")
-    from PIL import Image  # noqa: PLC0415
-
     from fedapp.data.embedded import load_mnist  # noqa: PLC0415
 
     monkeypatch.setenv("FEDAPP_CACHE_DIR", str(tmp_path / "cache"))
     images, labels = load_mnist()
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
-    folder = tmp_path / "inverted-digits"
-    folder.mkdir()
-    for split, rows in (("train", range(300)), ("test", range(300, 350))):
-        table = datasets.Dataset.from_dict(
-            {"image": [Image.fromarray(255 - images[i]) for i in rows], "label": labels[list(rows)].tolist()},
-            features=features,
-        )
-        table.to_parquet(str(folder / f"{split}.parquet"))
+    splits = {"train": range(300), "test": range(300, 350)}
+    folder = write_parquet_dataset(tmp_path / "inverted-digits", 255 - images, labels, splits)
     config = RunConfig.from_mapping(run_config(strategy="feddf", distill_dataset=str(folder)))
     distiller = ServerDistiller(config)
     assert distiller.data.shape == (300, 1, 28, 28)
