@@ -5,10 +5,12 @@ and call `start`. With fedapp's ClientApp it trains as usual; select it with
 `serverapp = "fedapp.flower_server_app:app"` in `[tool.flwr.app.components]`.
 
 What fedapp's federation loop (`server_app.py`) adds is absent here: nodes are not
-described, so sampling is Flower's (unseeded) and federated distillation never sends
-the server's weights to a node; replies are not screened; there are no checkpoints,
-no resume, no per-round metrics.json or plot; the client learning rate does not
-decay; a round whose replies all fail ends the run (Flower raises). The run writes
+described, so sampling is Flower's (unseeded) and FedMD never sends the server's
+weights to a node; replies are not screened; there are no checkpoints, no resume, no
+per-round metrics.json or plot (FD and FedMD's client-model accuracies appear only
+in Flower's aggregated train metrics, `test-accuracy`, and FD's central evaluation
+scores the unchanged initial model: FD has none of its own); the client learning rate
+does not decay; a round whose replies all fail ends the run (Flower raises). The run writes
 Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) to
 `<output-dir>/<run-name or run-id>/`.
 """

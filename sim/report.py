@@ -234,7 +234,7 @@ def write_report(
             f"models (fd, fedmd/feddistill). Rounds to {target:.2f}: the first round "
             "whose accuracy reaches the target (as on the FedAvg paper's best-so-far curve), averaged over the "
             "runs that reached it (how many, in brackets); MB to the target and in total count training "
-            f"traffic only (model, gradient or soft-label records sent and received, 1 MB = 10^6 bytes). "
+            f"traffic only (model, gradient or logit records sent and received, 1 MB = 10^6 bytes). "
             f"The {CENTRALIZED} row is the baseline trained with DistributedDataParallel on the pooled data; "
             "its rounds are epochs and it sends nothing over a federation."
         ),
