@@ -13,6 +13,7 @@ that round (`bytes_up`, `bytes_down`). From them:
 - client models (federated distillation, where clients keep their own models): the
   mean over clients of their models' test accuracy after the last round, and the best
   such round;
+- privacy spent: the epsilon of the last round that reports one (DP runs);
 - one summary row per strategy: mean and sample standard deviation over its seeds'
   completed runs (no deviation with a single run); failed runs are counted, never
   averaged in.
@@ -50,6 +51,7 @@ COLUMNS = (
     "total_mb",
     "upload_bytes_per_client_round",
     "wall_seconds_mean",
+    "final_epsilon_mean",
 )
 
 Rounds = Sequence[dict[str, Any]]
@@ -91,6 +93,12 @@ def upload_per_client_round(rounds: Rounds) -> float | None:
     trained = [r for r in rounds if r["round"] >= 1]
     replies = sum(int(r.get("nodes_replied", 0)) for r in trained)
     return sum(int(r.get("bytes_up", 0)) for r in trained) / replies if replies else None
+
+
+def final_epsilon(rounds: Rounds) -> float | None:
+    """The cumulative epsilon after the last round that reports one, or None for a run without DP."""
+    spent = [float(r["epsilon"]) for r in rounds if r.get("epsilon") is not None]
+    return spent[-1] if spent else None
 
 
 def rounds_to_target(rounds: Rounds, target: float) -> int | None:
@@ -136,6 +144,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
     client_finals = mean_std([values[-1] for values in clients if values])
     client_bests = mean_std([max(values) for values in clients if values])
     uploads = [u for u in (upload_per_client_round(r.rounds) for r in done) if u is not None]
+    epsilons = [e for e in (final_epsilon(r.rounds) for r in done) if e is not None]
     return {
         "strategy": label,
         "runs": len(results),
@@ -159,6 +168,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "total_mb": _mean_mb([up + down for up, down in totals]),
         "upload_bytes_per_client_round": mean_std(uploads)[0],
         "wall_seconds_mean": mean_std([r.seconds for r in done])[0],
+        "final_epsilon_mean": mean_std(epsilons)[0],
     }
 
 

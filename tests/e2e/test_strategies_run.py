@@ -68,6 +68,7 @@ def test_fedprox_keeps_stragglers_and_client_side_dp_clips_and_accounts(
         assert record["stragglers"] == 1 and record["stragglers_dropped"] == 0
         assert record["max_received_update_norm"] <= 5.0 * (1 + 1e-5)
     assert 0 < rounds[0]["epsilon"] < rounds[1]["epsilon"]
+    assert rounds[0]["dp_expected_clients"] == 3.0 and rounds[0]["dp_clipping_norm"] == 5.0
 
 
 def test_fedsgd_sends_one_gradient_per_client(superlink: LocalSuperLink, tmp_path: Path) -> None:
@@ -76,26 +77,15 @@ def test_fedsgd_sends_one_gradient_per_client(superlink: LocalSuperLink, tmp_pat
         assert_weights_travel(record, TWO_NN_BYTES)
 
 
-def test_feddf_with_server_side_dp_validates_its_distillation_and_reports_epsilon(
+def test_feddf_sends_weights_both_ways_and_validates_its_distillation(
     superlink: LocalSuperLink, tmp_path: Path
 ) -> None:
-    rounds = training_rounds(
-        superlink,
-        tmp_path,
-        nodes=4,
-        strategy="feddf",
-        dp="server-fixed",
-        dp_clipping_norm=5.0,
-        dp_noise_multiplier=0.01,
-        distill_steps=60,
-        distill_eval_every=20,
-    )
+    rounds = training_rounds(superlink, tmp_path, nodes=4, strategy="feddf", distill_steps=60, distill_eval_every=20)
     for record in rounds:
         assert_weights_travel(record, TWO_NN_BYTES, nodes=4)
         assert 1 <= record["distill_steps"] <= 60 and record["distill_fell_back"] in (0.0, 1.0)
         assert record["distill_validation_best"] >= record["distill_validation_start"]
         assert 0 < record["consensus_accuracy"] <= 1
-    assert 0 < rounds[0]["epsilon"] < rounds[1]["epsilon"]
 
 
 def assert_client_models_reported(record: dict[str, Any]) -> None:
