@@ -5,8 +5,9 @@ SuperLink, then the centralized baseline of that seed (`sim/centralized.py`). Th
 results go to `--out`:
 
 - `runs/<strategy>-<seed>/` and `runs/centralized-<seed>/`: each run's own outputs;
-- `summary.csv`, `report.md`, `curves.png` (and `privacy.png` when some runs are
-  differentially private): rewritten after every run, so progress is visible and an
+- `summary.csv`, `report.md`, `curves.png`, `runs.json` (every run's figures and
+  per-round curves; and `privacy.png` when some runs are differentially private):
+  rewritten after every run, so progress is visible and an
   interrupted comparison keeps what it measured.
 
 A run that fails is a row marked failed, never skipped; the command then exits 1.
@@ -47,11 +48,13 @@ from sim.report import (
     CURVES_FILE,
     PRIVACY_FILE,
     REPORT_FILE,
+    RUNS_FILE,
     SUMMARY_FILE,
     is_private,
     plot_curves,
     plot_privacy_utility,
     write_report,
+    write_runs_json,
     write_summary_csv,
 )
 from sim.run import RunRequest, ensure_superlink, execute
@@ -286,7 +289,7 @@ def _records(folder: Path) -> list[dict[str, Any]]:
 
 
 def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan, out: Path, started: float) -> None:
-    """Report the run that just ended and rewrite the comparison's three outputs."""
+    """Report the run that just ended and rewrite the comparison's outputs."""
     last = results[-1]
     accuracy = f"final central accuracy {last.rounds[-1]['central_accuracy']:.4f}" if last.rounds else "no metrics"
     echo(
@@ -297,6 +300,7 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     rows = [summarize(label, [r for r in results if r.label == label], request.target) for label in labels]
     rows = [row for row in rows if row["runs"]]
     write_summary_csv(rows, out / SUMMARY_FILE)
+    write_runs_json(request.command, results, request.target, out / RUNS_FILE)
     curves = {label: [r.rounds for r in results if r.label == label and r.completed] for label in labels[:-1]}
     baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
     baseline = sum(baselines) / len(baselines) if baselines else None

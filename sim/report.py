@@ -1,4 +1,4 @@
-"""A comparison's outputs: `summary.csv`, `report.md` and `curves.png`.
+"""A comparison's outputs: `summary.csv`, `report.md`, `curves.png` and `runs.json`.
 
 The table is the same in the CSV (one numeric column per quantity, for scripts) and in
 the report (mean ± standard deviation, for people). The picture has central accuracy
@@ -11,12 +11,17 @@ When some runs are differentially private, the report adds a privacy table (nois
 multiplier, epsilon at delta and for which neighbours, accuracy) and `privacy.png`:
 final accuracy against epsilon, one point per noise multiplier (mean ± standard
 deviation over seeds), the non-private runs and the centralized baseline as lines.
+
+`runs.json` keeps every run's own figures (per seed) and its per-round curves, so a
+per-seed or per-round number quoted in the docs can be traced to a small file that
+lives beside the summary, without the runs' folders.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,15 @@ import matplotlib
 import numpy as np
 
 from fedapp.atomic import atomic_write, atomic_write_text
-from sim.summary import COLUMNS, MEGABYTE, RunResult, final_accuracy, rounds_to_target
+from sim.summary import (
+    COLUMNS,
+    MEGABYTE,
+    RunResult,
+    best_accuracy,
+    final_accuracy,
+    rounds_to_target,
+    upload_per_client_round,
+)
 from strategies.accounting import NEIGHBOURING_RELATIONS
 
 matplotlib.use("Agg")
@@ -35,6 +48,18 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 SUMMARY_FILE = "summary.csv"
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
+RUNS_FILE = "runs.json"
+CURVE_FIELDS = (
+    "round",
+    "central_accuracy",
+    "client_accuracy_mean",
+    "client_validation_accuracy_mean",
+    "consensus_accuracy",
+    "distill_fell_back",
+    "nodes_replied",
+    "epsilon",
+)
+"""Per-round fields `runs.json` keeps for each run (those a run records), rounded to 4 digits."""
 PRIVACY_FILE = "privacy.png"
 CENTRALIZED = "centralized"
 
@@ -47,6 +72,47 @@ def write_summary_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     for row in rows:
         writer.writerow({key: "" if row[key] is None else _csv_value(row[key]) for key in COLUMNS})
     atomic_write_text(path, buffer.getvalue())
+
+
+def write_runs_json(command: str, results: Sequence[RunResult], target: float, path: Path) -> None:
+    """Write every run's label, seed, status, own figures and per-round curves (`CURVE_FIELDS`) as JSON.
+
+    One run per line, so the file stays readable and its diffs small.
+    """
+    runs = [
+        {
+            "strategy": r.label,
+            "seed": r.seed,
+            "status": r.status,
+            "wall_seconds": round(r.seconds, 1),
+            **_run_figures(r.rounds, target),
+            "curves": {
+                field: [_rounded(record.get(field)) for record in r.rounds]
+                for field in CURVE_FIELDS
+                if any(record.get(field) is not None for record in r.rounds)
+            },
+        }
+        for r in results
+    ]
+    header = json.dumps({"command": command, "target_accuracy": target})[:-1]
+    lines = ",\n".join(json.dumps(run) for run in runs)
+    atomic_write_text(path, f'{header}, "runs": [\n{lines}\n]}}\n')
+
+
+def _run_figures(rounds: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """One run's final and best accuracy, rounds to `target` and upload per client per round (None without rounds)."""
+    if not rounds:
+        return {"final_accuracy": None, "best_accuracy": None, "rounds_to_target": None, "upload_bytes": None}
+    return {
+        "final_accuracy": _rounded(final_accuracy(rounds)),
+        "best_accuracy": _rounded(best_accuracy(rounds)),
+        "rounds_to_target": rounds_to_target(rounds, target),
+        "upload_bytes": upload_per_client_round(rounds),
+    }
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _csv_value(value: Any) -> Any:
