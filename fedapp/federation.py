@@ -30,8 +30,9 @@ adds what a research run needs around them:
   `metrics.json`, and the run completes with all its outputs;
 - under DP every round is aggregated, even with no valid reply: the mechanism releases
   its noise whatever arrives, and its accounting assumes so;
-- the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes.
+- the global model is evaluated centrally after every round (a strategy without
+  one, FD, is scored by its client models' mean accuracy on the test set) and each
+  round is written to `metrics.json` as it completes.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class Federation:
             "updates_rejected": len(rejected),
             "rejected_updates": rejected,
             "updates_aggregated": len(valid) if len(valid) >= required else 0,
-            "kept_previous_model": new_arrays is None,
+            "kept_previous_model": len(valid) < required or (new_arrays is None and self.hooks.has_global_model()),
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
             "clients": clients,
@@ -325,9 +326,19 @@ class Federation:
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
 
+    def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> tuple[float, float]:
+        """(loss, accuracy) of the global model on the test set.
+
+        A strategy without a global model (FD) is scored by its client models' mean on
+        the test set, once they have reported one; before that, by the initial model.
+        """
+        if not self.hooks.has_global_model() and record.get("client_accuracy_mean") is not None:
+            return float(record["client_loss_mean"]), float(record["client_accuracy_mean"])
+        return self.evaluator(arrays)
+
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
         """Evaluate centrally, then checkpoint, write and log the round's record."""
-        central_loss, central_accuracy = self.evaluator(arrays)
+        central_loss, central_accuracy = self._central_evaluation(arrays, record)
         full = {
             "round": server_round,
             "central_accuracy": central_accuracy,
@@ -384,6 +395,11 @@ def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
     ]
     if record.get("train_loss") is not None:
         parts.append(f"train loss {record['train_loss']:.4f}")
+    if record.get("client_accuracy_mean") is not None:
+        parts.append(
+            f"client models {record['client_accuracy_mean']:.4f} "
+            f"({record['client_accuracy_min']:.4f}..{record['client_accuracy_max']:.4f})"
+        )
     if record.get("federated_accuracy") is not None:
         parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
     if "nodes_sampled" in record:
