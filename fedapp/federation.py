@@ -30,9 +30,10 @@ adds what a research run needs around them:
   `metrics.json`, and the run completes with all its outputs;
 - under DP every round is aggregated, even with no valid reply: the mechanism releases
   its noise whatever arrives, and its accounting assumes so;
-- the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes, then handed to the run's trackers
-  (TensorBoard, MLflow: `fedapp/tracking/`).
+- the global model is evaluated centrally after every round (a strategy without
+  one, FD, is scored by its client models' mean accuracy on the test set) and each
+  round is written to `metrics.json` as it completes, then handed to the run's
+  trackers (TensorBoard, MLflow: `fedapp/tracking/`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,15 @@ from fedapp.privacy import check_nodes, secret_sampling_in_use
 from fedapp.tracking import Trackers
 from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
 from strategies.builtin import hooks_for
-from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
+from strategies.protocol import (
+    EVAL_ACCURACY,
+    EVAL_LOSS,
+    LEARNING_RATE,
+    LOCAL_EPOCHS,
+    NUM_EXAMPLES,
+    SERVER_ROUND,
+    TRAIN_LOSS,
+)
 from strategies.schedule import round_learning_rate
 from strategies.seeding import derive_seed
 from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
@@ -185,7 +194,7 @@ class Federation:
             "updates_rejected": len(rejected),
             "rejected_updates": rejected,
             "updates_aggregated": len(valid) if len(valid) >= required else 0,
-            "kept_previous_model": new_arrays is None,
+            "kept_previous_model": len(valid) < required or (new_arrays is None and self.hooks.has_global_model()),
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
             "clients": clients,
@@ -312,13 +321,24 @@ class Federation:
         self._seed_sampler(server_round, "evaluate")
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
-        metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
+        measured = measured_replies(exchange.replies)
+        metrics = self.strategy.aggregate_evaluate(server_round, measured) if measured else None
         return {
             "federated_loss": _metric(metrics, EVAL_LOSS),
             "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
-            "evaluation_nodes": len(exchange.replies),
+            "evaluation_nodes": len(measured),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
+
+    def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> tuple[float, float]:
+        """(loss, accuracy) of the global model on the test set.
+
+        A strategy without a global model (FD) is scored by its client models' mean on
+        the test set, once they have reported one; before that, by the initial model.
+        """
+        if not self.hooks.has_global_model() and record.get("client_accuracy_mean") is not None:
+            return float(record["client_loss_mean"]), float(record["client_accuracy_mean"])
+        return self.evaluator(arrays)
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
         """Evaluate centrally, then checkpoint, write, track and log the round's record.
@@ -326,7 +346,7 @@ class Federation:
         Tracking comes last: a tracked round is always in the checkpoint, so a resumed
         run knows every round its tracked run may hold.
         """
-        central_loss, central_accuracy = self.evaluator(arrays)
+        central_loss, central_accuracy = self._central_evaluation(arrays, record)
         full = {
             "round": server_round,
             "central_accuracy": central_accuracy,
@@ -353,6 +373,21 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
 
 
+def measured_replies(replies: list[Message]) -> list[Message]:
+    """The evaluation replies that measured at least one example.
+
+    A node whose data is too small for a validation split (e.g. 4 digits at
+    `validation-fraction` 0.1) evaluates nothing and reports 0 examples; it has no
+    weight in the average, and when every sampled node is such a node Flower's
+    weighted average would divide by zero.
+    """
+    return [
+        reply
+        for reply in replies
+        if any(record.get(NUM_EXAMPLES, 0) > 0 for record in reply.content.metric_records.values())
+    ]
+
+
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:
     """`metrics[key]` as a float, or None when absent."""
     if metrics is None or key not in metrics:
@@ -369,6 +404,11 @@ def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
     ]
     if record.get("train_loss") is not None:
         parts.append(f"train loss {record['train_loss']:.4f}")
+    if record.get("client_accuracy_mean") is not None:
+        parts.append(
+            f"client models {record['client_accuracy_mean']:.4f} "
+            f"({record['client_accuracy_min']:.4f}..{record['client_accuracy_max']:.4f})"
+        )
     if record.get("federated_accuracy") is not None:
         parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
     if "nodes_sampled" in record:

@@ -3,7 +3,7 @@
 Each builder passes the strategy what it needs from the app through its constructor:
 sampling and averaging settings, the client sampler and DP mechanism (`privacy.py`:
 seeded or secret draws, secret or seeded noise), a `Distiller` bound to the run's
-model and public set, and (federated distillation) the nodes' architectures.
+model, public set and server validation split, and (FedMD) the nodes' architectures.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from fedapp.nodes import NodeDirectory
 from fedapp.privacy import client_sampler, noise_source
 from strategies.builtin import BUILTINS
 from strategies.dp import DifferentialPrivacy, PrivacySettings
+from strategies.fd import FD
 from strategies.fedavg import FedAvg
 from strategies.feddf import FedDF
-from strategies.feddistill import FedDistill
+from strategies.fedmd import FedMD
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
 from strategies.sampling import ClientSampler
@@ -98,14 +99,21 @@ def _feddf(context: BuildContext) -> Strategy:
     return FedDF(distiller=ServerDistiller(context.config), **_averaging_kwargs(context))
 
 
-def _feddistill(context: BuildContext) -> Strategy:
+def _fd(context: BuildContext) -> Strategy:
     config = context.config
-    return FedDistill(
+    return FD(num_classes=dataset_shape(config.dataset)[1], **sampling_kwargs(config))
+
+
+def _fedmd(context: BuildContext) -> Strategy:
+    config = context.config
+    return FedMD(
         distiller=ServerDistiller(config),
         server_model=config.model,
         num_classes=dataset_shape(config.dataset)[1],
+        public_samples=config.public_samples_per_round,
+        seed=config.seed,
         architectures=context.directory,
-        weighting=config.weighting,
+        push_weights=config.push_server_weights,
         **sampling_kwargs(config),
     )
 
@@ -119,7 +127,9 @@ BUILDERS: dict[str, Callable[[BuildContext], Strategy]] = {
     "fedsgd": _fedsgd,
     "fedprox": _fedprox,
     "feddf": _feddf,
-    "feddistill": _feddistill,
+    "fd": _fd,
+    "fedmd": _fedmd,
+    "feddistill": _fedmd,
     **{name: partial(_builtin, strategy_class) for name, strategy_class in BUILTINS.items()},
 }
 
@@ -128,7 +138,7 @@ def build_strategy(config: RunConfig, directory: NodeDirectory | None = None) ->
     """The strategy `config.strategy` names, built from `config`.
 
     `directory` tells which model each node trains and which nodes hold their own data;
-    without it (a plain Flower app) federated distillation never sends the server's
-    weights to a node, and under DP the client sample is always secret.
+    without it (a plain Flower app) FedMD never sends the server's weights to a node
+    (even with `push-server-weights`), and under DP the client sample is always secret.
     """
     return BUILDERS[config.strategy](BuildContext(config, directory))

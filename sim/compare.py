@@ -8,8 +8,9 @@ results go to `--out`:
   with `-c tracking=...` the runs are tracked under those names too, grouped so
   their curves overlay: `tensorboard --logdir <out>/runs`, and MLflow's experiment
   named after `--out`;
-- `summary.csv`, `report.md`, `curves.png` (and `privacy.png` when some runs are
-  differentially private): rewritten after every run, so progress is visible and an
+- `summary.csv`, `report.md`, `curves.png`, `runs.json` (every run's figures and
+  per-round curves; and `privacy.png` when some runs are differentially private):
+  rewritten after every run, so progress is visible and an
   interrupted comparison keeps what it measured.
 
 A run that fails is a row marked failed, never skipped; the command then exits 1.
@@ -18,8 +19,8 @@ Identical conditions, by construction and checked:
 - the data settings (`DataSpec`: dataset, partitioner and its parameters, validation
   share, public slice, seed) must be the same for every strategy of a seed, or the
   comparison is refused before anything runs. When any strategy distils on a public
-  set, every run is given the same explicit `public-size`, so all hold the same
-  private partitions;
+  set (or validates a server distillation), every run is given the same explicit
+  `public-size` (and `distill-validation-size`), so all hold the same private partitions;
 - model initialization and node sampling derive from the seed alone. After the runs,
   the report checks that every run of a seed with the same model (the centralized
   baseline included) starts from the same round-0 central loss.
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedapp.config import DEFAULT_PUBLIC_SIZE, ConfigError, RunConfig
+from fedapp.config import DEFAULT_PUBLIC_SIZE, DEFAULT_SERVER_VALIDATION_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
 from fedapp.registry import STRATEGIES
@@ -50,11 +51,13 @@ from sim.report import (
     CURVES_FILE,
     PRIVACY_FILE,
     REPORT_FILE,
+    RUNS_FILE,
     SUMMARY_FILE,
     is_private,
     plot_curves,
     plot_privacy_utility,
     write_report,
+    write_runs_json,
     write_summary_csv,
 )
 from sim.run import RunRequest, ensure_superlink, execute
@@ -198,10 +201,22 @@ def _grouped(request: CompareRequest) -> dict[str, str]:
 
 
 def _shared_public_set(request: CompareRequest) -> dict[str, int]:
-    """`public-size` for every run when a strategy distils and no run sets it: same partitions for all."""
-    distils = any(STRATEGIES[contender.strategy].uses_public_set for contender in request.contenders)
-    explicit = "public-size" in request.common or any("public-size" in c.overrides for c in request.contenders)
-    return {"public-size": DEFAULT_PUBLIC_SIZE} if distils and not explicit else {}
+    """The reserved slices for every run when a strategy needs them and no run sizes them: same partitions for all.
+
+    `public-size` when a strategy distils on a public set, `distill-validation-size`
+    when one distils on the server (and so validates on a labelled server split).
+    """
+    specs = [STRATEGIES[contender.strategy] for contender in request.contenders]
+    needed = {
+        "public-size": (DEFAULT_PUBLIC_SIZE, any(spec.uses_public_set for spec in specs)),
+        "distill-validation-size": (DEFAULT_SERVER_VALIDATION_SIZE, any(spec.distils_on_server for spec in specs)),
+    }
+    shared = {}
+    for key, (size, needs) in needed.items():
+        explicit = key in request.common or any(key in c.overrides for c in request.contenders)
+        if needs and not explicit:
+            shared[key] = size
+    return shared
 
 
 def _visible_settings(config: RunConfig) -> dict[str, Any]:
@@ -285,7 +300,7 @@ def _records(folder: Path) -> list[dict[str, Any]]:
 
 
 def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan, out: Path, started: float) -> None:
-    """Report the run that just ended and rewrite the comparison's three outputs."""
+    """Report the run that just ended and rewrite the comparison's outputs."""
     last = results[-1]
     accuracy = f"final central accuracy {last.rounds[-1]['central_accuracy']:.4f}" if last.rounds else "no metrics"
     echo(
@@ -296,6 +311,7 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     rows = [summarize(label, [r for r in results if r.label == label], request.target) for label in labels]
     rows = [row for row in rows if row["runs"]]
     write_summary_csv(rows, out / SUMMARY_FILE)
+    write_runs_json(request.command, results, request.target, out / RUNS_FILE)
     curves = {label: [r.rounds for r in results if r.label == label and r.completed] for label in labels[:-1]}
     baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
     baseline = sum(baselines) / len(baselines) if baselines else None

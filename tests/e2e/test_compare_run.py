@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,8 @@ def test_compare_runs_two_strategies_and_writes_table_report_and_curves(
         out / "curves.png"
     ).stat().st_size > 20_000
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["centralized-0", "fedavg-0", "small-lr-0"]
+    runs = json.loads((out / "runs.json").read_text())["runs"]
+    assert [(run["strategy"], run["seed"]) for run in runs] == [("fedavg", 0), ("small-lr", 0), ("centralized", 0)]
+    for run, row in zip(runs, rows, strict=True):
+        assert run["final_accuracy"] == pytest.approx(float(row["final_accuracy_mean"]), abs=1e-4)
+        assert run["curves"]["round"] == [0, 1, 2] and run["curves"]["central_accuracy"][-1] == run["final_accuracy"]
