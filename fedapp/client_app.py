@@ -3,14 +3,17 @@
 Each handler reads the run config through `RunConfig` and the node's identity from
 its node config: `data-path` (and optionally `node-name`) on an edge node with its own
 data, `partition-id`/`num-partitions` in simulation and demos. Data and model objects
-are cached per process: simulation actors serve many nodes and rounds.
+are cached per process: simulation actors serve many nodes and rounds. What a node
+keeps between rounds for SCAFFOLD, FedBN and Ditto is on its disk (`node_state.py`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -24,26 +27,45 @@ from fedapp.config import RunConfig
 from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
-from fedapp.models import build_model
-from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
-from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
+from fedapp.models import batch_norm_keys, build_model
+from fedapp.node_state import NodeStateStore
+from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
+from fedapp.training import (
+    TrainResult,
+    evaluate,
+    fit_soft_labels,
+    full_batch_gradient,
+    predict_soft_labels,
+    train_ditto,
+    train_scaffold,
+    train_sgd,
+)
 from strategies.arrays import reply_arrays, to_record
+from strategies.personalization import personal_arrays
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
+    CONTROL_VARIATE,
+    DITTO_LAMBDA,
     EVAL_ACCURACY,
     EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    LOCAL_STEPS,
     METRICS,
     NUM_EXAMPLES,
+    PERSONAL_ACCURACY,
+    PERSONAL_LOSS,
+    PERSONAL_TRAIN_LOSS,
     PROXIMAL_MU,
     SERVER_ROUND,
     SOFT_LABELS,
     TRAIN_LOSS,
 )
 from strategies.seeding import torch_generator
+
+Weights = ArrayRecord | Mapping[str, torch.Tensor]
 
 app = ClientApp()
 
@@ -114,23 +136,48 @@ class Node:
         """The unlabelled public set shared with the server (federated distillation)."""
         return load_public_features(DataSpec.from_config(self.config))
 
-    def model(self, arrays: ArrayRecord | None = None) -> nn.Module:
-        """This node's architecture holding `arrays` (or its seeded initial weights)."""
+    def model(self, arrays: Weights | None = None, role: str = "global") -> nn.Module:
+        """This node's architecture holding `arrays` (or its seeded initial weights).
+
+        Models holding arrays are reused per process, one per `role`: a handler that needs
+        two models at once (Ditto's global copy and personal model) gives them different roles.
+        """
         shape, num_classes = dataset_shape(self.config.dataset)
         if arrays is None:
             return build_model(self.architecture, shape, num_classes, self.config.seed)
-        model = _model_instance(self.architecture, shape, num_classes, self.config.seed)
-        model.load_state_dict(arrays.to_torch_state_dict())
+        model = _model_instance(self.architecture, shape, num_classes, self.config.seed, role)
+        model.load_state_dict(arrays.to_torch_state_dict() if isinstance(arrays, ArrayRecord) else dict(arrays))
         return model
 
     def generator(self, purpose: str, server_round: int) -> torch.Generator:
         """The random stream for `purpose` in `server_round` on this node (same in every run)."""
         return torch_generator(self.config.seed, purpose, server_round, self.key)
 
+    def state(self, instructions: ConfigRecord) -> NodeStateStore:
+        """Where this node keeps its state for the scope and round a message names."""
+        return NodeStateStore.for_message(instructions, self.key)
+
+    def sgd_settings(self, instructions: ConfigRecord) -> dict[str, Any]:
+        """The local SGD settings of a train message: epochs, batch, learning rate, data order, momentum."""
+        return {
+            "epochs": int(instructions[LOCAL_EPOCHS]),
+            "batch_size": self.config.batch_size,
+            "learning_rate": float(instructions[LEARNING_RATE]),
+            "generator": self.generator("train", int(instructions[SERVER_ROUND])),
+            "momentum": self.config.client_momentum,
+            "device": compute_device(),
+        }
+
 
 @lru_cache(maxsize=8)
-def _model_instance(name: str, shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """One model object per architecture and process, reloaded with each message's weights."""
+def _model_instance(
+    name: str,
+    shape: tuple[int, ...],
+    num_classes: int,
+    seed: int,
+    role: str,  # noqa: ARG001 (part of the cache key: one instance per role)
+) -> nn.Module:
+    """One model object per architecture, role and process, reloaded with each message's weights."""
     return build_model(name, shape, num_classes, seed)
 
 
@@ -176,24 +223,86 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     return reply
 
 
+def _train_metrics(result: TrainResult, **extra: float) -> MetricRecord:
+    """What every local training reports: examples, mean loss and the steps it ran (FedNova needs them)."""
+    return MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, LOCAL_STEPS: result.steps, **extra})
+
+
 @app.train(mods=[inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights."""
     node = Node.from_context(context)
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
-    server_round = int(instructions[SERVER_ROUND])
     result = train_sgd(
         model,
         node.data().train,
-        epochs=int(instructions[LOCAL_EPOCHS]),
-        batch_size=node.config.batch_size,
-        learning_rate=float(instructions[LEARNING_RATE]),
-        generator=node.generator("train", server_round),
         proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
-        device=compute_device(),
+        **node.sgd_settings(instructions),
     )
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
+    return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: _train_metrics(result)})
+
+
+@app.train("scaffold", mods=[inject_faults])
+def train_with_control_variates(message: Message, context: Context) -> Message:
+    """SCAFFOLD: corrected local SGD; reply with the new weights and the change of this node's c_i."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    state = node.state(instructions)
+    model = node.model(message.content[ARRAYS])
+    server_control = message.content[CONTROL_VARIATE].to_torch_state_dict()
+    client_control = state.load(CONTROL_VARIATE) or {key: torch.zeros_like(c) for key, c in server_control.items()}
+    result, updated = train_scaffold(
+        model,
+        node.data().train,
+        server_control=server_control,
+        client_control=client_control,
+        **node.sgd_settings(instructions),
+    )
+    state.save(CONTROL_VARIATE, int(instructions[SERVER_ROUND]), updated)
+    delta = {key: updated[key] - client_control[key] for key in updated}
+    return _reply(
+        message,
+        **{
+            ARRAYS: ArrayRecord(_cpu_state(model)),
+            CONTROL_VARIATE: ArrayRecord(delta),
+            METRICS: _train_metrics(result),
+        },
+    )
+
+
+@app.train("fedbn", mods=[inject_faults])
+def train_with_local_batch_norm(message: Message, context: Context) -> Message:
+    """FedBN: local SGD of the global weights with this node's own BatchNorm layers, which it keeps."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    state = node.state(instructions)
+    received = message.content[ARRAYS].to_torch_state_dict()
+    model = node.model(personal_arrays(received, state.load(PERSONAL_STATE)))
+    result = train_sgd(model, node.data().train, **node.sgd_settings(instructions))
+    weights = _cpu_state(model)
+    state.save(PERSONAL_STATE, int(instructions[SERVER_ROUND]), {key: weights[key] for key in batch_norm_keys(model)})
+    return _reply(message, **{ARRAYS: ArrayRecord(weights), METRICS: _train_metrics(result)})
+
+
+@app.train("ditto", mods=[inject_faults])
+def train_with_personal_model(message: Message, context: Context) -> Message:
+    """Ditto: local SGD of the global weights and, on the same batches, of this node's personal model."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    state = node.state(instructions)
+    received = message.content[ARRAYS].to_torch_state_dict()
+    model = node.model(received)
+    personal = node.model(personal_arrays(received, state.load(PERSONAL_STATE)), role="personal")
+    result, personal_loss = train_ditto(
+        model,
+        personal,
+        node.data().train,
+        lam=float(instructions[DITTO_LAMBDA]),
+        **node.sgd_settings(instructions),
+    )
+    state.save(PERSONAL_STATE, int(instructions[SERVER_ROUND]), _cpu_state(personal))
+    metrics = _train_metrics(result, **{PERSONAL_TRAIN_LOSS: personal_loss})
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
@@ -262,6 +371,34 @@ def evaluate_local(message: Message, context: Context) -> Message:
     """Evaluate this node's own model (federated distillation) on its validation split."""
     node = Node.from_context(context)
     return _evaluation_reply(message, node, node.model(context.state.get(LOCAL_MODEL)))
+
+
+@app.evaluate("personal")
+def evaluate_personal(message: Message, context: Context) -> Message:
+    """Evaluate the global weights and this node's personal model (FedBN, Ditto) on its validation split.
+
+    A node that has not trained its personal model yet has the global model as its own.
+    """
+    node = Node.from_context(context)
+    received = message.content[ARRAYS].to_torch_state_dict()
+    own = node.state(message.content[CONFIG]).load(PERSONAL_STATE)
+    validation = node.data().validation
+    loss, accuracy = evaluate(node.model(received), validation, compute_device())
+    personal_loss, personal_accuracy = (
+        evaluate(node.model(personal_arrays(received, own), role="personal"), validation, compute_device())
+        if own is not None
+        else (loss, accuracy)
+    )
+    metrics = MetricRecord(
+        {
+            NUM_EXAMPLES: len(validation),
+            EVAL_LOSS: loss,
+            EVAL_ACCURACY: accuracy,
+            PERSONAL_LOSS: personal_loss,
+            PERSONAL_ACCURACY: personal_accuracy,
+        }
+    )
+    return _reply(message, **{METRICS: metrics})
 
 
 def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:

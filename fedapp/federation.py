@@ -22,7 +22,10 @@ adds what a research run needs around them:
 - what a strategy reports about its round (`round_metrics()`: stragglers, epsilon, ...)
   goes into the round's record, and its `state_dict()` into the checkpoint;
 - the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes.
+  written to `metrics.json` as it completes; with federated evaluation, so is the
+  spread (mean, min, max) of each evaluated node's own model's accuracy on its
+  validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
+  the global model for the other strategies).
 """
 
 from __future__ import annotations
@@ -44,9 +47,20 @@ from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
-from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
+from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
-from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
+from strategies.personalization import accuracy_spread
+from strategies.protocol import (
+    ARRAYS,
+    EVAL_ACCURACY,
+    EVAL_LOSS,
+    LEARNING_RATE,
+    LOCAL_EPOCHS,
+    PERSONAL_ACCURACY,
+    SERVER_ROUND,
+    TRAIN_GRADIENT,
+    TRAIN_LOSS,
+)
 from strategies.schedule import round_learning_rate
 from strategies.seeding import derive_seed
 from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
@@ -212,33 +226,9 @@ class Federation:
         return valid, rejected
 
     def _reply_problem(self, reply: Message, sent: Message | None, references: dict[int, Any]) -> Rejection | None:
-        """Why `reply` must not be aggregated, checked against what the message it answers asked for.
-
-        A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
-        labels); otherwise a reply must return arrays shaped like those it was sent
-        (decoded once per sent record in `references`, not once per reply), and a reply
-        to a plain train message (new weights, not a gradient) must not move further
-        than `max-update-norm` from them.
-        """
-        if sent is None:
-            return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
-        reference = self.hooks.reply_reference(sent)
-        sent_arrays = single_array_record(sent.content) if reference is None else None
-        if sent_arrays is not None:
-            if id(sent_arrays) not in references:
-                references[id(sent_arrays)] = to_numpy(sent_arrays)
-            reference = references[id(sent_arrays)]
-        if reference is None:
-            return None
-        returned_records = len(reply.content.array_records)
-        if returned_records == 0:
-            return Rejection(NO_ARRAYS, "reply carries no arrays")
-        if returned_records > 1:
-            return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
-        returned = reply_arrays(reply.content)
-        if sent_arrays is not None and sent.metadata.message_type == MessageType.TRAIN:
-            return weights_problem(returned, reference, self.config.max_update_norm)
-        return structure_problem(returned, reference)
+        """Why `reply` must not be aggregated (see `reply_problem`), given what the strategy says replies carry."""
+        reference = self.hooks.reply_reference(sent) if sent is not None else None
+        return reply_problem(reply, sent, reference, self.config.max_update_norm, references)
 
     def _node_key(self, node_id: int) -> str:
         try:
@@ -274,10 +264,12 @@ class Federation:
         self._seed_sampler(server_round, "evaluate")
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
+        personal = personalized_accuracy(exchange.replies)
         metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
         return {
             "federated_loss": _metric(metrics, EVAL_LOSS),
             "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
+            **personal,
             "evaluation_nodes": len(exchange.replies),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
@@ -297,6 +289,67 @@ class Federation:
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 
 
+def reply_problem(
+    reply: Message, sent: Message | None, reference: Arrays | None, max_update_norm: float, references: dict[int, Any]
+) -> Rejection | None:
+    """Why `reply` must not be aggregated, checked against the message `sent` it answers.
+
+    A strategy may say what a reply must carry (`reference`, from its
+    `reply_reference(message)`, e.g. soft labels: one ArrayRecord). Otherwise a reply must
+    return array records under the names it was sent (SCAFFOLD's weights and control
+    variate, most strategies' weights alone), each shaped like the one sent (decoded once
+    per sent record into `references`, not once per reply); and weights returned by local
+    training (not a gradient) must not move further than `max_update_norm` (0: unbounded)
+    from those sent.
+    """
+    if sent is None:
+        return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
+    if reference is not None:
+        return _one_record_problem(reply, reference)
+    if not sent.content.array_records:
+        return None
+    return _records_problem(reply, sent, max_update_norm, references)
+
+
+def _records_problem(
+    reply: Message, sent: Message, max_update_norm: float, references: dict[int, Any]
+) -> Rejection | None:
+    """Why the reply's array records are not those sent, name by name, in structure (and weights in norm)."""
+    sent_records = sent.content.array_records
+    returned = reply.content.array_records
+    if not returned:
+        return Rejection(NO_ARRAYS, "reply carries no arrays")
+    if set(returned) != set(sent_records):
+        return Rejection(UNEXPECTED, f"reply carries ArrayRecords {sorted(returned)}, expected {sorted(sent_records)}")
+    for name, record in sent_records.items():
+        if id(record) not in references:
+            references[id(record)] = to_numpy(record)
+        arrays = to_numpy(returned[name])
+        problem = (
+            weights_problem(arrays, references[id(record)], max_update_norm)
+            if name == ARRAYS and _returns_trained_weights(sent.metadata.message_type)
+            else structure_problem(arrays, references[id(record)])
+        )
+        if problem is not None:
+            return problem
+    return None
+
+
+def _one_record_problem(reply: Message, reference: Arrays) -> Rejection | None:
+    """Why `reply` does not carry exactly one ArrayRecord shaped like `reference`; None if it does."""
+    returned_records = len(reply.content.array_records)
+    if returned_records == 0:
+        return Rejection(NO_ARRAYS, "reply carries no arrays")
+    if returned_records > 1:
+        return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
+    return structure_problem(reply_arrays(reply.content), reference)
+
+
+def _returns_trained_weights(message_type: str) -> bool:
+    """True for messages answered with locally trained weights: `train` and its variants but gradient requests."""
+    return message_type.partition(".")[0] == MessageType.TRAIN and message_type != TRAIN_GRADIENT
+
+
 def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     """`new` with each array in the dtype it had in `previous`.
 
@@ -308,6 +361,24 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
         return new
     dtypes = {key: np.dtype(previous[key].dtype) for key in previous}
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
+
+
+def personalized_accuracy(replies: list[Message]) -> dict[str, float]:
+    """`personalized_accuracy_{mean,min,max}` over the evaluated nodes (none without replies).
+
+    Each node's own model is scored on its own validation split: the personal model a
+    node reports (`personal-accuracy`: FedBN, Ditto), else the model it was asked to
+    evaluate, which for every other strategy is the model that node would use (the
+    global one; federated distillation's own model).
+    """
+    accuracies = []
+    for reply in replies:
+        metrics = reply_metrics(reply.content)
+        own = metrics[PERSONAL_ACCURACY] if PERSONAL_ACCURACY in metrics else metrics[EVAL_ACCURACY]
+        accuracies.append(float(own))  # type: ignore[arg-type]
+    if not accuracies:
+        return {}
+    return {f"personalized_accuracy_{name}": value for name, value in accuracy_spread(accuracies).items()}
 
 
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:

@@ -19,6 +19,7 @@ class StrategySpec:
     local_training: bool = True
     supports_dp: bool = False
     heterogeneous_clients: bool = False
+    needs_batch_norm: bool = False
 
 
 def _builtin(description: str) -> StrategySpec:
@@ -35,6 +36,19 @@ STRATEGIES: dict[str, StrategySpec] = {
     ),
     "fedprox": StrategySpec(
         "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept", supports_dp=True
+    ),
+    "scaffold": StrategySpec(
+        "SCAFFOLD (Karimireddy et al. 2020): control variates correct client drift; twice FedAvg's traffic"
+    ),
+    "fednova": StrategySpec(
+        "FedNova (Wang et al. 2020): updates normalised by each client's local steps (stragglers' work kept)"
+    ),
+    "fedbn": StrategySpec(
+        "FedBN (Li et al. 2021): BatchNorm layers stay on the clients; personalised accuracy",
+        needs_batch_norm=True,
+    ),
+    "ditto": StrategySpec(
+        "Ditto (Li et al. 2021): personal models regularised toward the global one; personalised accuracy"
     ),
     "feddf": StrategySpec(
         "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, supports_dp=True

@@ -32,7 +32,7 @@ def main(grid: Grid, context: Context) -> None:
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
     directory = NodeDirectory(grid, config.round_timeout)
-    strategy = build_strategy(config, directory)
+    strategy = build_strategy(config, directory, directory)
     if resumed is not None:
         log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
         hooks_for(strategy).load_state_dict(resumed.strategy_state)

@@ -2,7 +2,9 @@
 
 Each builder passes the strategy what it needs from the app through its constructor:
 sampling and averaging settings, a DP mechanism, a `Distiller` bound to the run's
-model and public set, and (federated distillation) the nodes' architectures.
+model and public set, (federated distillation) the nodes' architectures, (strategies
+whose clients keep state) the nodes' stable keys, and (SCAFFOLD) which arrays of the
+model are trainable parameters.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from flwr.serverapp.strategy import Strategy
 from fedapp.config import RunConfig
 from fedapp.data import dataset_shape
 from fedapp.distillation import ServerDistiller
+from fedapp.models import build_model, parameter_keys
 from strategies.builtin import BUILTINS
+from strategies.client_state import NodeKeys
+from strategies.ditto import Ditto
 from strategies.dp import DifferentialPrivacy
 from strategies.fedavg import FedAvg
+from strategies.fedbn import FedBN
 from strategies.feddf import FedDF
 from strategies.feddistill import FedDistill, NodeArchitectures
+from strategies.fednova import FedNova
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
+from strategies.scaffold import Scaffold
 
 
 def sampling_kwargs(config: RunConfig) -> dict[str, Any]:
@@ -57,10 +65,11 @@ def _averaging_kwargs(config: RunConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a builder gets: the run's settings and, in fedapp's federation loop, the nodes' architectures."""
+    """What a builder gets: the run's settings and, in fedapp's federation loop, the nodes' architectures and keys."""
 
     config: RunConfig
     architectures: NodeArchitectures | None = None
+    node_keys: NodeKeys | None = None
 
 
 def _fedavg(context: BuildContext) -> Strategy:
@@ -73,6 +82,26 @@ def _fedprox(context: BuildContext) -> Strategy:
 
 def _fedsgd(context: BuildContext) -> Strategy:
     return FedSGD(**_averaging_kwargs(context.config))
+
+
+def _scaffold(context: BuildContext) -> Strategy:
+    config = context.config
+    shape, num_classes = dataset_shape(config.dataset)
+    control_keys = parameter_keys(build_model(config.model, shape, num_classes, config.seed))
+    return Scaffold(control_keys=control_keys, node_keys=context.node_keys, **_averaging_kwargs(config))
+
+
+def _fednova(context: BuildContext) -> Strategy:
+    return FedNova(client_momentum=context.config.client_momentum, **_averaging_kwargs(context.config))
+
+
+def _fedbn(context: BuildContext) -> Strategy:
+    return FedBN(node_keys=context.node_keys, **_averaging_kwargs(context.config))
+
+
+def _ditto(context: BuildContext) -> Strategy:
+    config = context.config
+    return Ditto(ditto_lambda=config.ditto_lambda, node_keys=context.node_keys, **_averaging_kwargs(config))
 
 
 def _feddf(context: BuildContext) -> Strategy:
@@ -99,16 +128,24 @@ BUILDERS: dict[str, Callable[[BuildContext], Strategy]] = {
     "fedavg": _fedavg,
     "fedsgd": _fedsgd,
     "fedprox": _fedprox,
+    "scaffold": _scaffold,
+    "fednova": _fednova,
+    "fedbn": _fedbn,
+    "ditto": _ditto,
     "feddf": _feddf,
     "feddistill": _feddistill,
     **{name: partial(_builtin, strategy_class) for name, strategy_class in BUILTINS.items()},
 }
 
 
-def build_strategy(config: RunConfig, architectures: NodeArchitectures | None = None) -> Strategy:
+def build_strategy(
+    config: RunConfig, architectures: NodeArchitectures | None = None, node_keys: NodeKeys | None = None
+) -> Strategy:
     """The strategy `config.strategy` names, built from `config`.
 
     `architectures` tells which model each node trains; without it (a plain Flower app)
-    federated distillation never sends the server's weights to a node.
+    federated distillation never sends the server's weights to a node. `node_keys` gives
+    nodes' stable keys; without them node state is keyed by Flower's node ids, which
+    hold for one run (a plain Flower app cannot resume anyway).
     """
-    return BUILDERS[config.strategy](BuildContext(config, architectures))
+    return BUILDERS[config.strategy](BuildContext(config, architectures, node_keys))
