@@ -8,6 +8,10 @@ that round (`bytes_up`, `bytes_down`). From them:
   FedAvg paper counts rounds on the best-so-far accuracy curve, which first reaches
   the target at exactly this round;
 - traffic to target: the bytes sent up and down in rounds 1 to that round;
+- personalised accuracy: the spread (mean, min, max over the evaluated nodes) of each
+  node's own model's accuracy on its validation split in the last round that has it
+  (FedBN's and Ditto's personal models; the global model for the other strategies),
+  when the runs evaluate on nodes (`fraction-evaluate` > 0);
 - one summary row per strategy: mean and sample standard deviation over its seeds'
   completed runs (no deviation with a single run); failed runs are counted, never
   averaged in.
@@ -30,6 +34,10 @@ COLUMNS = (
     "final_accuracy_std",
     "best_accuracy_mean",
     "best_accuracy_std",
+    "personalized_accuracy_mean",
+    "personalized_accuracy_std",
+    "personalized_accuracy_min",
+    "personalized_accuracy_max",
     "target_accuracy",
     "reached_target",
     "rounds_to_target_mean",
@@ -71,6 +79,18 @@ def best_accuracy(rounds: Rounds) -> float:
     return max(float(r["central_accuracy"]) for r in rounds)
 
 
+def final_personalized_accuracy(rounds: Rounds) -> tuple[float, float, float] | None:
+    """(mean, min, max) of the nodes' own models' accuracy in the last round that has it, or None."""
+    last = next((r for r in reversed(rounds) if r.get("personalized_accuracy_mean") is not None), None)
+    if last is None:
+        return None
+    return (
+        float(last["personalized_accuracy_mean"]),
+        float(last["personalized_accuracy_min"]),
+        float(last["personalized_accuracy_max"]),
+    )
+
+
 def rounds_to_target(rounds: Rounds, target: float) -> int | None:
     """The first round whose central accuracy is >= `target`, or None if none is."""
     return next((int(r["round"]) for r in rounds if r["central_accuracy"] >= target), None)
@@ -106,6 +126,8 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
     done = [r for r in results if r.completed and r.rounds]
     finals = mean_std([final_accuracy(r.rounds) for r in done])
     bests = mean_std([best_accuracy(r.rounds) for r in done])
+    spreads = [spread for spread in (final_personalized_accuracy(r.rounds) for r in done) if spread is not None]
+    personal = mean_std([mean for mean, _, _ in spreads])
     reached = [(rounds_to_target(r.rounds, target), traffic_to_target(r.rounds, target)) for r in done]
     reached = [(n, traffic) for n, traffic in reached if n is not None and traffic is not None]
     rounds_needed = mean_std([n for n, _ in reached])
@@ -118,6 +140,10 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "final_accuracy_std": finals[1],
         "best_accuracy_mean": bests[0],
         "best_accuracy_std": bests[1],
+        "personalized_accuracy_mean": personal[0],
+        "personalized_accuracy_std": personal[1],
+        "personalized_accuracy_min": mean_std([low for _, low, _ in spreads])[0],
+        "personalized_accuracy_max": mean_std([high for _, _, high in spreads])[0],
         "target_accuracy": target,
         "reached_target": len(reached),
         "rounds_to_target_mean": rounds_needed[0],
