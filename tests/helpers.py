@@ -1,20 +1,32 @@
-"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies."""
+"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies.
+
+`FakeGrid`, `answer` and `play_round` run a strategy's round in-process: its messages
+go to the real ClientApp (node id i + 1 is partition i), without Ray or a SuperLink.
+"""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from flwr.app import Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedapp.client_app import app as client_app
 from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import LocalSuperLink
+from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
 
 APP_DIR = Path(__file__).resolve().parents[1]
+NUM_NODES = 3
+TWO_NN_BYTES = 199_210 * 4
+CNN_BYTES = 1_663_370 * 4
 
 
 def free_port() -> int:
@@ -43,7 +55,76 @@ def run_app(
     return execute(request)
 
 
+def assert_weights_travel(record: dict[str, Any], model_bytes: int, nodes: int = 3) -> None:
+    """Each of the `nodes` clients received and sent back `model_bytes` (plus headers)."""
+    assert len(record["clients"]) == nodes
+    for client in record["clients"]:
+        assert model_bytes <= client["bytes_down"] < model_bytes * 1.01
+        assert model_bytes <= client["bytes_up"] < model_bytes * 1.01
+    assert record["bytes_up"] == sum(client["bytes_up"] for client in record["clients"])
+
+
 def reply_from(node_id: int, request: Message, content: RecordDict, monkeypatch: pytest.MonkeyPatch) -> Message:
     """A reply to `request` as node `node_id` would send it."""
     monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
     return Message(content, reply_to=request)
+
+
+class FakeGrid(Grid):
+    """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
+
+    def __init__(self, node_ids: list[int]) -> None:
+        self.node_ids = node_ids
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.node_ids)
+
+    def set_run(self, run: Any) -> None: ...
+    def run(self) -> Any: ...  # type: ignore[override]
+    def create_message(self, *args: Any, **kwargs: Any) -> Message: ...  # type: ignore[empty-body]
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
+    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
+
+
+def answer(
+    messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, num_nodes: int = NUM_NODES
+) -> list[Message]:
+    """Deliver `messages` to the real ClientApp, node id i+1 being partition i of `num_nodes`."""
+    replies = []
+    for message in messages:
+        node_id = message.metadata.dst_node_id
+        monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
+        context = Context(
+            run_id=1,
+            node_id=node_id,
+            node_config={"partition-id": node_id - 1, "num-partitions": num_nodes},
+            state=RecordDict(),
+            run_config=config,
+        )
+        replies.append(client_app(message, context))
+    assert not any(reply.has_error() for reply in replies), [r.error for r in replies if r.has_error()]
+    return replies
+
+
+def play_round(
+    strategy: Strategy,
+    config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    arrays: ArrayRecord,
+    server_round: int = 1,
+    num_nodes: int = NUM_NODES,
+) -> tuple[list[Message], ArrayRecord]:
+    """Configure, answer and aggregate one training round on nodes 1..`num_nodes`; return messages and new arrays."""
+    train_config = ConfigRecord(
+        {
+            SERVER_ROUND: server_round,
+            LEARNING_RATE: float(config["learning-rate"]),
+            LOCAL_EPOCHS: int(config["local-epochs"]),
+        }
+    )
+    grid = FakeGrid(list(range(1, num_nodes + 1)))
+    messages = list(strategy.configure_train(server_round, arrays, train_config, grid))
+    replies = answer(messages, config, monkeypatch, num_nodes)
+    new_arrays, _ = strategy.aggregate_train(server_round, replies)
+    return messages, new_arrays  # type: ignore[return-value]

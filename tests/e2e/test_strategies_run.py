@@ -12,10 +12,8 @@ from typing import Any
 
 from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
-from tests.helpers import run_app
+from tests.helpers import CNN_BYTES, TWO_NN_BYTES, assert_weights_travel, run_app
 
-TWO_NN_BYTES = 199_210 * 4
-CNN_BYTES = 1_663_370 * 4
 SMALL_RUN = {"model": "2nn", "num_server_rounds": 2, "fraction_evaluate": 0.0}
 
 
@@ -27,15 +25,6 @@ def training_rounds(superlink: LocalSuperLink, tmp_path: Path, **overrides: Any)
     assert [record["round"] for record in rounds] == [0, 1, 2]
     assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + 0.3
     return rounds[1:]
-
-
-def assert_weights_travel(record: dict[str, Any], model_bytes: int) -> None:
-    """Each of the 3 clients received and sent back one model's worth of bytes (plus headers)."""
-    assert len(record["clients"]) == 3
-    for client in record["clients"]:
-        assert model_bytes <= client["bytes_down"] < model_bytes * 1.01
-        assert model_bytes <= client["bytes_up"] < model_bytes * 1.01
-    assert record["bytes_up"] == sum(client["bytes_up"] for client in record["clients"])
 
 
 def test_fedavg_with_server_momentum_drops_stragglers(superlink: LocalSuperLink, tmp_path: Path) -> None:

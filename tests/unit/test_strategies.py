@@ -6,15 +6,12 @@ client code and the real strategies on real MNIST partitions in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
-from flwr.serverapp import Grid
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.client_app import app as client_app
 from fedapp.config import RunConfig
@@ -43,60 +40,11 @@ from strategies.protocol import (
 )
 from strategies.seeding import torch_generator
 from strategies.stragglers import choose_stragglers
-from tests.helpers import APP_DIR
-
-NUM_NODES = 3
+from tests.helpers import APP_DIR, NUM_NODES, FakeGrid, answer, play_round
 
 
 def run_config(**changes: Any) -> dict[str, Any]:
     return {**app_defaults(APP_DIR), "model": "2nn", **{k.replace("_", "-"): v for k, v in changes.items()}}
-
-
-class FakeGrid(Grid):
-    """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
-
-    def __init__(self, node_ids: list[int]) -> None:
-        self.node_ids = node_ids
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.node_ids)
-
-    def set_run(self, run: Any) -> None: ...
-    def run(self) -> Any: ...  # type: ignore[override]
-    def create_message(self, *args: Any, **kwargs: Any) -> Message: ...  # type: ignore[empty-body]
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
-
-
-def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Message]:
-    """Deliver `messages` to the real ClientApp, node id i+1 being partition i."""
-    replies = []
-    for message in messages:
-        node_id = message.metadata.dst_node_id
-        monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
-        context = Context(
-            run_id=1,
-            node_id=node_id,
-            node_config={"partition-id": node_id - 1, "num-partitions": NUM_NODES},
-            state=RecordDict(),
-            run_config=config,
-        )
-        replies.append(client_app(message, context))
-    assert not any(reply.has_error() for reply in replies), [r.error for r in replies if r.has_error()]
-    return replies
-
-
-def play_round(
-    strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrays: ArrayRecord
-) -> tuple[list[Message], ArrayRecord]:
-    train_config = ConfigRecord(
-        {SERVER_ROUND: 1, LEARNING_RATE: float(config["learning-rate"]), LOCAL_EPOCHS: int(config["local-epochs"])}
-    )
-    messages = list(strategy.configure_train(1, arrays, train_config, FakeGrid(list(range(1, NUM_NODES + 1)))))
-    replies = answer(messages, config, monkeypatch)
-    new_arrays, _ = strategy.aggregate_train(1, replies)
-    return messages, new_arrays
 
 
 def initial() -> ArrayRecord:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+from sim.report import markdown_table, plot_curves
 from sim.summary import (
     COLUMNS,
     RunResult,
@@ -81,3 +83,30 @@ def test_summary_of_a_strategy_that_never_reaches_the_target_or_always_fails() -
     assert never["final_accuracy_std"] is None
     failed = summarize("broken", [RunResult("broken", 0, "failed: no such run", [], 0.0, "runs/broken-0")], target=0.9)
     assert (failed["runs"], failed["failed"], failed["final_accuracy_mean"], failed["total_mb"]) == (1, 1, None, None)
+
+
+def test_personalized_accuracy_is_the_last_spread_averaged_over_seeds(tmp_path: Path) -> None:
+    runs = []
+    for seed, (mean, low, high) in enumerate([(0.9, 0.7, 1.0), (0.8, 0.5, 0.9)]):
+        run = result("ditto", seed, [0.5, 0.6])
+        run.rounds[1].update(
+            personalized_accuracy_mean=0.1, personalized_accuracy_min=0.0, personalized_accuracy_max=0.2
+        )
+        run.rounds[2].update(
+            personalized_accuracy_mean=mean, personalized_accuracy_min=low, personalized_accuracy_max=high
+        )
+        runs.append(run)
+    row = summarize("ditto", runs, target=0.9)
+    assert row["personalized_accuracy_mean"] == pytest.approx(0.85)
+    assert row["personalized_accuracy_std"] == pytest.approx(math.sqrt(0.005))
+    assert (row["personalized_accuracy_min"], row["personalized_accuracy_max"]) == pytest.approx((0.6, 0.95))
+    plain = summarize("fedavg", [result("fedavg", 0, [0.5])], target=0.9)
+    assert plain["personalized_accuracy_mean"] is None and plain["personalized_accuracy_min"] is None
+    table = markdown_table([row, plain])
+    assert "| 0.8500 ± 0.0707 [0.600, 0.950] |" in table and "| \u2013 |" in table
+    plot_curves({"ditto": [r.rounds for r in runs], "fedavg": [plain_rounds(0.5)]}, None, 0.9, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def plain_rounds(accuracy: float) -> list[dict[str, float]]:
+    return records([accuracy, accuracy])
