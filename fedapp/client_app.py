@@ -243,23 +243,46 @@ def train(message: Message, context: Context) -> Message:
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: _train_metrics(result)})
 
 
+@dataclass(frozen=True)
+class StatefulRequest:
+    """A message to a node that keeps state between rounds (SCAFFOLD, FedBN, Ditto), unpacked."""
+
+    node: Node
+    instructions: ConfigRecord
+    state: NodeStateStore
+    received: dict[str, torch.Tensor]
+
+    @classmethod
+    def unpack(cls, message: Message, context: Context) -> StatefulRequest:
+        """The node, the message's instructions, the node's state they point to, and the global weights."""
+        node = Node.from_context(context)
+        instructions = message.content[CONFIG]
+        return cls(node, instructions, node.state(instructions), message.content[ARRAYS].to_torch_state_dict())
+
+    @property
+    def server_round(self) -> int:
+        return int(self.instructions[SERVER_ROUND])
+
+    def personal_arrays(self) -> dict[str, torch.Tensor]:
+        """The node's own model: the global weights with the arrays it keeps (if any yet) in their place."""
+        return personal_arrays(self.received, self.state.load(PERSONAL_STATE))
+
+
 @app.train("scaffold", mods=[inject_faults])
 def train_with_control_variates(message: Message, context: Context) -> Message:
     """SCAFFOLD: corrected local SGD; reply with the new weights and the change of this node's c_i."""
-    node = Node.from_context(context)
-    instructions = message.content[CONFIG]
-    state = node.state(instructions)
-    model = node.model(message.content[ARRAYS])
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
     server_control = message.content[CONTROL_VARIATE].to_torch_state_dict()
-    client_control = state.load(CONTROL_VARIATE) or {key: torch.zeros_like(c) for key, c in server_control.items()}
+    client_control = request.state.load(CONTROL_VARIATE) or {k: torch.zeros_like(c) for k, c in server_control.items()}
     result, updated = train_scaffold(
         model,
-        node.data().train,
+        request.node.data().train,
         server_control=server_control,
         client_control=client_control,
-        **node.sgd_settings(instructions),
+        **request.node.sgd_settings(request.instructions),
     )
-    state.save(CONTROL_VARIATE, int(instructions[SERVER_ROUND]), updated)
+    request.state.save(CONTROL_VARIATE, request.server_round, updated)
     delta = {key: updated[key] - client_control[key] for key in updated}
     return _reply(
         message,
@@ -274,34 +297,28 @@ def train_with_control_variates(message: Message, context: Context) -> Message:
 @app.train("fedbn", mods=[inject_faults])
 def train_with_local_batch_norm(message: Message, context: Context) -> Message:
     """FedBN: local SGD of the global weights with this node's own BatchNorm layers, which it keeps."""
-    node = Node.from_context(context)
-    instructions = message.content[CONFIG]
-    state = node.state(instructions)
-    received = message.content[ARRAYS].to_torch_state_dict()
-    model = node.model(personal_arrays(received, state.load(PERSONAL_STATE)))
-    result = train_sgd(model, node.data().train, **node.sgd_settings(instructions))
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.personal_arrays())
+    result = train_sgd(model, request.node.data().train, **request.node.sgd_settings(request.instructions))
     weights = _cpu_state(model)
-    state.save(PERSONAL_STATE, int(instructions[SERVER_ROUND]), {key: weights[key] for key in batch_norm_keys(model)})
+    request.state.save(PERSONAL_STATE, request.server_round, {key: weights[key] for key in batch_norm_keys(model)})
     return _reply(message, **{ARRAYS: ArrayRecord(weights), METRICS: _train_metrics(result)})
 
 
 @app.train("ditto", mods=[inject_faults])
 def train_with_personal_model(message: Message, context: Context) -> Message:
     """Ditto: local SGD of the global weights and, on the same batches, of this node's personal model."""
-    node = Node.from_context(context)
-    instructions = message.content[CONFIG]
-    state = node.state(instructions)
-    received = message.content[ARRAYS].to_torch_state_dict()
-    model = node.model(received)
-    personal = node.model(personal_arrays(received, state.load(PERSONAL_STATE)), role="personal")
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    personal = request.node.model(request.personal_arrays(), role="personal")
     result, personal_loss = train_ditto(
         model,
         personal,
-        node.data().train,
-        lam=float(instructions[DITTO_LAMBDA]),
-        **node.sgd_settings(instructions),
+        request.node.data().train,
+        lam=float(request.instructions[DITTO_LAMBDA]),
+        **request.node.sgd_settings(request.instructions),
     )
-    state.save(PERSONAL_STATE, int(instructions[SERVER_ROUND]), _cpu_state(personal))
+    request.state.save(PERSONAL_STATE, request.server_round, _cpu_state(personal))
     metrics = _train_metrics(result, **{PERSONAL_TRAIN_LOSS: personal_loss})
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
@@ -379,15 +396,11 @@ def evaluate_personal(message: Message, context: Context) -> Message:
 
     A node that has not trained its personal model yet has the global model as its own.
     """
-    node = Node.from_context(context)
-    received = message.content[ARRAYS].to_torch_state_dict()
-    own = node.state(message.content[CONFIG]).load(PERSONAL_STATE)
-    validation = node.data().validation
-    loss, accuracy = evaluate(node.model(received), validation, compute_device())
-    personal_loss, personal_accuracy = (
-        evaluate(node.model(personal_arrays(received, own), role="personal"), validation, compute_device())
-        if own is not None
-        else (loss, accuracy)
+    request = StatefulRequest.unpack(message, context)
+    validation, device = request.node.data().validation, compute_device()
+    loss, accuracy = evaluate(request.node.model(request.received), validation, device)
+    personal_loss, personal_accuracy = evaluate(
+        request.node.model(request.personal_arrays(), role="personal"), validation, device
     )
     metrics = MetricRecord(
         {

@@ -60,6 +60,21 @@ NIID_BENCH_SETTINGS = (
     ("fedbn", "model=cnn-small-bn"),
 )
 
+
+def _niid_bench(partition: str) -> PaperPreset:
+    """NIID-Bench's comparison on MNIST split by `partition` (run-config keys)."""
+    return PaperPreset(
+        strategies=NIID_BENCH_STRATEGIES,
+        settings=NIID_BENCH_SETTINGS,
+        common=f"{NIID_BENCH_COMMON} {partition}",
+        nodes=10,
+        rounds=10,
+        seeds=(0, 1, 2),
+        target=0.9,
+        centralized_epochs=10,
+    )
+
+
 PAPER_PRESETS: dict[str, PaperPreset] = {
     "fedavg-vs-fedsgd": PaperPreset(
         strategies="fedavg,fedsgd",
@@ -98,24 +113,6 @@ PAPER_PRESETS: dict[str, PaperPreset] = {
         target=0.8,
         centralized_epochs=10,
     ),
-    "noniid-dirichlet": PaperPreset(
-        strategies=NIID_BENCH_STRATEGIES,
-        settings=NIID_BENCH_SETTINGS,
-        common=f"{NIID_BENCH_COMMON} partitioner=dirichlet dirichlet-alpha=0.5",
-        nodes=10,
-        rounds=10,
-        seeds=(0, 1, 2),
-        target=0.9,
-        centralized_epochs=10,
-    ),
-    "noniid-two-classes": PaperPreset(
-        strategies=NIID_BENCH_STRATEGIES,
-        settings=NIID_BENCH_SETTINGS,
-        common=f"{NIID_BENCH_COMMON} partitioner=shard classes-per-node=2",
-        nodes=10,
-        rounds=10,
-        seeds=(0, 1, 2),
-        target=0.9,
-        centralized_epochs=10,
-    ),
+    "noniid-dirichlet": _niid_bench("partitioner=dirichlet dirichlet-alpha=0.5"),
+    "noniid-two-classes": _niid_bench("partitioner=shard classes-per-node=2"),
 }

@@ -107,12 +107,16 @@ class FedAvgWithClientState(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """FedAvg's aggregation; the aggregated nodes' state of this round becomes the one to continue from."""
+        """FedAvg's aggregation, then `aggregated` with the replies it averaged."""
         replies = list(replies)
         new_arrays, metrics = super().aggregate_train(server_round, replies)
         if new_arrays is not None:
-            self.ledger.commit([reply.metadata.src_node_id for reply in self.usable_replies(replies)], server_round)
+            self.aggregated(server_round, self.usable_replies(replies))
         return new_arrays, metrics
+
+    def aggregated(self, server_round: int, replies: list[Message]) -> None:
+        """After `replies` were averaged: their nodes' state of this round becomes the one to continue from."""
+        self.ledger.commit([reply.metadata.src_node_id for reply in replies], server_round)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

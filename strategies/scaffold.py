@@ -38,7 +38,7 @@ from logging import INFO
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
 
@@ -81,17 +81,12 @@ class Scaffold(FedAvgWithClientState):
         """Each reply's change to the global weights, y_i - x (its weights record; the other is Delta c_i)."""
         return [difference(to_numpy(content[self.arrayrecord_key]), self.global_arrays) for content in contents]
 
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average the updates as FedAvg, then c <- c + (1/N) sum_i Delta c_i over the aggregated replies."""
-        replies = list(replies)
-        new_arrays, metrics = super().aggregate_train(server_round, replies)
-        if new_arrays is not None:
-            deltas = [to_numpy(reply.content[CONTROL_VARIATE]) for reply in self.usable_replies(replies)]
-            self.control = server_control_update(self.control, deltas, self.population)
-            self._round_metrics["control_variate_norm"] = global_norm(self.control)
-        return new_arrays, metrics
+    def aggregated(self, server_round: int, replies: list[Message]) -> None:
+        """After FedAvg's average of `replies`: c <- c + (1/N) sum_i Delta c_i over them, and their c_i count."""
+        super().aggregated(server_round, replies)
+        deltas = [to_numpy(reply.content[CONTROL_VARIATE]) for reply in replies]
+        self.control = server_control_update(self.control, deltas, self.population)
+        self._round_metrics["control_variate_norm"] = global_norm(self.control)
 
     def state_dict(self) -> dict[str, Any]:
         """FedAvg's state, the node-state ledger and the server's control variate c."""

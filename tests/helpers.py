@@ -19,6 +19,7 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.client_app import app as client_app
+from sim.flwr_cli import FINISHED_OK
 from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import LocalSuperLink
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
@@ -53,6 +54,18 @@ def run_app(
     extra = {"output-dir": str(tmp_path), **{key.replace("_", "-"): value for key, value in overrides.items()}}
     request = RunRequest.build(app_dir, [], nodes=nodes, extra=extra)
     return execute(request)
+
+
+def two_round_run(
+    superlink: LocalSuperLink, tmp_path: Path, nodes: int, min_gain: float, **overrides: Any
+) -> RunOutcome:
+    """A 2-round run of `nodes` nodes that must complete and raise central accuracy by more than `min_gain`."""
+    outcome = run_app(superlink, tmp_path, nodes=nodes, **{"num_server_rounds": 2, **overrides})
+    assert outcome.status == FINISHED_OK
+    rounds = outcome.metrics()["rounds"]
+    assert [record["round"] for record in rounds] == [0, 1, 2]
+    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + min_gain
+    return outcome
 
 
 def assert_weights_travel(record: dict[str, Any], model_bytes: int, nodes: int = 3) -> None:

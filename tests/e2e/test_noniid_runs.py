@@ -16,24 +16,18 @@ from fedapp.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import STATE_DIR_VARIABLE
 from fedapp.protocol import PERSONAL_STATE
-from sim.flwr_cli import FINISHED_OK
 from sim.run import RunOutcome
 from sim.superlink import LocalSuperLink
-from tests.helpers import TWO_NN_BYTES, assert_weights_travel, run_app
+from tests.helpers import TWO_NN_BYTES, assert_weights_travel, two_round_run
 
 NODES = 4
-SMALL_RUN = {"model": "2nn", "num_server_rounds": 2, "partitioner": "shard", "classes_per_node": 2}
+SMALL_RUN = {"model": "2nn", "partitioner": "shard", "classes_per_node": 2}
 PERSONALIZED = ("personalized_accuracy_min", "personalized_accuracy_mean", "personalized_accuracy_max")
 
 
 def training_run(superlink: LocalSuperLink, tmp_path: Path, **overrides: Any) -> RunOutcome:
     """Run 4 nodes for 2 rounds on two digits each; check it completed and learned."""
-    outcome = run_app(superlink, tmp_path, nodes=NODES, **{**SMALL_RUN, **overrides})
-    assert outcome.status == FINISHED_OK
-    rounds = outcome.metrics()["rounds"]
-    assert [record["round"] for record in rounds] == [0, 1, 2]
-    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + 0.1
-    return outcome
+    return two_round_run(superlink, tmp_path, NODES, 0.1, **{**SMALL_RUN, **overrides})
 
 
 def training_rounds(superlink: LocalSuperLink, tmp_path: Path, **overrides: Any) -> list[dict[str, Any]]:

@@ -10,21 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
-from tests.helpers import CNN_BYTES, TWO_NN_BYTES, assert_weights_travel, run_app
+from tests.helpers import CNN_BYTES, TWO_NN_BYTES, assert_weights_travel, two_round_run
 
-SMALL_RUN = {"model": "2nn", "num_server_rounds": 2, "fraction_evaluate": 0.0}
+SMALL_RUN = {"model": "2nn", "fraction_evaluate": 0.0}
 
 
 def training_rounds(superlink: LocalSuperLink, tmp_path: Path, **overrides: Any) -> list[dict[str, Any]]:
     """Run 3 nodes to completion with `overrides`; return the records of rounds 1 and 2."""
-    outcome = run_app(superlink, tmp_path, nodes=3, **{**SMALL_RUN, **overrides})
-    assert outcome.status == FINISHED_OK
-    rounds = outcome.metrics()["rounds"]
-    assert [record["round"] for record in rounds] == [0, 1, 2]
-    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + 0.3
-    return rounds[1:]
+    return two_round_run(superlink, tmp_path, 3, 0.3, **{**SMALL_RUN, **overrides}).metrics()["rounds"][1:]
 
 
 def test_fedavg_with_server_momentum_drops_stragglers(superlink: LocalSuperLink, tmp_path: Path) -> None:
