@@ -13,8 +13,8 @@ that task; the FAB's code is loaded fresh in it), but starts in milliseconds.
 
 fedapp's own modules are deliberately not imported here: Flower's app loader would
 reuse an already imported module instead of loading the run's FAB. This relies on
-Flower 1.41 internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`); pyproject.toml
-pins that version. Started by `deploy/start-supernode.sh`.
+Flower internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`; unchanged from 1.41
+to 1.42); pyproject.toml pins the version. Started by `deploy/start-supernode.sh`.
 """
 
 from __future__ import annotations

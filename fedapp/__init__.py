@@ -1,1 +1,1 @@
-"""fedapp: a Flower 1.41 app that trains PyTorch models federatedly (simulation and edge)."""
+"""fedapp: a Flower 1.42 app that trains PyTorch models federatedly (simulation and edge)."""

@@ -5,10 +5,15 @@
 one with runtime dependency installation on, which re-resolves the app's
 dependencies with uv and downloads packages on every run. fedapp starts that
 SuperLink itself first, with installation disabled so runs use this virtual
-environment, records its PID, and later `flwr run . --stream` reuses it.
+environment, records its PID and Flower version, and later `flwr run . --stream`
+reuses it while this environment still has that Flower version.
 
 Its files live in `$FLWR_HOME/fedapp/superlink-<port>/`: `superlink.pid`,
-`superlink.log` and `state.db` (run history, so `flwr log` works after a restart).
+`superlink.flwr-version`, `superlink.log` and `state-flwr-<version>.db` (run history,
+so `flwr log` works after a restart). The database is per Flower version because a
+SuperLink migrates it to its own schema on start and an older Flower then refuses it
+(1.41 cannot open a database 1.42 has opened), so checkouts on different Flower
+versions can share `$FLWR_HOME`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -61,6 +67,11 @@ def flwr_environment() -> dict[str, str]:
     }
 
 
+def flower_version() -> str:
+    """The Flower version installed in this environment (the one a SuperLink started now runs)."""
+    return version("flwr")
+
+
 def venv_executable(name: str) -> str:
     """Path of a console script of this virtual environment (falls back to PATH)."""
     candidate = Path(sys.executable).parent / name
@@ -88,6 +99,11 @@ class LocalSuperLink:
     def log_file(self) -> Path:
         return self.folder / "superlink.log"
 
+    @property
+    def version_file(self) -> Path:
+        """`<pid> <flower version>` of the SuperLink fedapp started last."""
+        return self.folder / "superlink.flwr-version"
+
     def is_healthy(self) -> bool:
         """True if something answers Flower's health endpoint on the port."""
         try:
@@ -108,11 +124,15 @@ class LocalSuperLink:
 
         A SuperLink on the port that installs dependencies at run time, or that was
         started for another Ray cluster, is not reused: one of ours is restarted, any
-        other is reported with its PID.
+        other is reported with its PID. One of ours is also restarted when this
+        environment's Flower version is not the one it was started with (an upgrade
+        in place, or another checkout sharing `$FLWR_HOME`): its SuperExec would start
+        this environment's `flwr-simulation`, which a SuperLink of another major.minor
+        release rejects, and the run would make no progress.
         """
         proc = self.process()
         if proc is not None:
-            problem = _unsuitable(proc, ray_address)
+            problem = _unsuitable(proc, ray_address) or self._version_problem(proc)
             if problem is None:
                 return False
             if not self._is_ours(proc):
@@ -133,6 +153,18 @@ class LocalSuperLink:
     def _is_ours(self, proc: psutil.Process) -> bool:
         return self.pid_file.exists() and self.pid_file.read_text().strip() == str(proc.pid)
 
+    def _version_problem(self, proc: psutil.Process) -> str | None:
+        """Why our SuperLink `proc` runs another Flower than this environment has, or None."""
+        if not self._is_ours(proc):
+            return None  # not ours: its version is unknown
+        pid, _, started_with = (self.version_file.read_text() if self.version_file.exists() else "").partition(" ")
+        started_with = started_with.strip() if pid == str(proc.pid) else ""
+        installed = flower_version()
+        if started_with == installed:
+            return None
+        running = f"it runs Flower {started_with}" if started_with else "its Flower version was not recorded"
+        return f"{running}, this environment has Flower {installed}"
+
     def _start(self, app_dir: Path, ray_address: str | None) -> None:
         """Launch a detached SuperLink in its own session and wait until it answers."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -151,7 +183,7 @@ class LocalSuperLink:
             "--port",
             str(self.port),
             "--database",
-            str(self.folder / "state.db"),
+            str(self.folder / f"state-flwr-{flower_version()}.db"),
         ]
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
@@ -164,6 +196,7 @@ class LocalSuperLink:
                 start_new_session=True,
             )
         self.pid_file.write_text(str(proc.pid))
+        self.version_file.write_text(f"{proc.pid} {flower_version()}")
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -184,6 +217,7 @@ class LocalSuperLink:
             return False
         pid = int(self.pid_file.read_text().strip())
         self.pid_file.unlink()
+        self.version_file.unlink(missing_ok=True)
         try:
             root = psutil.Process(pid)
         except psutil.NoSuchProcess:

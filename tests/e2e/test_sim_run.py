@@ -71,3 +71,14 @@ def test_cli_runs_and_reports_output_folder_and_accuracy(superlink: LocalSuperLi
     assert "[sim] final central accuracy:" in result.stdout
     assert "round 1/1 | central accuracy" in result.stdout
     assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["rounds"][1]["nodes_sampled"] == 3
+
+
+def test_a_failed_run_exits_non_zero_and_loses_nothing(superlink: LocalSuperLink, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "metrics.json").write_text("earlier results")
+    result = _sim("run", "--nodes", "2", "-c", f"num-server-rounds=1 output-dir={tmp_path} run-name=taken")
+    assert result.returncode == 1
+    assert "ended with status finished:failed" in result.stdout
+    assert "already holds files" in result.stdout
+    assert (taken / "metrics.json").read_text() == "earlier results"
