@@ -1,8 +1,10 @@
 """A run's outputs: `<output-dir>/<run-name or run-id>/` with metrics, model and plot.
 
-- `metrics.json`: the run's settings and one record per round (round 0 is the
-  initial model), rewritten atomically after every round so it is always readable;
-  a resumed run's starts with the records of the run it resumes;
+- `metrics.json`: the run's settings, what its strategy promises (`client_sampling`,
+  `privacy`: the terms its epsilon refers to), why it stopped early if it did
+  (`stopped`), and one record per round (round 0 is the initial model), rewritten
+  atomically after every round so it is always readable; a resumed run's starts with
+  the records of the run it resumes;
 - `checkpoint.pt`: what resuming the run needs, rewritten atomically after every
   round (`checkpoint.py`);
 - `final_model.pt`: the final global weights as a PyTorch `state_dict`;
@@ -70,6 +72,15 @@ class RunOutputs:
     def record_partition_counts(self, partition_counts: list[int]) -> None:
         """Note how the connected nodes share the dataset (checked when the run is resumed)."""
         self.header["partition_counts"] = partition_counts
+
+    def record_run_summary(self, summary: dict[str, Any]) -> None:
+        """Note what the strategy says about the whole run (client sampling, privacy terms)."""
+        self.header.update(summary)
+
+    def record_stop(self, next_round: int, reason: str) -> None:
+        """Note that the run ended before `next_round` (e.g. its privacy budget is spent) and why."""
+        self.header["stopped"] = {"before_round": next_round, "reason": reason}
+        self._write_metrics()
 
     def add_round(self, record: dict[str, Any]) -> None:
         """Append one round's record and rewrite `metrics.json`."""

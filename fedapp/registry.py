@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """What a strategy is, and which settings it needs or allows (config validation enforces them)."""
+    """What a strategy is, and which settings it needs or allows (config validation enforces them).
+
+    `supports_dp`: `dp` may wrap its averaging; `own_sampling`: it samples clients itself,
+    so `client-sampling = "poisson"` is allowed.
+    """
 
     description: str
     uses_public_set: bool = False
     local_training: bool = True
     supports_dp: bool = False
+    own_sampling: bool = False
     heterogeneous_clients: bool = False
     needs_batch_norm: bool = False
 
@@ -29,29 +34,41 @@ def _builtin(description: str) -> StrategySpec:
 
 STRATEGIES: dict[str, StrategySpec] = {
     "fedavg": StrategySpec(
-        "FedAvg (McMahan et al. 2017): weighted average of client models, server lr/momentum", supports_dp=True
+        "FedAvg (McMahan et al. 2017): weighted average of client models, server lr/momentum",
+        supports_dp=True,
+        own_sampling=True,
     ),
     "fedsgd": StrategySpec(
-        "FedSGD (McMahan et al. 2017): one full-batch gradient per client per round", local_training=False
+        "FedSGD (McMahan et al. 2017): one full-batch gradient per client per round",
+        local_training=False,
+        own_sampling=True,
     ),
     "fedprox": StrategySpec(
-        "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept", supports_dp=True
+        "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept",
+        supports_dp=True,
+        own_sampling=True,
     ),
     "scaffold": StrategySpec(
-        "SCAFFOLD (Karimireddy et al. 2020): control variates correct client drift; twice FedAvg's traffic"
+        "SCAFFOLD (Karimireddy et al. 2020): control variates correct client drift; twice FedAvg's traffic",
+        own_sampling=True,
     ),
     "fednova": StrategySpec(
-        "FedNova (Wang et al. 2020): updates normalised by each client's local steps (stragglers' work kept)"
+        "FedNova (Wang et al. 2020): updates normalised by each client's local steps (stragglers' work kept)",
+        own_sampling=True,
     ),
     "fedbn": StrategySpec(
         "FedBN (Li et al. 2021): BatchNorm layers stay on the clients; personalised accuracy",
         needs_batch_norm=True,
+        own_sampling=True,
     ),
     "ditto": StrategySpec(
-        "Ditto (Li et al. 2021): personal models regularised toward the global one; personalised accuracy"
+        "Ditto (Li et al. 2021): personal models regularised toward the global one; personalised accuracy",
+        own_sampling=True,
     ),
+    # No DP for FedDF: the server distils the ensemble of the clients' raw (unclipped,
+    # unnoised) models into the global model, so the released model is not private.
     "feddf": StrategySpec(
-        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, supports_dp=True
+        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, own_sampling=True
     ),
     "feddistill": StrategySpec(
         "Federated distillation (FD/FedMD): clients exchange soft labels on a public set",

@@ -32,7 +32,7 @@ def main(grid: Grid, context: Context) -> None:
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
     directory = NodeDirectory(grid, config.round_timeout)
-    strategy = build_strategy(config, directory, directory)
+    strategy = build_strategy(config, directory)
     if resumed is not None:
         log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
         hooks_for(strategy).load_state_dict(resumed.strategy_state)
@@ -40,7 +40,7 @@ def main(grid: Grid, context: Context) -> None:
     try:
         final_arrays = federation.run(initial_arrays(config), resumed)
     except ConfigError as error:
-        log(ERROR, "[fedapp] cannot resume: %s", error)
+        log(ERROR, "[fedapp] refused for these nodes: %s", error)
         raise
     model_path = outputs.save_model(final_arrays)
     plot_path = outputs.save_plot()

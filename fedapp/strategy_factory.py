@@ -1,7 +1,8 @@
 """The ServerApp's side of the registry: build the strategy a validated `RunConfig` names.
 
 Each builder passes the strategy what it needs from the app through its constructor:
-sampling and averaging settings, a DP mechanism, a `Distiller` bound to the run's
+sampling and averaging settings, the client sampler and DP mechanism (`privacy.py`:
+seeded or secret draws, secret or seeded noise), a `Distiller` bound to the run's
 model and public set, (federated distillation) the nodes' architectures, (strategies
 whose clients keep state) the nodes' stable keys, and (SCAFFOLD) which arrays of the
 model are trainable parameters.
@@ -20,17 +21,19 @@ from fedapp.config import RunConfig
 from fedapp.data import dataset_shape
 from fedapp.distillation import ServerDistiller
 from fedapp.models import build_model, parameter_keys
+from fedapp.nodes import NodeDirectory
+from fedapp.privacy import client_sampler, noise_source
 from strategies.builtin import BUILTINS
-from strategies.client_state import NodeKeys
 from strategies.ditto import Ditto
-from strategies.dp import DifferentialPrivacy
+from strategies.dp import DifferentialPrivacy, PrivacySettings
 from strategies.fedavg import FedAvg
 from strategies.fedbn import FedBN
 from strategies.feddf import FedDF
-from strategies.feddistill import FedDistill, NodeArchitectures
+from strategies.feddistill import FedDistill
 from strategies.fednova import FedNova
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
+from strategies.sampling import ClientSampler
 from strategies.scaffold import Scaffold
 
 
@@ -45,67 +48,81 @@ def sampling_kwargs(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def _averaging_kwargs(config: RunConfig) -> dict[str, Any]:
+def differential_privacy(config: RunConfig, sampler: ClientSampler) -> DifferentialPrivacy | None:
+    """The DP mechanism `config` asks for (None with `dp = "none"`), accounting `sampler`'s draws."""
+    if config.dp == "none":
+        return None
+    settings = PrivacySettings(
+        mode=config.dp,
+        clipping_norm=config.dp_clipping_norm,
+        noise_multiplier=config.dp_noise_multiplier,
+        delta=config.dp_delta,
+        max_epsilon=config.dp_max_epsilon,
+        target_quantile=config.dp_target_quantile,
+        clipping_norm_lr=config.dp_clipping_norm_lr,
+        count_stddev=config.dp_count_noise_stddev,
+    )
+    return DifferentialPrivacy(settings, sampler, noise_source(config))
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder gets: the run's settings and, in fedapp's federation loop, its directory of nodes."""
+
+    config: RunConfig
+    directory: NodeDirectory | None = None
+
+
+def _averaging_kwargs(context: BuildContext) -> dict[str, Any]:
     """The settings every weight-averaging strategy of ours shares."""
-    privacy = None
-    if config.dp != "none":
-        privacy = DifferentialPrivacy(
-            config.dp, config.dp_clipping_norm, config.dp_noise_multiplier, config.dp_delta, config.seed
-        )
+    config = context.config
+    sampler = client_sampler(config, context.directory.own_data_nodes if context.directory else None)
     return {
         "weighting": config.weighting,
         "server_learning_rate": config.server_learning_rate,
         "server_momentum": config.server_momentum,
         "straggler_fraction": config.straggler_fraction,
         "seed": config.seed,
-        "privacy": privacy,
+        "sampler": sampler,
+        "privacy": differential_privacy(config, sampler),
         **sampling_kwargs(config),
     }
 
 
-@dataclass(frozen=True)
-class BuildContext:
-    """What a builder gets: the run's settings and, in fedapp's federation loop, the nodes' architectures and keys."""
-
-    config: RunConfig
-    architectures: NodeArchitectures | None = None
-    node_keys: NodeKeys | None = None
-
-
 def _fedavg(context: BuildContext) -> Strategy:
-    return FedAvg(**_averaging_kwargs(context.config))
+    return FedAvg(**_averaging_kwargs(context))
 
 
 def _fedprox(context: BuildContext) -> Strategy:
-    return FedProx(proximal_mu=context.config.proximal_mu, **_averaging_kwargs(context.config))
+    return FedProx(proximal_mu=context.config.proximal_mu, **_averaging_kwargs(context))
 
 
 def _fedsgd(context: BuildContext) -> Strategy:
-    return FedSGD(**_averaging_kwargs(context.config))
+    return FedSGD(**_averaging_kwargs(context))
 
 
 def _scaffold(context: BuildContext) -> Strategy:
     config = context.config
     shape, num_classes = dataset_shape(config.dataset)
     control_keys = parameter_keys(build_model(config.model, shape, num_classes, config.seed))
-    return Scaffold(control_keys=control_keys, node_keys=context.node_keys, **_averaging_kwargs(config))
+    return Scaffold(control_keys=control_keys, node_keys=context.directory, **_averaging_kwargs(context))
 
 
 def _fednova(context: BuildContext) -> Strategy:
-    return FedNova(client_momentum=context.config.client_momentum, **_averaging_kwargs(context.config))
+    return FedNova(client_momentum=context.config.client_momentum, **_averaging_kwargs(context))
 
 
 def _fedbn(context: BuildContext) -> Strategy:
-    return FedBN(node_keys=context.node_keys, **_averaging_kwargs(context.config))
+    return FedBN(node_keys=context.directory, **_averaging_kwargs(context))
 
 
 def _ditto(context: BuildContext) -> Strategy:
     config = context.config
-    return Ditto(ditto_lambda=config.ditto_lambda, node_keys=context.node_keys, **_averaging_kwargs(config))
+    return Ditto(ditto_lambda=config.ditto_lambda, node_keys=context.directory, **_averaging_kwargs(context))
 
 
 def _feddf(context: BuildContext) -> Strategy:
-    return FedDF(distiller=ServerDistiller(context.config), **_averaging_kwargs(context.config))
+    return FedDF(distiller=ServerDistiller(context.config), **_averaging_kwargs(context))
 
 
 def _feddistill(context: BuildContext) -> Strategy:
@@ -114,7 +131,7 @@ def _feddistill(context: BuildContext) -> Strategy:
         distiller=ServerDistiller(config),
         server_model=config.model,
         num_classes=dataset_shape(config.dataset)[1],
-        architectures=context.architectures,
+        architectures=context.directory,
         weighting=config.weighting,
         **sampling_kwargs(config),
     )
@@ -138,14 +155,13 @@ BUILDERS: dict[str, Callable[[BuildContext], Strategy]] = {
 }
 
 
-def build_strategy(
-    config: RunConfig, architectures: NodeArchitectures | None = None, node_keys: NodeKeys | None = None
-) -> Strategy:
+def build_strategy(config: RunConfig, directory: NodeDirectory | None = None) -> Strategy:
     """The strategy `config.strategy` names, built from `config`.
 
-    `architectures` tells which model each node trains; without it (a plain Flower app)
-    federated distillation never sends the server's weights to a node. `node_keys` gives
-    nodes' stable keys; without them node state is keyed by Flower's node ids, which
-    hold for one run (a plain Flower app cannot resume anyway).
+    `directory` tells which model each node trains and which nodes hold their own data;
+    without it (a plain Flower app) federated distillation never sends the server's
+    weights to a node, under DP the client sample is always secret, and node state
+    (SCAFFOLD, FedBN, Ditto) is keyed by Flower's node ids, which hold for one run (a
+    plain Flower app cannot resume anyway).
     """
-    return BUILDERS[config.strategy](BuildContext(config, architectures, node_keys))
+    return BUILDERS[config.strategy](BuildContext(config, directory))

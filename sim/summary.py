@@ -12,6 +12,7 @@ that round (`bytes_up`, `bytes_down`). From them:
   node's own model's accuracy on its validation split in the last round that has it
   (FedBN's and Ditto's personal models; the global model for the other strategies),
   when the runs evaluate on nodes (`fraction-evaluate` > 0);
+- privacy spent: the epsilon of the last round that reports one (DP runs);
 - one summary row per strategy: mean and sample standard deviation over its seeds'
   completed runs (no deviation with a single run); failed runs are counted, never
   averaged in.
@@ -48,6 +49,7 @@ COLUMNS = (
     "total_mb_down",
     "total_mb",
     "wall_seconds_mean",
+    "final_epsilon_mean",
 )
 
 Rounds = Sequence[dict[str, Any]]
@@ -91,6 +93,12 @@ def final_personalized_accuracy(rounds: Rounds) -> tuple[float, float, float] | 
     )
 
 
+def final_epsilon(rounds: Rounds) -> float | None:
+    """The cumulative epsilon after the last round that reports one, or None for a run without DP."""
+    spent = [float(r["epsilon"]) for r in rounds if r.get("epsilon") is not None]
+    return spent[-1] if spent else None
+
+
 def rounds_to_target(rounds: Rounds, target: float) -> int | None:
     """The first round whose central accuracy is >= `target`, or None if none is."""
     return next((int(r["round"]) for r in rounds if r["central_accuracy"] >= target), None)
@@ -132,6 +140,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
     reached = [(n, traffic) for n, traffic in reached if n is not None and traffic is not None]
     rounds_needed = mean_std([n for n, _ in reached])
     totals = [total_traffic(r.rounds) for r in done]
+    epsilons = [e for e in (final_epsilon(r.rounds) for r in done) if e is not None]
     return {
         "strategy": label,
         "runs": len(results),
@@ -154,6 +163,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "total_mb_down": _mean_mb([down for _, down in totals]),
         "total_mb": _mean_mb([up + down for up, down in totals]),
         "wall_seconds_mean": mean_std([r.seconds for r in done])[0],
+        "final_epsilon_mean": mean_std(epsilons)[0],
     }
 
 

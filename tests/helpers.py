@@ -19,7 +19,9 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.client_app import app as client_app
+from fedapp.models import build_model
 from sim.flwr_cli import FINISHED_OK
+from sim.overrides import app_defaults
 from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import LocalSuperLink
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
@@ -83,6 +85,10 @@ def reply_from(node_id: int, request: Message, content: RecordDict, monkeypatch:
     return Message(content, reply_to=request)
 
 
+def run_config(**changes: Any) -> dict[str, Any]:
+    return {**app_defaults(APP_DIR), "model": "2nn", **{k.replace("_", "-"): v for k, v in changes.items()}}
+
+
 class FakeGrid(Grid):
     """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
 
@@ -141,3 +147,7 @@ def play_round(
     replies = answer(messages, config, monkeypatch, num_nodes)
     new_arrays, _ = strategy.aggregate_train(server_round, replies)
     return messages, new_arrays  # type: ignore[return-value]
+
+
+def initial() -> ArrayRecord:
+    return ArrayRecord(build_model("2nn", (1, 28, 28), 10, seed=0).state_dict())
