@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 SUMMARY_FILE = "summary.csv"
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
+CURVES_DATA_FILE = "curves.json"
 PRIVACY_FILE = "privacy.png"
 CENTRALIZED = "centralized"
 
@@ -170,6 +172,36 @@ def plot_curves(
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
     plt.close(figure)
+
+
+def write_curves_json(curves: dict[str, list[list[dict[str, Any]]]], path: Path) -> None:
+    """The data `plot_curves` draws, as JSON: per strategy, per round, the mean and sample
+    std over its runs of the central accuracy, the cumulative traffic and (when the runs
+    evaluate on nodes) the nodes' own models' mean accuracy; null where undefined."""
+    data = {}
+    for label, runs in curves.items():
+        if not runs:
+            continue
+        rounds, accuracy, spread = _mean_curve(runs, _accuracies)
+        _, traffic, _ = _mean_curve(runs, _cumulative_megabytes)
+        entry = {
+            "runs": len(runs),
+            "round": rounds.tolist(),
+            "central_accuracy_mean": accuracy.tolist(),
+            "central_accuracy_std": None if spread is None else spread.tolist(),
+            "cumulative_mb_mean": traffic.tolist(),
+        }
+        if _has_personalized({label: runs}):
+            _, personal, personal_spread = _mean_curve(runs, _personalized_accuracies)
+            entry["personalized_accuracy_mean"] = _nulls(personal)
+            entry["personalized_accuracy_std"] = None if personal_spread is None else _nulls(personal_spread)
+        data[label] = entry
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def _nulls(values: np.ndarray) -> list[float | None]:
+    """`values` as a list, NaN (a round without the metric) as None."""
+    return [None if np.isnan(value) else float(value) for value in values]
 
 
 def _has_personalized(curves: dict[str, list[list[dict[str, Any]]]]) -> bool:

@@ -6,6 +6,7 @@ go to the real ClientApp (node id i + 1 is partition i), without Ray or a SuperL
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,8 +19,11 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedapp.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from fedapp.client_app import app as client_app
 from fedapp.models import build_model
+from fedapp.node_state import STATE_DIR_VARIABLE
+from fedapp.protocol import PERSONAL_STATE
 from sim.flwr_cli import FINISHED_OK
 from sim.overrides import app_defaults
 from sim.run import RunOutcome, RunRequest, execute
@@ -77,6 +81,17 @@ def assert_weights_travel(record: dict[str, Any], model_bytes: int, nodes: int =
         assert model_bytes <= client["bytes_down"] < model_bytes * 1.01
         assert model_bytes <= client["bytes_up"] < model_bytes * 1.01
     assert record["bytes_up"] == sum(client["bytes_up"] for client in record["clients"])
+
+
+def saved_personal_state(run_folder: Path) -> list[Path]:
+    """The personal-state files (FedBN, Ditto) the nodes of the run in `run_folder` keep on disk, sorted."""
+    scope = read_checkpoint(run_folder / CHECKPOINT_FILE).strategy_state["client_state"]["scope"]
+    return sorted((Path(os.environ[STATE_DIR_VARIABLE]) / scope).glob(f"*/{PERSONAL_STATE}-*.pt"))
+
+
+def personal_state_names(nodes: int) -> list[str]:
+    """The file names `saved_personal_state` finds after 2 rounds in which all `nodes` nodes trained."""
+    return [f"{PERSONAL_STATE}-{r}.pt" for r in (1, 2) for _ in range(nodes)]
 
 
 def reply_from(node_id: int, request: Message, content: RecordDict, monkeypatch: pytest.MonkeyPatch) -> Message:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 
-from sim.report import MISSING, markdown_table, plot_curves, plot_privacy_utility, privacy_table
+from sim.report import MISSING, markdown_table, plot_curves, plot_privacy_utility, privacy_table, write_curves_json
 from sim.summary import (
     COLUMNS,
     RunResult,
@@ -104,8 +105,18 @@ def test_personalized_accuracy_is_the_last_spread_averaged_over_seeds(tmp_path: 
     assert plain["personalized_accuracy_mean"] is None and plain["personalized_accuracy_min"] is None
     table = markdown_table([row, plain])
     assert "| 0.8500 ± 0.0707 [0.600, 0.950] |" in table and "| \u2013 |" in table
-    plot_curves({"ditto": [r.rounds for r in runs], "fedavg": [plain_rounds(0.5)]}, None, 0.9, tmp_path / "c.png", "t")
+    curves = {"ditto": [r.rounds for r in runs], "fedavg": [plain_rounds(0.5)]}
+    plot_curves(curves, None, 0.9, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 10_000
+    write_curves_json(curves, tmp_path / "c.json")
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["ditto"]["round"] == [0, 1, 2] and data["ditto"]["runs"] == 2
+    assert data["ditto"]["central_accuracy_mean"] == pytest.approx([0.1, 0.5, 0.6])
+    assert data["ditto"]["central_accuracy_std"] == pytest.approx([0, 0, 0])
+    assert data["ditto"]["cumulative_mb_mean"] == pytest.approx([0, 400e-6, 800e-6])
+    assert data["ditto"]["personalized_accuracy_mean"] == [None, pytest.approx(0.1), pytest.approx(0.85)]
+    assert data["ditto"]["personalized_accuracy_std"][2] == pytest.approx(math.sqrt(0.005))
+    assert data["fedavg"]["central_accuracy_std"] is None and "personalized_accuracy_mean" not in data["fedavg"]
 
 
 def plain_rounds(accuracy: float) -> list[dict[str, float]]:
