@@ -148,8 +148,12 @@ def play_round(
     arrays: ArrayRecord,
     server_round: int = 1,
     num_nodes: int = NUM_NODES,
+    partitions: int | None = None,
 ) -> tuple[list[Message], ArrayRecord]:
-    """Configure, answer and aggregate one training round on nodes 1..`num_nodes`; return messages and new arrays."""
+    """Configure, answer and aggregate one training round on nodes 1..`num_nodes`; return messages and new arrays.
+
+    The data is split into `partitions` (default: `num_nodes`) shares, node i holding share i - 1.
+    """
     train_config = ConfigRecord(
         {
             SERVER_ROUND: server_round,
@@ -159,7 +163,7 @@ def play_round(
     )
     grid = FakeGrid(list(range(1, num_nodes + 1)))
     messages = list(strategy.configure_train(server_round, arrays, train_config, grid))
-    replies = answer(messages, config, monkeypatch, num_nodes)
+    replies = answer(messages, config, monkeypatch, partitions or num_nodes)
     new_arrays, _ = strategy.aggregate_train(server_round, replies)
     return messages, new_arrays  # type: ignore[return-value]
 

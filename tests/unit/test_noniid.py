@@ -54,6 +54,8 @@ from tests.helpers import APP_DIR, NUM_NODES, FakeGrid, answer, play_round, repl
 
 SAMPLING = {"min_train_nodes": 1, "min_evaluate_nodes": 1, "min_available_nodes": 1}
 SCOPE = "0123456789abcdef0123456789abcdef"
+PARTITIONS = 10  # the pool in 10 shares: each node trains on a tenth, which keeps these tests fast
+FEDBN_PARTITIONS = 4
 
 
 @pytest.fixture(autouse=True)
@@ -136,10 +138,10 @@ def test_corrected_step_is_the_papers_step_and_c_i_follows_option_ii() -> None:
 def test_scaffold_with_zero_control_variates_equals_fedavg(monkeypatch: pytest.MonkeyPatch) -> None:
     """Round 1 starts with c = c_i = 0: the corrected step is the plain one, and so is the model."""
     config = run_config()
-    _, fedavg = play_round(FedAvg(**SAMPLING), config, monkeypatch, initial())
+    _, fedavg = play_round(FedAvg(**SAMPLING), config, monkeypatch, initial(), partitions=PARTITIONS)
     control_keys = parameter_keys(build_model("2nn", (1, 28, 28), 10, seed=0))
     scaffold = Scaffold(control_keys=control_keys, **SAMPLING)
-    messages, arrays = play_round(scaffold, config, monkeypatch, initial())
+    messages, arrays = play_round(scaffold, config, monkeypatch, initial(), partitions=PARTITIONS)
     assert_same_arrays(arrays, fedavg)
     first = messages[0]
     assert first.metadata.message_type == TRAIN_SCAFFOLD
@@ -160,7 +162,7 @@ def test_scaffold_clients_continue_from_their_committed_control_variate(monkeypa
         grid = FakeGrid([1])
         train_config = ConfigRecord({SERVER_ROUND: server_round, "lr": 0.05, "local-epochs": 1})
         messages = list(scaffold.configure_train(server_round, arrays, train_config, grid))
-        (reply,) = answer(messages, config, monkeypatch)
+        (reply,) = answer(messages, config, monkeypatch, PARTITIONS)
         deltas.append(to_numpy(reply.content[CONTROL_VARIATE]))
         arrays, _ = scaffold.aggregate_train(server_round, [reply])
     store = NodeStateStore.for_message(
@@ -261,7 +263,8 @@ def test_ditto_personal_step_limits_and_first_order_agreement() -> None:
 def _one_node_round(strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Message:
     """Round 1 of `strategy` on node 1 alone; returns its reply (the strategy has aggregated it)."""
     train_config = ConfigRecord({SERVER_ROUND: 1, "lr": 0.05, "local-epochs": 1})
-    (reply,) = answer(list(strategy.configure_train(1, initial(), train_config, FakeGrid([1]))), config, monkeypatch)
+    messages = list(strategy.configure_train(1, initial(), train_config, FakeGrid([1])))
+    (reply,) = answer(messages, config, monkeypatch, PARTITIONS)
     strategy.aggregate_train(1, [reply])
     return reply
 
@@ -290,11 +293,15 @@ def test_ditto_personal_models_at_lambda_zero_and_infinity(monkeypatch: pytest.M
 
 
 def test_fedbn_clients_keep_their_own_batch_norm_layers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Round 2 trains the received shared layers with the node's round-1 BatchNorm, whatever the server sent."""
-    config = run_config(model="cnn-small-bn", batch_size=64)
+    """Round 2 trains the received shared layers with the node's round-1 BatchNorm, whatever the server sent.
+
+    The pool in 4 shares: enough steps (25 a round) for the node's own model to beat one with garbled BatchNorm.
+    """
+    config = run_config(model="cnn-small-bn", batch_size=32)
     strategy = FedBN(**SAMPLING)
-    _, fedavg = play_round(FedAvg(**SAMPLING), config, monkeypatch, initial("cnn-small-bn"), num_nodes=2)
-    messages, arrays = play_round(strategy, config, monkeypatch, initial("cnn-small-bn"), num_nodes=2)
+    cnn = initial("cnn-small-bn")
+    _, fedavg = play_round(FedAvg(**SAMPLING), config, monkeypatch, cnn, num_nodes=2, partitions=FEDBN_PARTITIONS)
+    messages, arrays = play_round(strategy, config, monkeypatch, cnn, num_nodes=2, partitions=FEDBN_PARTITIONS)
     assert_same_arrays(arrays, fedavg)
     model = build_model("cnn-small-bn", (1, 28, 28), 10, seed=0)
     bn_keys = batch_norm_keys(model)
@@ -306,14 +313,14 @@ def test_fedbn_clients_keep_their_own_batch_norm_layers(monkeypatch: pytest.Monk
     garbled = {k: (v if k not in bn_keys else np.full_like(v, 7)) for k, v in to_numpy(arrays).items()}
     train_config = ConfigRecord({SERVER_ROUND: 2, "lr": 0.05, "local-epochs": 1})
     messages = list(strategy.configure_train(2, to_record(garbled), train_config, FakeGrid([2])))
-    (reply,) = answer(messages, config, monkeypatch, num_nodes=2)
+    (reply,) = answer(messages, config, monkeypatch, FEDBN_PARTITIONS)
     model.load_state_dict({**{k: torch.from_numpy(v) for k, v in garbled.items()}, **own})  # type: ignore[dict-item]
-    node = load_node_data(DataSpec.from_config(RunConfig.from_mapping(config)), 1, 2)
+    node = load_node_data(DataSpec.from_config(RunConfig.from_mapping(config)), 1, FEDBN_PARTITIONS)
     train_sgd(
         model,
         node.train,
         epochs=1,
-        batch_size=64,
+        batch_size=32,
         learning_rate=0.05,
         generator=torch_generator(0, "train", 2, "partition-00001"),
     )
@@ -323,7 +330,7 @@ def test_fedbn_clients_keep_their_own_batch_norm_layers(monkeypatch: pytest.Monk
         strategy.configure_evaluate(2, to_record(garbled), ConfigRecord({SERVER_ROUND: 2}), FakeGrid([2]))
     )
     assert evaluation[0].metadata.message_type == EVALUATE_PERSONAL
-    (evaluated,) = answer(evaluation, config, monkeypatch, num_nodes=2)
+    (evaluated,) = answer(evaluation, config, monkeypatch, FEDBN_PARTITIONS)
     metrics = evaluated.content[METRICS]
     assert metrics[PERSONAL_ACCURACY] > metrics[EVAL_ACCURACY]
 
