@@ -3,8 +3,18 @@
 Each handler reads the run config through `RunConfig` and the node's identity from
 its node config: `data-path` (and optionally `node-name`) on an edge node with its own
 data, `partition-id`/`num-partitions` in simulation and demos. Data and model objects
-are cached per process: simulation actors serve many nodes and rounds. What a node
-keeps between rounds for SCAFFOLD, FedBN and Ditto is on its disk (`node_state.py`).
+are cached per process: simulation actors serve many nodes and rounds.
+
+In federated distillation (FD, FedMD) a node keeps its own model for the whole run in
+its Flower `Context.state` (`LOCAL_MODEL`), which Flower keeps per run and node in
+simulation and in deployment; a new run (a resumed one too) starts from the node's
+initial model. After its round the node reports its model's accuracy on its validation
+split and, when it holds a share of the run's dataset (simulation and demos, which
+can load the run's held-out test set as the server does), on that test set; a node
+with its own data (`data-path`) has no such test set and reports validation only.
+
+What a node keeps between rounds for SCAFFOLD, FedBN and Ditto is on its disk
+(`node_state.py`), so that it survives a resumed run.
 """
 
 from __future__ import annotations
@@ -24,32 +34,52 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedapp.config import RunConfig, refuse_seeded_noise
-from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
+from fedapp.data import (
+    DataSpec,
+    LabelledSplit,
+    NodeData,
+    data_source,
+    dataset_shape,
+    load_local_node_data,
+    load_node_data,
+    load_public_split,
+    load_test_split,
+)
 from fedapp.device import compute_device
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
 from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
 from fedapp.training import (
+    ExtraLoss,
+    LabelLogitSums,
+    LogitObserver,
     TrainResult,
     evaluate,
-    fit_soft_labels,
+    fit_logits,
     full_batch_gradient,
-    predict_soft_labels,
+    predict_logits,
     train_ditto,
     train_scaffold,
     train_sgd,
 )
-from strategies.arrays import reply_arrays, to_record
+from strategies.arrays import reply_arrays, to_numpy, to_record
+from strategies.consensus import alignment_subset
+from strategies.label_logits import label_means
+from strategies.losses import label_distillation_term
 from strategies.personalization import personal_arrays
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
+    CONSENSUS_ROUND,
     CONTROL_VARIATE,
     DITTO_LAMBDA,
     EVAL_ACCURACY,
     EVAL_LOSS,
+    HAS_TEACHER,
+    LABEL_COUNTS,
+    LABEL_LOGITS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
     LOCAL_STEPS,
@@ -59,9 +89,13 @@ from strategies.protocol import (
     PERSONAL_LOSS,
     PERSONAL_TRAIN_LOSS,
     PROXIMAL_MU,
+    PUBLIC_LOGITS,
     SERVER_ROUND,
-    SOFT_LABELS,
+    TEACHER,
+    TEST_ACCURACY,
+    TEST_LOSS,
     TRAIN_LOSS,
+    VALIDATION_ACCURACY,
 )
 from strategies.seeding import torch_generator
 
@@ -132,9 +166,13 @@ class Node:
             )
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
 
-    def public_features(self) -> torch.Tensor:
-        """The unlabelled public set shared with the server (federated distillation)."""
-        return load_public_features(DataSpec.from_config(self.config))
+    def public_split(self) -> LabelledSplit:
+        """The public set shared with the server (FedMD), with the labels its transfer learning uses."""
+        return load_public_split(DataSpec.from_config(self.config))
+
+    def test_split(self) -> LabelledSplit | None:
+        """The run's held-out test set, for a node holding a share of the run's dataset; None for own data."""
+        return load_test_split(data_source(self.config)) if self.data_path is None else None
 
     def model(self, arrays: Weights | None = None, role: str = "global") -> nn.Module:
         """This node's architecture holding `arrays` (or its seeded initial weights).
@@ -239,12 +277,7 @@ def train(message: Message, context: Context) -> Message:
     refuse_seeded_noise(node.config, own_data_nodes=node.partitions == 0)
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
-    result = train_sgd(
-        model,
-        node.data().train,
-        proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
-        **node.sgd_settings(instructions),
-    )
+    result = _train_private(node, model, instructions, int(instructions[SERVER_ROUND]))
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: _train_metrics(result)})
 
 
@@ -345,40 +378,128 @@ def gradient(message: Message, context: Context) -> Message:
 
 @app.train("distill", mods=[inject_faults])
 def distill(message: Message, context: Context) -> Message:
-    """Federated distillation: digest the consensus, train privately, reply with soft labels."""
+    """FedMD: digest the consensus, revisit the private data, reply with logits on this round's public subset."""
     node = Node.from_context(context)
+    config = node.config
     instructions = message.content[CONFIG]
     server_round = int(instructions[SERVER_ROUND])
-    own = message.content[ARRAYS] if ARRAYS in message.content else context.state.get(LOCAL_MODEL)
-    model = node.model(own)
-    public = node.public_features()
+    public = node.public_split()
     device = compute_device()
-    if CONSENSUS in message.content and node.config.digest_epochs > 0:
-        consensus = message.content[CONSENSUS].to_torch_state_dict()[SOFT_LABELS]
-        fit_soft_labels(
+    model = _fedmd_model(node, message, context, public, server_round)
+    if CONSENSUS in message.content and config.digest_epochs > 0:
+        samples = alignment_subset(
+            len(public), config.public_samples_per_round, config.seed, int(instructions[CONSENSUS_ROUND])
+        )
+        consensus = to_numpy(message.content[CONSENSUS])[PUBLIC_LOGITS]
+        fit_logits(
             model,
-            public,
-            consensus,
-            epochs=node.config.digest_epochs,
-            batch_size=node.config.batch_size,
-            learning_rate=node.config.distill_learning_rate,
-            temperature=node.config.distill_temperature,
+            public.features[torch.from_numpy(samples)],
+            torch.from_numpy(consensus),
+            epochs=config.digest_epochs,
+            batch_size=config.digest_batch_size,
+            learning_rate=config.distill_learning_rate,
             generator=node.generator("digest", server_round),
             device=device,
         )
-    result = train_sgd(
+    result = _train_private(node, model, instructions, server_round)
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    samples = alignment_subset(len(public), config.public_samples_per_round, config.seed, server_round)
+    logits = predict_logits(model, public.features[torch.from_numpy(samples)], device)
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
+    return _reply(message, **{ARRAYS: ArrayRecord({PUBLIC_LOGITS: logits}), METRICS: metrics})
+
+
+def _fedmd_model(node: Node, message: Message, context: Context, public: LabelledSplit, server_round: int) -> nn.Module:
+    """The party's model: the server's weights if pushed, else its own, else a fresh one after transfer learning."""
+    if ARRAYS in message.content:
+        return node.model(message.content[ARRAYS])
+    if LOCAL_MODEL in context.state:
+        return node.model(context.state[LOCAL_MODEL])
+    model = node.model()
+    train_sgd(
+        model,
+        public,
+        epochs=node.config.transfer_epochs,
+        batch_size=node.config.batch_size,
+        learning_rate=node.config.learning_rate,
+        generator=node.generator("transfer", server_round),
+        device=compute_device(),
+    )
+    return model
+
+
+@app.train("fd", mods=[inject_faults])
+def fd(message: Message, context: Context) -> Message:
+    """FD: train with the per-label teacher as a regulariser; reply with the round's per-label average logits."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    server_round = int(instructions[SERVER_ROUND])
+    model = node.model(context.state.get(LOCAL_MODEL))
+    _, num_classes = dataset_shape(node.config.dataset)
+    sums = LabelLogitSums(num_classes)
+    regulariser = None
+    if TEACHER in message.content and node.config.fd_gamma > 0:
+        teacher = to_numpy(message.content[TEACHER])
+        regulariser = _label_regulariser(
+            torch.from_numpy(teacher[LABEL_LOGITS]), torch.from_numpy(teacher[HAS_TEACHER]) > 0, node.config
+        )
+    result = _train_private(node, model, instructions, server_round, extra_loss=regulariser, observe=sums.observe)
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    label_sums, counts = sums.numpy()
+    table = {LABEL_LOGITS: label_means(label_sums, counts), LABEL_COUNTS: counts.astype("float32")}
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
+    return _reply(message, **{ARRAYS: to_record(table), METRICS: metrics})
+
+
+def _label_regulariser(teacher: torch.Tensor, has_teacher: torch.Tensor, config: RunConfig) -> ExtraLoss:
+    """FD's gamma * CE(softmax(teacher[y] / T), softmax(logits / T)) as a loss term for `train_sgd`."""
+    device = compute_device()
+    teacher, has_teacher = teacher.to(device), has_teacher.to(device)
+
+    def term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return config.fd_gamma * label_distillation_term(
+            logits, labels, teacher, has_teacher, config.distill_temperature
+        )
+
+    return term
+
+
+def _train_private(
+    node: Node,
+    model: nn.Module,
+    instructions: ConfigRecord,
+    server_round: int,
+    extra_loss: ExtraLoss | None = None,
+    observe: LogitObserver | None = None,
+) -> TrainResult:
+    """The round's SGD on the node's private training split, with the epochs, learning rate (and mu) it was
+    sent and the run's client momentum."""
+    return train_sgd(
         model,
         node.data().train,
         epochs=int(instructions[LOCAL_EPOCHS]),
         batch_size=node.config.batch_size,
         learning_rate=float(instructions[LEARNING_RATE]),
         generator=node.generator("train", server_round),
-        device=device,
+        proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
+        momentum=node.config.client_momentum,
+        extra_loss=extra_loss,
+        observe=observe,
+        device=compute_device(),
     )
-    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
-    soft = predict_soft_labels(model, public, node.config.distill_temperature, device)
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
-    return _reply(message, **{ARRAYS: ArrayRecord({SOFT_LABELS: soft}), METRICS: metrics})
+
+
+def _own_model_quality(node: Node, model: nn.Module) -> dict[str, float]:
+    """The node's own model after the round: accuracy on its validation split and (if it has it) the test set."""
+    device = compute_device()
+    quality: dict[str, float] = {}
+    validation = node.data().validation
+    if len(validation):
+        quality[VALIDATION_ACCURACY] = evaluate(model, validation, device)[1]
+    test = node.test_split()
+    if test is not None:
+        quality[TEST_LOSS], quality[TEST_ACCURACY] = evaluate(model, test, device)
+    return quality
 
 
 @app.evaluate()

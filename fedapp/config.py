@@ -29,6 +29,7 @@ CLIENT_SAMPLINGS = ("fixed", "poisson")  # strategies.sampling.SAMPLING_METHODS
 AUTO_COUNT_NOISE = -1.0
 AUTO_PUBLIC_SIZE = -1
 DEFAULT_PUBLIC_SIZE = 500
+DEFAULT_SERVER_VALIDATION_SIZE = 400
 EMBEDDED_DATASETS = ("mnist", "synthetic")
 DATASET_RULE = (
     f"{', '.join(EMBEDDED_DATASETS)}, a hub dataset id 'owner/name', "
@@ -77,9 +78,20 @@ class RunConfig:
     client_model: str
     public_size: int
     distill_temperature: float
-    distill_epochs: int
+    distill_steps: int
+    distill_batch_size: int
     distill_learning_rate: float
+    distill_eval_every: int
+    distill_patience: int
+    distill_validation_size: int
+    distill_fallback: bool
+    distill_dataset: str
     digest_epochs: int
+    digest_batch_size: int
+    transfer_epochs: int
+    public_samples_per_round: int
+    push_server_weights: bool
+    fd_gamma: float
     dp: str
     dp_clipping_norm: float
     dp_noise_multiplier: float
@@ -125,6 +137,18 @@ class RunConfig:
         if self.public_size != AUTO_PUBLIC_SIZE:
             return self.public_size
         return DEFAULT_PUBLIC_SIZE if self._strategy_spec().uses_public_set else 0
+
+    @property
+    def server_validation_set_size(self) -> int:
+        """Labelled samples carved from the pool after the public set to validate server distillation.
+
+        `distill-validation-size`, -1 = auto: `DEFAULT_SERVER_VALIDATION_SIZE` for the
+        strategies that distil on the server (FedDF, FedMD's server model), 0 for the
+        others; an explicit size applies to every strategy (identical partitions).
+        """
+        if self.distill_validation_size != AUTO_PUBLIC_SIZE:
+            return self.distill_validation_size
+        return DEFAULT_SERVER_VALIDATION_SIZE if self._strategy_spec().distils_on_server else 0
 
     @property
     def fault_plan(self) -> dict[str, str]:
@@ -225,7 +249,6 @@ class RunConfig:
 
     def _validate_strategy_settings(self) -> None:
         """Check the strategy's own keys and which strategies a setting is allowed with."""
-        _check(self, "server_learning_rate", lambda v: v > 0, "a number > 0")
         _check(self, "server_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "proximal_mu", lambda v: v >= 0, "a number >= 0")
         _check(self, "client_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
@@ -237,11 +260,8 @@ class RunConfig:
             _is_client_model,
             f"'{SAME_MODEL}', or one or more of {', '.join(MODELS)} separated by commas",
         )
-        _check(self, "public_size", lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
-        for name in ("distill_temperature", "distill_learning_rate", "dp_clipping_norm"):
+        for name in ("dp_clipping_norm", "server_learning_rate"):
             _check(self, name, lambda v: v > 0, "a number > 0")
-        _check(self, "distill_epochs", lambda v: v >= 1, "an integer >= 1")
-        _check(self, "digest_epochs", lambda v: v >= 0, "an integer >= 0")
         self._validate_privacy()
         spec = self._strategy_spec()
         _check(
@@ -289,11 +309,37 @@ class RunConfig:
             f"'{SAME_MODEL}' with strategy {self.strategy!r} "
             "(only logit-exchanging strategies allow other client architectures)",
         )
+        self._validate_distillation(spec)
+
+    def _validate_distillation(self, spec: StrategySpec) -> None:
+        """The public set, server distillation (FedDF, FedMD) and the clients' side of FD and FedMD."""
+        for name in ("public_size", "distill_validation_size"):
+            _check(self, name, lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
+        for name in ("distill_temperature", "distill_learning_rate"):
+            _check(self, name, lambda v: v > 0, "a number > 0")
+        for name in ("distill_steps", "distill_batch_size", "distill_eval_every", "distill_patience"):
+            _check(self, name, lambda v: v >= 1, "an integer >= 1")
+        _check(self, "digest_batch_size", lambda v: v >= 1, "an integer >= 1")
+        for name in ("digest_epochs", "transfer_epochs", "public_samples_per_round"):
+            _check(self, name, lambda v: v >= 0, "an integer >= 0")
+        _check(self, "fd_gamma", lambda v: v >= 0, "a number >= 0")
         _check(
             self,
             "public_size",
             lambda _: self.public_set_size > 0 or not spec.uses_public_set,
             f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set",
+        )
+        _check(
+            self,
+            "distill_dataset",
+            lambda v: v == "" or (spec.distils_ensemble and _is_dataset_name(v) and v != self.dataset),
+            f"'' (the public slice), or with strategy feddf another dataset than {self.dataset!r}: {DATASET_RULE}",
+        )
+        _check(
+            self,
+            "push_server_weights",
+            lambda v: not v or spec.server_distillation == "consensus",
+            f"false with strategy {self.strategy!r} (only fedmd/feddistill have a server model to push)",
         )
 
     def _validate_privacy(self) -> None:

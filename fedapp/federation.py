@@ -30,9 +30,10 @@ adds what a research run needs around them:
   `metrics.json`, and the run completes with all its outputs;
 - under DP every round is aggregated, even with no valid reply: the mechanism releases
   its noise whatever arrives, and its accounting assumes so;
-- the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes; with federated evaluation, so is the
-  spread (mean, min, max) of each evaluated node's own model's accuracy on its
+- the global model is evaluated centrally after every round (a strategy without
+  one, FD, is scored by its client models' mean accuracy on the test set) and each
+  round is written to `metrics.json` as it completes; with federated evaluation, so
+  is the spread (mean, min, max) of each evaluated node's own model's accuracy on its
   validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
   the global model for the other strategies).
 """
@@ -66,6 +67,7 @@ from strategies.protocol import (
     EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    NUM_EXAMPLES,
     PERSONAL_ACCURACY,
     SERVER_ROUND,
     TRAIN_GRADIENT,
@@ -195,7 +197,7 @@ class Federation:
             "updates_rejected": len(rejected),
             "rejected_updates": rejected,
             "updates_aggregated": len(valid) if len(valid) >= required else 0,
-            "kept_previous_model": new_arrays is None,
+            "kept_previous_model": len(valid) < required or (new_arrays is None and self.hooks.has_global_model()),
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
             "clients": clients,
@@ -298,19 +300,29 @@ class Federation:
         self._seed_sampler(server_round, "evaluate")
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
-        personal = personalized_accuracy(exchange.replies)
-        metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
+        measured = measured_replies(exchange.replies)
+        metrics = self.strategy.aggregate_evaluate(server_round, measured) if measured else None
         return {
             "federated_loss": _metric(metrics, EVAL_LOSS),
             "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
-            **personal,
-            "evaluation_nodes": len(exchange.replies),
+            **personalized_accuracy(measured),
+            "evaluation_nodes": len(measured),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
 
+    def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> tuple[float, float]:
+        """(loss, accuracy) of the global model on the test set.
+
+        A strategy without a global model (FD) is scored by its client models' mean on
+        the test set, once they have reported one; before that, by the initial model.
+        """
+        if not self.hooks.has_global_model() and record.get("client_accuracy_mean") is not None:
+            return float(record["client_loss_mean"]), float(record["client_accuracy_mean"])
+        return self.evaluator(arrays)
+
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
         """Evaluate centrally, then checkpoint, write and log the round's record."""
-        central_loss, central_accuracy = self.evaluator(arrays)
+        central_loss, central_accuracy = self._central_evaluation(arrays, record)
         full = {
             "round": server_round,
             "central_accuracy": central_accuracy,
@@ -397,6 +409,21 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
 
 
+def measured_replies(replies: list[Message]) -> list[Message]:
+    """The evaluation replies that measured at least one example.
+
+    A node whose data is too small for a validation split (e.g. 4 digits at
+    `validation-fraction` 0.1) evaluates nothing and reports 0 examples; it has no
+    weight in the average, and when every sampled node is such a node Flower's
+    weighted average would divide by zero.
+    """
+    return [
+        reply
+        for reply in replies
+        if any(record.get(NUM_EXAMPLES, 0) > 0 for record in reply.content.metric_records.values())
+    ]
+
+
 def personalized_accuracy(replies: list[Message]) -> dict[str, float]:
     """`personalized_accuracy_{mean,min,max}` over the evaluated nodes (none without replies).
 
@@ -431,6 +458,11 @@ def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
     ]
     if record.get("train_loss") is not None:
         parts.append(f"train loss {record['train_loss']:.4f}")
+    if record.get("client_accuracy_mean") is not None:
+        parts.append(
+            f"client models {record['client_accuracy_mean']:.4f} "
+            f"({record['client_accuracy_min']:.4f}..{record['client_accuracy_max']:.4f})"
+        )
     if record.get("federated_accuracy") is not None:
         parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
     if "nodes_sampled" in record:

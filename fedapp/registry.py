@@ -25,12 +25,32 @@ class StrategySpec:
     own_sampling: bool = False
     heterogeneous_clients: bool = False
     needs_batch_norm: bool = False
+    server_distillation: str = ""
+    """What the server distils into its model: "" nothing, "ensemble" (FedDF), "consensus" (FedMD)."""
+
+    @property
+    def distils_on_server(self) -> bool:
+        """True when the server distils (and so validates on a labelled server split)."""
+        return bool(self.server_distillation)
+
+    @property
+    def distils_ensemble(self) -> bool:
+        """True for FedDF: the server distils the clients' ensemble, on any unlabelled data."""
+        return self.server_distillation == "ensemble"
 
 
 def _builtin(description: str) -> StrategySpec:
     """One of Flower's own strategies: no local-training settings of ours, no DP of ours."""
     return StrategySpec(description, local_training=False)
 
+
+FEDMD = StrategySpec(
+    "FedMD (Li & Wang 2019): clients exchange logits on a public set, keep their own models; "
+    "the server distils the consensus into its model ('feddistill' is another name for it)",
+    uses_public_set=True,
+    heterogeneous_clients=True,
+    server_distillation="consensus",
+)
 
 STRATEGIES: dict[str, StrategySpec] = {
     "fedavg": StrategySpec(
@@ -68,13 +88,17 @@ STRATEGIES: dict[str, StrategySpec] = {
     # No DP for FedDF: the server distils the ensemble of the clients' raw (unclipped,
     # unnoised) models into the global model, so the released model is not private.
     "feddf": StrategySpec(
-        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, own_sampling=True
-    ),
-    "feddistill": StrategySpec(
-        "Federated distillation (FD/FedMD): clients exchange soft labels on a public set",
+        "FedDF (Lin et al. 2020): FedAvg + validated server-side ensemble distillation",
         uses_public_set=True,
+        own_sampling=True,
+        server_distillation="ensemble",
+    ),
+    "fd": StrategySpec(
+        "FD (Jeong et al. 2018): clients exchange per-label average logits, keep their own models",
         heterogeneous_clients=True,
     ),
+    "fedmd": FEDMD,
+    "feddistill": FEDMD,
     "fedadam": _builtin("Flower's FedAdam (Reddi et al. 2021): server-side Adam on the averaged update"),
     "fedyogi": _builtin("Flower's FedYogi (Reddi et al. 2021): server-side Yogi"),
     "fedadagrad": _builtin("Flower's FedAdagrad (Reddi et al. 2021): server-side Adagrad"),

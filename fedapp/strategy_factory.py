@@ -3,9 +3,9 @@
 Each builder passes the strategy what it needs from the app through its constructor:
 sampling and averaging settings, the client sampler and DP mechanism (`privacy.py`:
 seeded or secret draws, secret or seeded noise), a `Distiller` bound to the run's
-model and public set, (federated distillation) the nodes' architectures, (strategies
-whose clients keep state) the nodes' stable keys, and (SCAFFOLD) which arrays of the
-model are trainable parameters.
+model, public set and server validation split, (FedMD) the nodes' architectures,
+(strategies whose clients keep state) the nodes' stable keys, and (SCAFFOLD) which
+arrays of the model are trainable parameters.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from fedapp.privacy import client_sampler, noise_source
 from strategies.builtin import BUILTINS
 from strategies.ditto import Ditto
 from strategies.dp import DifferentialPrivacy, PrivacySettings
+from strategies.fd import FD
 from strategies.fedavg import FedAvg
 from strategies.fedbn import FedBN
 from strategies.feddf import FedDF
-from strategies.feddistill import FedDistill
+from strategies.fedmd import FedMD
 from strategies.fednova import FedNova
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
@@ -125,14 +126,21 @@ def _feddf(context: BuildContext) -> Strategy:
     return FedDF(distiller=ServerDistiller(context.config), **_averaging_kwargs(context))
 
 
-def _feddistill(context: BuildContext) -> Strategy:
+def _fd(context: BuildContext) -> Strategy:
     config = context.config
-    return FedDistill(
+    return FD(num_classes=dataset_shape(config.dataset)[1], **sampling_kwargs(config))
+
+
+def _fedmd(context: BuildContext) -> Strategy:
+    config = context.config
+    return FedMD(
         distiller=ServerDistiller(config),
         server_model=config.model,
         num_classes=dataset_shape(config.dataset)[1],
+        public_samples=config.public_samples_per_round,
+        seed=config.seed,
         architectures=context.directory,
-        weighting=config.weighting,
+        push_weights=config.push_server_weights,
         **sampling_kwargs(config),
     )
 
@@ -150,7 +158,9 @@ BUILDERS: dict[str, Callable[[BuildContext], Strategy]] = {
     "fedbn": _fedbn,
     "ditto": _ditto,
     "feddf": _feddf,
-    "feddistill": _feddistill,
+    "fd": _fd,
+    "fedmd": _fedmd,
+    "feddistill": _fedmd,
     **{name: partial(_builtin, strategy_class) for name, strategy_class in BUILTINS.items()},
 }
 
@@ -159,9 +169,9 @@ def build_strategy(config: RunConfig, directory: NodeDirectory | None = None) ->
     """The strategy `config.strategy` names, built from `config`.
 
     `directory` tells which model each node trains and which nodes hold their own data;
-    without it (a plain Flower app) federated distillation never sends the server's
-    weights to a node, under DP the client sample is always secret, and node state
-    (SCAFFOLD, FedBN, Ditto) is keyed by Flower's node ids, which hold for one run (a
-    plain Flower app cannot resume anyway).
+    without it (a plain Flower app) FedMD never sends the server's weights to a node
+    (even with `push-server-weights`), under DP the client sample is always secret, and
+    node state (SCAFFOLD, FedBN, Ditto) is keyed by Flower's node ids, which hold for
+    one run (a plain Flower app cannot resume anyway).
     """
     return BUILDERS[config.strategy](BuildContext(config, directory))

@@ -1,4 +1,4 @@
-"""Local computation on a node (and on the server): SGD training, evaluation, gradients, soft labels.
+"""Local computation on a node (and on the server): SGD training, evaluation, gradients, logits.
 
 No Flower imports: these functions take a model and tensors and return numbers or
 tensors, so they are the same in a ClientApp, in the server's central evaluation, in
@@ -13,14 +13,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fedapp.data import LabelledSplit
 from strategies.control_variates import apply_correction, correction, updated_client_control
-from strategies.losses import distillation_loss, proximal_term, soft_labels
+from strategies.losses import logit_matching_loss, proximal_term
 from strategies.personalization import ditto_personal_step
+
+ExtraLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""A term added to a training step's loss, from the batch's logits and labels (FD's regulariser)."""
+LogitObserver = Callable[[torch.Tensor, torch.Tensor], None]
+"""Sees each training step's logits (detached) and labels (FD's per-label averages)."""
 
 EVAL_BATCH = 1000
 CPU = torch.device("cpu")
@@ -45,6 +51,36 @@ AfterStep = Callable[[torch.Tensor, torch.Tensor], object]
 """Called with a step's batch (features, labels) right after the optimizer's step."""
 
 
+def batch_schedule(num_samples: int, batch_size: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """`steps` index batches over epochs in fresh random orders (a shuffled loader, cycled until `steps`)."""
+    schedule: list[torch.Tensor] = []
+    while len(schedule) < steps:
+        schedule += list(_batches(num_samples, batch_size, generator))
+    return schedule[:steps]
+
+
+class LabelLogitSums:
+    """Sums of the logits a model produced per label, and the samples per label (FD's upload).
+
+    Feed it every training step's logits (`observe`); `sums` and `counts` then give
+    the per-label averages of the round's forward passes (`strategies.label_logits.label_means`).
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        self.sums = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+        self.counts = torch.zeros(num_classes, dtype=torch.float64)
+
+    def observe(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch's logits to the rows of their labels."""
+        labels = labels.cpu()
+        self.sums.index_add_(0, labels, logits.detach().cpu().to(torch.float64))
+        self.counts += torch.bincount(labels, minlength=len(self.counts)).to(torch.float64)
+
+    def numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sums, counts) as NumPy arrays."""
+        return self.sums.numpy(), self.counts.numpy()
+
+
 def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     model: nn.Module,
     data: LabelledSplit,
@@ -56,6 +92,8 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     proximal_mu: float = 0.0,
     momentum: float = 0.0,
     after_step: AfterStep | None = None,
+    extra_loss: ExtraLoss | None = None,
+    observe: LogitObserver | None = None,
     device: torch.device = CPU,
 ) -> TrainResult:
     """Train `model` in place with minibatch SGD on `data` for `epochs` epochs.
@@ -63,7 +101,9 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     With `proximal_mu` > 0 every step minimises loss + (mu / 2) ||w - w_start||^2, where
     w_start are the weights the model had on entry (FedProx's local objective). With
     `momentum` > 0 the steps use a heavy-ball buffer v <- momentum v + g, started
-    afresh here (each round, as in NIID-Bench). `after_step` sees every batch after its step.
+    afresh here (each round, as in NIID-Bench). `after_step` sees every batch after its
+    step. `extra_loss` adds a term computed from the batch's logits and labels (FD's
+    regulariser); `observe` is shown every batch's logits and labels (FD's averages).
     """
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
@@ -75,7 +115,12 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
             batch = indices.to(device)
             batch_features, batch_labels = features[batch], labels[batch]
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(batch_features), batch_labels)
+            logits = model(batch_features)
+            loss = F.cross_entropy(logits, batch_labels)
+            if extra_loss is not None:
+                loss = loss + extra_loss(logits, batch_labels)
+            if observe is not None:
+                observe(logits.detach(), batch_labels)
             if proximal_mu > 0:
                 loss = loss + proximal_mu / 2 * proximal_term(model.parameters(), anchors)
             loss.backward()
@@ -208,19 +253,16 @@ def full_batch_gradient(
 
 
 @torch.no_grad()
-def predict_soft_labels(
-    model: nn.Module, features: torch.Tensor, temperature: float, device: torch.device = CPU
-) -> torch.Tensor:
-    """Class probabilities of `model` on `features`, softened by `temperature` (on CPU)."""
+def predict_logits(model: nn.Module, features: torch.Tensor, device: torch.device = CPU) -> torch.Tensor:
+    """The logits of `model` on `features` (on CPU)."""
     model.to(device).eval()
     chunks = [
-        soft_labels(model(features[start : start + EVAL_BATCH].to(device)), temperature).cpu()
-        for start in range(0, len(features), EVAL_BATCH)
+        model(features[start : start + EVAL_BATCH].to(device)).cpu() for start in range(0, len(features), EVAL_BATCH)
     ]
-    return torch.cat(chunks)
+    return torch.cat(chunks) if chunks else torch.zeros(0)
 
 
-def fit_soft_labels(  # noqa: PLR0913 (keyword-only training settings)
+def fit_logits(
     model: nn.Module,
     features: torch.Tensor,
     targets: torch.Tensor,
@@ -228,11 +270,10 @@ def fit_soft_labels(  # noqa: PLR0913 (keyword-only training settings)
     epochs: int,
     batch_size: int,
     learning_rate: float,
-    temperature: float,
     generator: torch.Generator,
     device: torch.device = CPU,
 ) -> float:
-    """Distil `targets` (class probabilities on `features`) into `model` with Adam; return the mean loss."""
+    """FedMD's digest: fit `model`'s logits to `targets` on `features` with Adam and the MAE; return the mean loss."""
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     features, targets = features.to(device), targets.to(device)
@@ -241,7 +282,7 @@ def fit_soft_labels(  # noqa: PLR0913 (keyword-only training settings)
         for indices in _batches(len(targets), batch_size, generator):
             batch = indices.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = distillation_loss(model(features[batch]), targets[batch], temperature)
+            loss = logit_matching_loss(model(features[batch]), targets[batch])
             loss.backward()
             optimizer.step()
             total_loss += loss.item()

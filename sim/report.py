@@ -1,15 +1,20 @@
-"""A comparison's outputs: `summary.csv`, `report.md` and `curves.png`.
+"""A comparison's outputs: `summary.csv`, `report.md`, `curves.png` and `runs.json`.
 
 The table is the same in the CSV (one numeric column per quantity, for scripts) and in
 the report (mean ± standard deviation, for people). The picture has central accuracy
 against rounds and against cumulative training traffic, one line per strategy (the
-mean over its completed seeds, with a ±1 standard deviation band), the centralized
-baseline's best accuracy as a horizontal line, and the target as a dotted line.
+mean over its completed seeds, with a ±1 standard deviation band; a dashed line for
+the clients' own models where a strategy keeps them), the centralized baseline's best
+accuracy as a horizontal line, and the target as a dotted line.
 
 When some runs are differentially private, the report adds a privacy table (noise
 multiplier, epsilon at delta and for which neighbours, accuracy) and `privacy.png`:
 final accuracy against epsilon, one point per noise multiplier (mean ± standard
 deviation over seeds), the non-private runs and the centralized baseline as lines.
+
+`runs.json` keeps every run's own figures (per seed) and its per-round curves, so a
+per-seed or per-round number quoted in the docs can be traced to a small file that
+lives beside the summary, without the runs' folders.
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ import matplotlib
 import numpy as np
 
 from fedapp.atomic import atomic_write, atomic_write_text
-from sim.summary import COLUMNS, MEGABYTE, RunResult, final_accuracy, rounds_to_target
+from sim.summary import (
+    COLUMNS,
+    MEGABYTE,
+    RunResult,
+    best_accuracy,
+    final_accuracy,
+    rounds_to_target,
+    upload_per_client_round,
+)
 from strategies.accounting import NEIGHBOURING_RELATIONS
 
 matplotlib.use("Agg")
@@ -36,6 +49,18 @@ SUMMARY_FILE = "summary.csv"
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
 CURVES_DATA_FILE = "curves.json"
+RUNS_FILE = "runs.json"
+CURVE_FIELDS = (
+    "round",
+    "central_accuracy",
+    "client_accuracy_mean",
+    "client_validation_accuracy_mean",
+    "consensus_accuracy",
+    "distill_fell_back",
+    "nodes_replied",
+    "epsilon",
+)
+"""Per-round fields `runs.json` keeps for each run (those a run records), rounded to 4 digits."""
 PRIVACY_FILE = "privacy.png"
 CENTRALIZED = "centralized"
 
@@ -50,19 +75,65 @@ def write_summary_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def write_runs_json(command: str, results: Sequence[RunResult], target: float, path: Path) -> None:
+    """Write every run's label, seed, status, own figures and per-round curves (`CURVE_FIELDS`) as JSON.
+
+    One run per line, so the file stays readable and its diffs small.
+    """
+    runs = [
+        {
+            "strategy": r.label,
+            "seed": r.seed,
+            "status": r.status,
+            "wall_seconds": round(r.seconds, 1),
+            **_run_figures(r.rounds, target),
+            "curves": {
+                field: [_rounded(record.get(field)) for record in r.rounds]
+                for field in CURVE_FIELDS
+                if any(record.get(field) is not None for record in r.rounds)
+            },
+        }
+        for r in results
+    ]
+    header = json.dumps({"command": command, "target_accuracy": target})[:-1]
+    lines = ",\n".join(json.dumps(run) for run in runs)
+    atomic_write_text(path, f'{header}, "runs": [\n{lines}\n]}}\n')
+
+
+def _run_figures(rounds: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """One run's final and best accuracy, rounds to `target` and upload per client per round (None without rounds)."""
+    if not rounds:
+        return {"final_accuracy": None, "best_accuracy": None, "rounds_to_target": None, "upload_bytes": None}
+    return {
+        "final_accuracy": _rounded(final_accuracy(rounds)),
+        "best_accuracy": _rounded(best_accuracy(rounds)),
+        "rounds_to_target": rounds_to_target(rounds, target),
+        "upload_bytes": upload_per_client_round(rounds),
+    }
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def _csv_value(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The summary as a Markdown table: mean ± std over seeds, megabytes, seconds."""
+    """The summary as a Markdown table: mean ± std over seeds, megabytes, bytes, seconds.
+
+    A column for the clients' own models appears when a strategy keeps them (FD, FedMD).
+    """
     target = rows[0]["target_accuracy"] if rows else 0.0
+    clients = any(row["client_accuracy_final_mean"] is not None for row in rows)
     header = (
-        f"| strategy | runs (failed) | final accuracy | best accuracy | nodes' own models [min, max] | "
-        f"rounds to {target:.2f} | MB up to {target:.2f} | MB down to {target:.2f} | total MB up + down | "
-        "wall time (s) |"
+        "| strategy | seeds (failed) | final accuracy | best accuracy | nodes' own models [min, max] | "
+        + ("client models final (best) | " if clients else "")
+        + f"rounds to {target:.2f} | MB up to {target:.2f} | MB down to {target:.2f} | "
+        "upload per client per round (B) | total MB up + down | wall time (s) |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * (12 if clients else 11)]
     for row in rows:
         reached = f"{row['reached_target']}/{row['runs'] - row['failed']}"
         rounds = (
@@ -70,11 +141,20 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             if row["reached_target"]
             else f"not reached ({reached})"
         )
+        client_cell = (
+            f"{_pm(row['client_accuracy_final_mean'], row['client_accuracy_final_std'], '.4f')} "
+            f"({_pm(row['client_accuracy_best_mean'], row['client_accuracy_best_std'], '.4f')}) | "
+            if row["client_accuracy_final_mean"] is not None
+            else f"{MISSING} | "
+        )
         lines.append(
             f"| {row['strategy']} | {row['runs']} ({row['failed']}) | "
             f"{_pm(row['final_accuracy_mean'], row['final_accuracy_std'], '.4f')} | "
-            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | {_personalized(row)} | {rounds} | "
+            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | {_personalized(row)} | "
+            + (client_cell if clients else "")
+            + f"{rounds} | "
             f"{_number(row['mb_up_to_target'], '.1f')} | {_number(row['mb_down_to_target'], '.1f')} | "
+            f"{_number(row['upload_bytes_per_client_round'], ',.0f')} | "
             f"{_number(row['total_mb'], '.1f')} | {_number(row['wall_seconds_mean'], '.0f')} |"
         )
     return "\n".join(lines)
@@ -145,6 +225,11 @@ def plot_curves(
             by_round.fill_between(rounds, accuracy - spread, accuracy + spread, color=style["color"], alpha=0.15)
         trained = rounds >= 1
         by_traffic.plot(traffic[trained], accuracy[trained], **style)
+        if any(r.get("client_accuracy_mean") is not None for r in runs[0]):
+            _, clients, _ = _mean_curve(runs, _client_accuracies)
+            dashed = {**style, "label": f"{label}: client models", "linestyle": "--", "marker": None}
+            by_round.plot(rounds, clients, **dashed)
+            by_traffic.plot(traffic[trained], clients[trained], **dashed)
         if personal:
             _plot_personalized(axes[2], runs, style)
     for axis in (by_round, by_traffic):
@@ -238,6 +323,13 @@ def _is_leading_digit(value: float, digits: tuple[int, ...]) -> bool:
 
 def _accuracies(rounds: list[dict[str, Any]]) -> list[float]:
     return [float(r["central_accuracy"]) for r in rounds]
+
+
+def _client_accuracies(rounds: list[dict[str, Any]]) -> list[float]:
+    """The clients' own models' mean test accuracy per round (NaN where a round has none, e.g. round 0)."""
+    return [
+        float(r.get("client_accuracy_mean") if r.get("client_accuracy_mean") is not None else "nan") for r in rounds
+    ]
 
 
 def _cumulative_megabytes(rounds: list[dict[str, Any]]) -> np.ndarray:
@@ -349,11 +441,15 @@ def write_report(
         "## Summary",
         markdown_table(rows),
         (
-            f"Mean ± sample standard deviation over the completed runs of seeds {', '.join(map(str, seeds))}. "
-            f"Accuracy is central accuracy on the held-out test set. Rounds to {target:.2f}: the first round "
+            f"Mean ± sample standard deviation over the completed runs of seeds {', '.join(map(str, seeds))} "
+            f"({len(seeds)} seeds). "
+            "Accuracy is central accuracy on the held-out test set: the global model's, or for a strategy "
+            "without one (fd) the mean of the client models'. Client models: the mean over clients of their own "
+            "models' test accuracy after the last round (and at the best round), where clients keep their own "
+            f"models (fd, fedmd/feddistill). Rounds to {target:.2f}: the first round "
             "whose accuracy reaches the target (as on the FedAvg paper's best-so-far curve), averaged over the "
             "runs that reached it (how many, in brackets); MB to the target and in total count training "
-            f"traffic only (model, gradient or soft-label records sent and received, 1 MB = 10^6 bytes). "
+            f"traffic only (model, gradient or logit records sent and received, 1 MB = 10^6 bytes). "
             "Nodes' own models: each evaluated node's own model on its own validation split in the last round "
             "(FedBN's and Ditto's personal models, the global model for the other strategies): the mean over "
             "nodes, averaged over seeds (± std over seeds), and the lowest and highest node (averaged over seeds); "

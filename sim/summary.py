@@ -12,6 +12,11 @@ that round (`bytes_up`, `bytes_down`). From them:
   node's own model's accuracy on its validation split in the last round that has it
   (FedBN's and Ditto's personal models; the global model for the other strategies),
   when the runs evaluate on nodes (`fraction-evaluate` > 0);
+- upload per client per round: the bytes a client sends back in one training round,
+  averaged over every reply of the run;
+- client models (federated distillation, where clients keep their own models): the
+  mean over clients of their models' test accuracy after the last round, and the best
+  such round;
 - privacy spent: the epsilon of the last round that reports one (DP runs);
 - one summary row per strategy: mean and sample standard deviation over its seeds'
   completed runs (no deviation with a single run); failed runs are counted, never
@@ -39,6 +44,10 @@ COLUMNS = (
     "personalized_accuracy_std",
     "personalized_accuracy_min",
     "personalized_accuracy_max",
+    "client_accuracy_final_mean",
+    "client_accuracy_final_std",
+    "client_accuracy_best_mean",
+    "client_accuracy_best_std",
     "target_accuracy",
     "reached_target",
     "rounds_to_target_mean",
@@ -48,6 +57,7 @@ COLUMNS = (
     "total_mb_up",
     "total_mb_down",
     "total_mb",
+    "upload_bytes_per_client_round",
     "wall_seconds_mean",
     "final_epsilon_mean",
 )
@@ -91,6 +101,18 @@ def final_personalized_accuracy(rounds: Rounds) -> tuple[float, float, float] | 
         float(last["personalized_accuracy_min"]),
         float(last["personalized_accuracy_max"]),
     )
+
+
+def client_accuracies(rounds: Rounds) -> list[float]:
+    """The clients' own models' mean test accuracy per round, for runs that report it (else empty)."""
+    return [float(r["client_accuracy_mean"]) for r in rounds if r.get("client_accuracy_mean") is not None]
+
+
+def upload_per_client_round(rounds: Rounds) -> float | None:
+    """Bytes a client sent back per training round, over every reply of the run (None without replies)."""
+    trained = [r for r in rounds if r["round"] >= 1]
+    replies = sum(int(r.get("nodes_replied", 0)) for r in trained)
+    return sum(int(r.get("bytes_up", 0)) for r in trained) / replies if replies else None
 
 
 def final_epsilon(rounds: Rounds) -> float | None:
@@ -140,6 +162,10 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
     reached = [(n, traffic) for n, traffic in reached if n is not None and traffic is not None]
     rounds_needed = mean_std([n for n, _ in reached])
     totals = [total_traffic(r.rounds) for r in done]
+    clients = [client_accuracies(r.rounds) for r in done]
+    client_finals = mean_std([values[-1] for values in clients if values])
+    client_bests = mean_std([max(values) for values in clients if values])
+    uploads = [u for u in (upload_per_client_round(r.rounds) for r in done) if u is not None]
     epsilons = [e for e in (final_epsilon(r.rounds) for r in done) if e is not None]
     return {
         "strategy": label,
@@ -153,6 +179,10 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "personalized_accuracy_std": personal[1],
         "personalized_accuracy_min": mean_std([low for _, low, _ in spreads])[0],
         "personalized_accuracy_max": mean_std([high for _, _, high in spreads])[0],
+        "client_accuracy_final_mean": client_finals[0],
+        "client_accuracy_final_std": client_finals[1],
+        "client_accuracy_best_mean": client_bests[0],
+        "client_accuracy_best_std": client_bests[1],
         "target_accuracy": target,
         "reached_target": len(reached),
         "rounds_to_target_mean": rounds_needed[0],
@@ -162,6 +192,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "total_mb_up": _mean_mb([up for up, _ in totals]),
         "total_mb_down": _mean_mb([down for _, down in totals]),
         "total_mb": _mean_mb([up + down for up, down in totals]),
+        "upload_bytes_per_client_round": mean_std(uploads)[0],
         "wall_seconds_mean": mean_std([r.seconds for r in done])[0],
         "final_epsilon_mean": mean_std(epsilons)[0],
     }

@@ -10,8 +10,10 @@ with its numbers.
 Message types (Flower routes `<category>.<action>` to `@app.<category>("<action>")`):
 - `train`: local SGD from the global weights, reply with the new weights;
 - `train.gradient`: reply with the full-batch gradient at the global weights (FedSGD);
-- `train.distill`: digest consensus soft labels, train, reply with soft labels
-  on the public set (federated distillation);
+- `train.distill`: FedMD: digest the consensus logits on the public set, train on
+  private data, reply with the own model's logits on this round's public subset;
+- `train.fd`: FD: train on private data with the per-label teacher as a regulariser,
+  reply with the per-label average logits and the samples per label;
 - `train.scaffold`: SCAFFOLD's corrected local SGD; the message also carries the
   server's control variate c under `CONTROL_VARIATE`, the reply the new weights and
   the change of the node's own control variate, Delta c_i, under the same name;
@@ -23,6 +25,10 @@ Message types (Flower routes `<category>.<action>` to `@app.<category>("<action>
 - `evaluate.personal`: evaluate the global weights and the node's personal model
   (FedBN, Ditto) on the node's validation split.
 
+In the federated-distillation replies the node also reports how its own model does
+after the round: on its validation split, and, when it holds a share of the run's
+dataset, on the run's held-out test set (`TEST_*`).
+
 Nodes that keep state between rounds (SCAFFOLD, FedBN, Ditto) are told under which
 scope (a run and the runs resuming it) and from which round's state to go on
 (`STATE_SCOPE`, `STATE_ROUND`; `strategies/client_state.py`).
@@ -33,6 +39,7 @@ TRAIN_DISTILL = "train.distill"
 TRAIN_SCAFFOLD = "train.scaffold"
 TRAIN_FEDBN = "train.fedbn"
 TRAIN_DITTO = "train.ditto"
+TRAIN_LABEL_LOGITS = "train.fd"
 EVALUATE_LOCAL = "evaluate.local"
 EVALUATE_PERSONAL = "evaluate.personal"
 
@@ -41,6 +48,7 @@ CONFIG = "config"
 METRICS = "metrics"
 CONSENSUS = "consensus"
 CONTROL_VARIATE = "control-variate"
+TEACHER = "teacher"
 
 # Keys inside CONFIG (server -> client)
 SERVER_ROUND = "server-round"
@@ -50,6 +58,7 @@ PROXIMAL_MU = "proximal-mu"
 DITTO_LAMBDA = "ditto-lambda"
 STATE_SCOPE = "state-scope"
 STATE_ROUND = "state-round"
+CONSENSUS_ROUND = "consensus-round"  # the round whose public subset the consensus covers (FedMD)
 
 # Keys inside METRICS (client -> server)
 NUM_EXAMPLES = "num-examples"
@@ -60,6 +69,12 @@ EVAL_LOSS = "eval-loss"
 EVAL_ACCURACY = "eval-accuracy"
 PERSONAL_LOSS = "personal-loss"
 PERSONAL_ACCURACY = "personal-accuracy"
+TEST_LOSS = "test-loss"
+TEST_ACCURACY = "test-accuracy"
+VALIDATION_ACCURACY = "validation-accuracy"
 
 # Keys of the arrays in a federated-distillation exchange
-SOFT_LABELS = "soft-labels"
+PUBLIC_LOGITS = "public-logits"  # FedMD: logits on the public subset (reply), the consensus (CONSENSUS)
+LABEL_LOGITS = "label-logits"  # FD: per-label average logits, labels x classes (reply), the teacher (TEACHER)
+LABEL_COUNTS = "label-counts"  # FD: samples per label (reply)
+HAS_TEACHER = "has-teacher"  # FD: in TEACHER, 1 for the labels that have a teacher, else 0

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies.
+"""Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies,
+and datasets written in hub layout.
 
 `FakeGrid`, `answer` and `play_round` run a strategy's round in-process: its messages
 go to the real ClientApp (node id i + 1 is partition i), without Ray or a SuperLink.
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
@@ -170,3 +172,19 @@ def play_round(
 
 def initial() -> ArrayRecord:
     return ArrayRecord(build_model("2nn", (1, 28, 28), 10, seed=0).state_dict())
+
+
+def write_parquet_dataset(folder: Path, images: np.ndarray, labels: np.ndarray, splits: dict[str, range]) -> Path:
+    """Write `images` (uint8, N x 28 x 28) and `labels` as a hub-style folder of `<split>.parquet` files."""
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image  # noqa: PLC0415 (only the tests that write datasets need it)
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    folder.mkdir(parents=True)
+    for split, rows in splits.items():
+        table = datasets.Dataset.from_dict(
+            {"image": [Image.fromarray(images[i]) for i in rows], "label": labels[list(rows)].tolist()},
+            features=features,
+        )
+        table.to_parquet(str(folder / f"{split}.parquet"))
+    return folder

@@ -2,8 +2,9 @@
 
 Every dataset is reduced to the same shape of data: a labelled pool that nodes
 partition among themselves, a held-out test set that only the server evaluates on,
-and (for distillation strategies) an unlabelled public slice carved from the front
-of the pool that no client trains on. An edge node that brings its own data
+and (for distillation strategies) a public slice carved from the front of the pool
+that no client trains on privately, followed by a labelled server validation slice
+(FedDF's split for validating server distillation) that no client ever sees. An edge node that brings its own data
 (`data-path`) splits that instead of a partition of the pool (`local.py`). Tensors
 are built once per process and cached, so simulation actors that serve many nodes
 and rounds never reload.
@@ -61,6 +62,12 @@ class DataSpec:
     partition: PartitionSpec
     validation_fraction: float
     public_size: int
+    server_validation_size: int = 0
+
+    @property
+    def reserved(self) -> int:
+        """Samples at the front of the pool kept from the nodes: the public and server validation slices."""
+        return self.public_size + self.server_validation_size
 
     @classmethod
     def from_config(cls, config: RunConfig) -> DataSpec:
@@ -71,7 +78,13 @@ class DataSpec:
             classes_per_node=config.classes_per_node,
             seed=config.seed,
         )
-        return cls(data_source(config), partition, config.validation_fraction, config.public_set_size)
+        return cls(
+            data_source(config),
+            partition,
+            config.validation_fraction,
+            config.public_set_size,
+            config.server_validation_set_size,
+        )
 
 
 def data_source(config: RunConfig) -> Source:
@@ -135,8 +148,8 @@ def dataset_shape(dataset: Source) -> tuple[tuple[int, ...], int]:
 
 
 def pool_size(spec: DataSpec) -> int:
-    """Number of samples the nodes share (the pool minus the public slice)."""
-    return len(_load_source(spec.dataset).pool_labels) - spec.public_size
+    """Number of samples the nodes share (the pool minus the public and server validation slices)."""
+    return len(_load_source(spec.dataset).pool_labels) - spec.reserved
 
 
 def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int) -> np.ndarray:
@@ -146,18 +159,18 @@ def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int)
             f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}"
         )
     source = _load_source(spec.dataset)
-    if spec.public_size >= len(source.pool_labels):
+    if spec.reserved >= len(source.pool_labels):
         raise ValueError(
-            f"public-size {spec.public_size} leaves no private data: the pool of {spec.dataset!r} has "
-            f"{len(source.pool_labels)} samples"
+            f"public-size {spec.public_size} and distill-validation-size {spec.server_validation_size} leave no "
+            f"private data: the pool of {spec.dataset!r} has {len(source.pool_labels)} samples"
         )
     if spec.partition.partitioner == NATURAL:
         if source.pool_devices is None:
             raise ValueError(f"partitioner 'natural' needs data that comes in devices; {spec.dataset!r} does not")
-        positions = natural_partition(source.pool_devices[spec.public_size :], num_partitions, partition_id)
+        positions = natural_partition(source.pool_devices[spec.reserved :], num_partitions, partition_id)
     else:
         positions = _pool_partitions(spec, num_partitions)[str(partition_id)]
-    return positions + spec.public_size
+    return positions + spec.reserved
 
 
 @lru_cache(maxsize=4)
@@ -167,7 +180,7 @@ def _pool_partitions(spec: DataSpec, num_partitions: int) -> dict[str, np.ndarra
     A simulation actor serves many nodes; reading the archive of all partitions for
     each of them would cost it time quadratic in the number of nodes.
     """
-    labels = _load_source(spec.dataset).pool_labels[spec.public_size :]
+    labels = _load_source(spec.dataset).pool_labels[spec.reserved :]
     return cached_partitions(labels, num_partitions, spec.partition)
 
 
@@ -217,9 +230,25 @@ def load_test_split(dataset: Source) -> LabelledSplit:
 
 
 @lru_cache(maxsize=4)
-def load_public_features(spec: DataSpec) -> torch.Tensor:
-    """The unlabelled public slice (features only) shared by the server and the clients."""
+def load_public_split(spec: DataSpec) -> LabelledSplit:
+    """The public slice shared by the server and the clients, with its labels.
+
+    Federated distillation uses its features only; FedMD's transfer learning uses its
+    labels, and in simulation the server scores consensus logits against them.
+    """
     if spec.public_size <= 0:
         raise ValueError("this run has no public set (public-size is 0)")
     source = _load_source(spec.dataset)
-    return _to_tensor(source.pool_features[: spec.public_size])
+    return _split(source.pool_features, source.pool_labels, np.arange(spec.public_size))
+
+
+@lru_cache(maxsize=4)
+def load_server_validation(spec: DataSpec) -> LabelledSplit:
+    """The labelled slice after the public set that validates server distillation (may be empty)."""
+    source = _load_source(spec.dataset)
+    return _split(source.pool_features, source.pool_labels, np.arange(spec.public_size, spec.reserved))
+
+
+def load_unlabelled_features(dataset: str) -> torch.Tensor:
+    """Every training sample of `dataset` (its pool), features only: distillation data from another dataset."""
+    return _to_tensor(_load_source(dataset).pool_features)

@@ -99,3 +99,8 @@ def test_compare_runs_two_strategies_and_writes_table_report_and_curves(
     assert sorted(curves) == ["ditto", "fedavg"] and curves["ditto"]["round"] == [0, 1, 2]
     assert curves["ditto"]["personalized_accuracy_mean"][-1] == pytest.approx(mean)
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["centralized-0", "ditto-0", "fedavg-0"]
+    runs = json.loads((out / "runs.json").read_text())["runs"]
+    assert [(run["strategy"], run["seed"]) for run in runs] == [("fedavg", 0), ("ditto", 0), ("centralized", 0)]
+    for run, row in zip(runs, rows, strict=True):
+        assert run["final_accuracy"] == pytest.approx(float(row["final_accuracy_mean"]), abs=1e-4)
+        assert run["curves"]["round"] == [0, 1, 2] and run["curves"]["central_accuracy"][-1] == run["final_accuracy"]

@@ -91,3 +91,35 @@ def test_overrides_parse_bare_words_and_reencode_for_flwr() -> None:
     ]
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["oops"])
+
+
+def test_distillation_settings_and_the_strategies_they_belong_to() -> None:
+    assert build(strategy="feddistill").strategy == "feddistill"
+    fd, fedmd, feddf, fedavg = (build(strategy=name) for name in ("fd", "fedmd", "feddf", "fedavg"))
+    assert (fd.public_set_size, fd.server_validation_set_size) == (0, 0)
+    assert (fedmd.public_set_size, fedmd.server_validation_set_size) == (500, 400)
+    assert (feddf.public_set_size, feddf.server_validation_set_size) == (500, 400)
+    assert (fedavg.public_set_size, fedavg.server_validation_set_size) == (0, 0)
+    assert build(strategy="fd", distill_validation_size=400).server_validation_set_size == 400
+    assert build(strategy="fd", client_model="2nn,logreg").client_model_for(1) == "logreg"
+    for key, value in (
+        ("distill-steps", 0),
+        ("distill-batch-size", 0),
+        ("distill-eval-every", 0),
+        ("distill-patience", 0),
+        ("distill-validation-size", -2),
+        ("digest-batch-size", 0),
+        ("transfer-epochs", -1),
+        ("public-samples-per-round", -1),
+        ("fd-gamma", -0.5),
+    ):
+        with pytest.raises(ConfigError, match=f"'{key}' = {value!r}"):
+            RunConfig.from_mapping({**DEFAULTS, "strategy": "fedmd", key: value})
+    with pytest.raises(ConfigError, match=r"'push-server-weights' = True .*\(only fedmd/feddistill"):
+        build(strategy="fd", push_server_weights=True)
+    assert build(strategy="feddistill", push_server_weights=True).push_server_weights
+    with pytest.raises(ConfigError, match=r"'distill-dataset' = 'ylecun/mnist' .* with strategy feddf"):
+        build(strategy="fedmd", distill_dataset="ylecun/mnist")
+    with pytest.raises(ConfigError, match="'distill-dataset' = 'mnist'"):
+        build(strategy="feddf", distill_dataset="mnist")
+    assert build(strategy="feddf", distill_dataset="zalando-datasets/fashion_mnist").distill_dataset
