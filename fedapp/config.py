@@ -37,6 +37,8 @@ DATASET_RULE = (
 )
 PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
 WEIGHTINGS = ("examples", "uniform")
+NO_TRACKING = "none"
+TRACKERS = ("tensorboard", "mlflow")
 
 
 class ConfigError(ValueError):
@@ -106,6 +108,9 @@ class RunConfig:
     max_update_norm: float
     resume_from: str
     fault_injection: str
+    tracking: str
+    tracking_uri: str
+    tracking_experiment: str
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -154,6 +159,11 @@ class RunConfig:
     def fault_plan(self) -> dict[str, str]:
         """Test-only faults by node key (`fault-injection`); empty in a normal run."""
         return parse_fault_plan(self.fault_injection)
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        """The tracking sinks of `tracking` (none for 'none')."""
+        return parse_trackers(self.tracking)
 
     def client_model_for(self, partition_id: int) -> str:
         """The model architecture of node `partition_id` (`client-model`: same, a name, or a list)."""
@@ -205,6 +215,7 @@ class RunConfig:
         self._validate_strategy_settings()
         self._validate_synthetic()
         self._validate_reliability()
+        self._validate_tracking()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
                 f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
@@ -246,6 +257,23 @@ class RunConfig:
                 f"run-config key 'fault-injection' = {self.fault_injection!r} needs {ENABLE_VARIABLE}=1 in the "
                 "environment of the ServerApp and ClientApps (tests only); allowed here: ''"
             )
+
+    def _validate_tracking(self) -> None:
+        """Sinks by name; an MLflow store only for MLflow (the packages are checked on the server's side)."""
+        _check(
+            self,
+            "tracking",
+            _is_tracking,
+            f"'{NO_TRACKING}' or a comma list of {', '.join(TRACKERS)} (each at most once)",
+        )
+        _check(
+            self,
+            "tracking_uri",
+            lambda v: v == "" or ("mlflow" in self.trackers and _is_uri(v)),
+            "'' (the local store mlflow.db), or an MLflow tracking URI such as http://host:5000 or "
+            "sqlite:///path/mlflow.db while tracking includes mlflow",
+        )
+        _check(self, "tracking_experiment", lambda v: bool(v.strip()), "a non-empty MLflow experiment name")
 
     def _validate_strategy_settings(self) -> None:
         """Check the strategy's own keys and which strategies a setting is allowed with."""
@@ -379,6 +407,27 @@ def refuse_seeded_noise(config: RunConfig, own_data_nodes: int) -> None:
             "data (data-path): anyone who knows the run config can regenerate and subtract seeded noise; "
             "allowed: 'secret'"
         )
+
+
+def parse_trackers(value: str) -> tuple[str, ...]:
+    """`'tensorboard, mlflow'` -> ('tensorboard', 'mlflow'); 'none' -> ()."""
+    if value.strip() == NO_TRACKING:
+        return ()
+    return tuple(name.strip() for name in value.split(","))
+
+
+def _is_tracking(value: str) -> bool:
+    """True for 'none' or distinct known sink names separated by commas."""
+    names = parse_trackers(value)
+    return value.strip() == NO_TRACKING or (
+        bool(names) and all(name in TRACKERS for name in names) and len(set(names)) == len(names)
+    )
+
+
+def _is_uri(value: str) -> bool:
+    """True for `scheme:...` (http://, https://, sqlite:///, postgresql://, databricks, ...)."""
+    scheme, sep, rest = value.partition(":")
+    return value == "databricks" or (bool(sep) and scheme.isidentifier() and bool(rest))
 
 
 def _dp_strategies() -> list[str]:

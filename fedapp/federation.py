@@ -32,7 +32,8 @@ adds what a research run needs around them:
   its noise whatever arrives, and its accounting assumes so;
 - the global model is evaluated centrally after every round (a strategy without
   one, FD, is scored by its client models' mean accuracy on the test set) and each
-  round is written to `metrics.json` as it completes; with federated evaluation, so
+  round is written to `metrics.json` as it completes, then handed to the run's
+  trackers (TensorBoard, MLflow: `fedapp/tracking/`); with federated evaluation, so
   is the spread (mean, min, max) of each evaluated node's own model's accuracy on its
   validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
   the global model for the other strategies).
@@ -58,6 +59,7 @@ from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
+from fedapp.tracking import Trackers
 from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
 from strategies.personalization import accuracy_spread
@@ -106,8 +108,10 @@ class Federation:
         config: RunConfig,
         evaluator: CentralEvaluator,
         outputs: RunOutputs,
+        tracker: Trackers | None = None,
     ) -> None:
         self.config = config
+        self.tracker = tracker if tracker is not None else Trackers({})  # none: an untracked run
         self.strategy = strategy
         self.hooks = hooks_for(strategy)
         self.evaluator = evaluator
@@ -321,7 +325,11 @@ class Federation:
         return self.evaluator(arrays)
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
-        """Evaluate centrally, then checkpoint, write and log the round's record."""
+        """Evaluate centrally, then checkpoint, write, track and log the round's record.
+
+        Tracking comes last: a tracked round is always in the checkpoint, so a resumed
+        run knows every round its tracked run may hold.
+        """
         central_loss, central_accuracy = self._central_evaluation(arrays, record)
         full = {
             "round": server_round,
@@ -332,6 +340,7 @@ class Federation:
         }
         self.outputs.save_checkpoint(full, arrays, self.hooks.state_dict())
         self.outputs.add_round(full)
+        self.tracker.log_round(full)
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 
 

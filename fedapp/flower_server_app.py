@@ -13,8 +13,9 @@ nodes with their own data, and no privacy budget stops the run; there are no
 checkpoints, no resume, no per-round metrics.json or plot (FD's and FedMD's
 client-model accuracies appear only in Flower's aggregated train metrics,
 `test-accuracy`, and FD's central evaluation scores the unchanged initial model: FD
-has none of its own); the client learning rate does not decay; a round whose replies
-all fail ends the run (Flower raises). The run writes
+has none of its own), no tracking (`tracking` is ignored, with a warning); the client
+learning rate does not decay; a round whose replies all fail ends the run (Flower
+raises). The run writes
 Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) to
 `<output-dir>/<run-name or run-id>/`.
 """
@@ -22,7 +23,7 @@ Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) 
 from __future__ import annotations
 
 import json
-from logging import INFO
+from logging import INFO, WARNING
 from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
@@ -47,6 +48,12 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run `num-server-rounds` rounds of the configured strategy with `Strategy.start`."""
     config = RunConfig.from_mapping(context.run_config)
+    if config.trackers:
+        log(
+            WARNING,
+            "[fedapp] tracking=%s is ignored: this ServerApp logs no rounds (fedapp.server_app does)",
+            config.tracking,
+        )
     evaluator = CentralEvaluator(config)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:  # noqa: ARG001 (Flower's signature)

@@ -10,7 +10,8 @@ of `batch-size` samples, as a node's step does, with the nodes' SGD momentum
 (`client-momentum`), restarted every epoch as a node restarts it every round.
 
 The outputs are a run folder like a federated run's: `metrics.json` (a record per
-epoch, numbered as `round`), `final_model.pt` and `accuracy.png`.
+epoch, numbered as `round`), `final_model.pt` and `accuracy.png`, and with `tracking`
+the same TensorBoard/MLflow logging (rank 0 logs).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fedapp.data import DataSpec, LabelledSplit, data_source, dataset_shape, loa
 from fedapp.models import build_model
 from fedapp.outputs import METRICS_FILE, PLOT_FILE, RunOutputs
 from fedapp.plots import plot_run
+from fedapp.tracking import TrackedRun, Trackers, open_tracker
 from fedapp.training import evaluate, train_sgd
 from sim.flwr_cli import echo
 from sim.overrides import parse_overrides
@@ -136,9 +138,10 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         pool = pooled_training_data(DataSpec.from_config(config), request.nodes)
         test_set = load_test_split(data_source(config)) if rank == 0 else None
+        tracker = _open_tracker(config, outputs) if rank == 0 else Trackers({})
         batch_size = max(1, config.batch_size // request.world_size)
         if test_set is not None:
-            _record(outputs, model, test_set, device, request.epochs, {"round": 0}, time.monotonic())
+            _record(outputs, tracker, model, test_set, device, request.epochs, {"round": 0}, time.monotonic())
         for epoch in range(1, request.epochs + 1):
             started = time.monotonic()
             learning_rate = round_learning_rate(config.learning_rate, config.lr_decay, epoch)
@@ -162,20 +165,29 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                     "bytes_down": 0,
                     "bytes_up": 0,
                 }
-                _record(outputs, model, test_set, device, request.epochs, record, started)
+                _record(outputs, tracker, model, test_set, device, request.epochs, record, started)
         if test_set is not None:
-            outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+            model_path = outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
             plot_run(
                 outputs.rounds,
                 outputs.folder / PLOT_FILE,
                 f"centralized (DDP, {request.world_size} ranks) · {config.model} · {config.dataset}",
             )
+            tracker.finish([outputs.folder / METRICS_FILE, model_path, outputs.folder / PLOT_FILE], completed=True)
     finally:
         dist.destroy_process_group()
 
 
+def _open_tracker(config: RunConfig, outputs: RunOutputs) -> Trackers:
+    """The baseline's tracking sinks (`tracking`), named like its folder, beside the federated runs'."""
+    tracker = open_tracker(TrackedRun(config, outputs.folder.name, outputs.folder))
+    outputs.record_tracking(tracker.identity)
+    return tracker
+
+
 def _record(
     outputs: RunOutputs,
+    tracker: Trackers,
     model: torch.nn.Module,
     test_set: LabelledSplit,
     device: torch.device,
@@ -183,17 +195,17 @@ def _record(
     record: dict[str, Any],
     started: float,
 ) -> None:
-    """Evaluate on the test set, append the epoch's record to `metrics.json` and print it."""
+    """Evaluate on the test set, append the epoch's record to `metrics.json`, track and print it."""
     loss, accuracy = evaluate(model, test_set, device)
-    outputs.add_round(
-        {
-            "round": record["round"],
-            "central_accuracy": accuracy,
-            "central_loss": loss,
-            **record,
-            "seconds": time.monotonic() - started,
-        }
-    )
+    full = {
+        "round": record["round"],
+        "central_accuracy": accuracy,
+        "central_loss": loss,
+        **record,
+        "seconds": time.monotonic() - started,
+    }
+    outputs.add_round(full)
+    tracker.log_round(full)
     train = f" | train loss {record['train_loss']:.4f}" if "train_loss" in record else ""
     echo(
         f"centralized epoch {record['round']}/{epochs} | central accuracy {accuracy:.4f} | loss {loss:.4f}"

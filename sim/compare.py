@@ -5,6 +5,9 @@ SuperLink, then the centralized baseline of that seed (`sim/centralized.py`). Th
 results go to `--out`:
 
 - `runs/<strategy>-<seed>/` and `runs/centralized-<seed>/`: each run's own outputs;
+  with `-c tracking=...` the runs are tracked under those names too, grouped so
+  their curves overlay: `tensorboard --logdir <out>/runs`, and MLflow's experiment
+  named after `--out`;
 - `summary.csv`, `report.md`, `curves.png` with its data `curves.json` (per strategy
   and round, mean and sd over seeds), `runs.json` (every run's figures and per-round
   curves; and `privacy.png` when some runs are differentially private): rewritten
@@ -161,7 +164,7 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
             raise ConfigError(f"run-config key {key!r} is set by compare for each run; use --seeds and --out instead")
     runs_dir = str(request.out.expanduser().absolute() / RUNS_FOLDER)
     rounds = {} if request.rounds is None else {"num-server-rounds": request.rounds}
-    shared = {**request.common, **rounds, **_shared_public_set(request)}
+    shared = {**_grouped(request), **request.common, **rounds, **_shared_public_set(request)}
     runs, baselines, settings = [], {}, {}
     for seed in request.seeds:
         data_specs: dict[str, DataSpec] = {}
@@ -190,6 +193,14 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
         description = f"DDP, {baseline.world_size} ranks, {baseline.epochs} epochs"
         settings.setdefault(CENTRALIZED, {**_visible_settings(baseline.config), "strategy": description})
     return Plan(runs, baselines, settings)
+
+
+def _grouped(request: CompareRequest) -> dict[str, str]:
+    """The comparison's MLflow experiment: its `--out` folder's name (an explicit `tracking-experiment` wins).
+
+    Its TensorBoard folder is `<out>/runs`, where every run's event files already are.
+    """
+    return {"tracking-experiment": request.out.expanduser().absolute().name}
 
 
 def _shared_public_set(request: CompareRequest) -> dict[str, int]:
