@@ -12,13 +12,18 @@ initial model. After its round the node reports its model's accuracy on its vali
 split and, when it holds a share of the run's dataset (simulation and demos, which
 can load the run's held-out test set as the server does), on that test set; a node
 with its own data (`data-path`) has no such test set and reports validation only.
+
+What a node keeps between rounds for SCAFFOLD, FedBN and Ditto is on its disk
+(`node_state.py`), so that it survives a resumed run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -42,8 +47,9 @@ from fedapp.data import (
 )
 from fedapp.device import compute_device
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
-from fedapp.models import build_model
-from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from fedapp.models import batch_norm_keys, build_model
+from fedapp.node_state import NodeStateStore
+from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
 from fedapp.training import (
     ExtraLoss,
     LabelLogitSums,
@@ -53,17 +59,22 @@ from fedapp.training import (
     fit_logits,
     full_batch_gradient,
     predict_logits,
+    train_ditto,
+    train_scaffold,
     train_sgd,
 )
 from strategies.arrays import reply_arrays, to_numpy, to_record
 from strategies.consensus import alignment_subset
 from strategies.label_logits import label_means
 from strategies.losses import label_distillation_term
+from strategies.personalization import personal_arrays
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
     CONSENSUS_ROUND,
+    CONTROL_VARIATE,
+    DITTO_LAMBDA,
     EVAL_ACCURACY,
     EVAL_LOSS,
     HAS_TEACHER,
@@ -71,8 +82,12 @@ from strategies.protocol import (
     LABEL_LOGITS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    LOCAL_STEPS,
     METRICS,
     NUM_EXAMPLES,
+    PERSONAL_ACCURACY,
+    PERSONAL_LOSS,
+    PERSONAL_TRAIN_LOSS,
     PROXIMAL_MU,
     PUBLIC_LOGITS,
     SERVER_ROUND,
@@ -83,6 +98,8 @@ from strategies.protocol import (
     VALIDATION_ACCURACY,
 )
 from strategies.seeding import torch_generator
+
+Weights = ArrayRecord | Mapping[str, torch.Tensor]
 
 app = ClientApp()
 
@@ -157,23 +174,48 @@ class Node:
         """The run's held-out test set, for a node holding a share of the run's dataset; None for own data."""
         return load_test_split(data_source(self.config)) if self.data_path is None else None
 
-    def model(self, arrays: ArrayRecord | None = None) -> nn.Module:
-        """This node's architecture holding `arrays` (or its seeded initial weights)."""
+    def model(self, arrays: Weights | None = None, role: str = "global") -> nn.Module:
+        """This node's architecture holding `arrays` (or its seeded initial weights).
+
+        Models holding arrays are reused per process, one per `role`: a handler that needs
+        two models at once (Ditto's global copy and personal model) gives them different roles.
+        """
         shape, num_classes = dataset_shape(self.config.dataset)
         if arrays is None:
             return build_model(self.architecture, shape, num_classes, self.config.seed)
-        model = _model_instance(self.architecture, shape, num_classes, self.config.seed)
-        model.load_state_dict(arrays.to_torch_state_dict())
+        model = _model_instance(self.architecture, shape, num_classes, self.config.seed, role)
+        model.load_state_dict(arrays.to_torch_state_dict() if isinstance(arrays, ArrayRecord) else dict(arrays))
         return model
 
     def generator(self, purpose: str, server_round: int) -> torch.Generator:
         """The random stream for `purpose` in `server_round` on this node (same in every run)."""
         return torch_generator(self.config.seed, purpose, server_round, self.key)
 
+    def state(self, instructions: ConfigRecord) -> NodeStateStore:
+        """Where this node keeps its state for the scope and round a message names."""
+        return NodeStateStore.for_message(instructions, self.key)
+
+    def sgd_settings(self, instructions: ConfigRecord) -> dict[str, Any]:
+        """The local SGD settings of a train message: epochs, batch, learning rate, data order, momentum."""
+        return {
+            "epochs": int(instructions[LOCAL_EPOCHS]),
+            "batch_size": self.config.batch_size,
+            "learning_rate": float(instructions[LEARNING_RATE]),
+            "generator": self.generator("train", int(instructions[SERVER_ROUND])),
+            "momentum": self.config.client_momentum,
+            "device": compute_device(),
+        }
+
 
 @lru_cache(maxsize=8)
-def _model_instance(name: str, shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """One model object per architecture and process, reloaded with each message's weights."""
+def _model_instance(
+    name: str,
+    shape: tuple[int, ...],
+    num_classes: int,
+    seed: int,
+    role: str,  # noqa: ARG001 (part of the cache key: one instance per role)
+) -> nn.Module:
+    """One model object per architecture, role and process, reloaded with each message's weights."""
     return build_model(name, shape, num_classes, seed)
 
 
@@ -219,6 +261,11 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     return reply
 
 
+def _train_metrics(result: TrainResult, **extra: float) -> MetricRecord:
+    """What every local training reports: examples, mean loss and the steps it ran (FedNova needs them)."""
+    return MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, LOCAL_STEPS: result.steps, **extra})
+
+
 @app.train(mods=[inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights.
@@ -231,7 +278,86 @@ def train(message: Message, context: Context) -> Message:
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
     result = _train_private(node, model, instructions, int(instructions[SERVER_ROUND]))
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
+    return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: _train_metrics(result)})
+
+
+@dataclass(frozen=True)
+class StatefulRequest:
+    """A message to a node that keeps state between rounds (SCAFFOLD, FedBN, Ditto), unpacked."""
+
+    node: Node
+    instructions: ConfigRecord
+    state: NodeStateStore
+    received: dict[str, torch.Tensor]
+
+    @classmethod
+    def unpack(cls, message: Message, context: Context) -> StatefulRequest:
+        """The node, the message's instructions, the node's state they point to, and the global weights."""
+        node = Node.from_context(context)
+        instructions = message.content[CONFIG]
+        return cls(node, instructions, node.state(instructions), message.content[ARRAYS].to_torch_state_dict())
+
+    @property
+    def server_round(self) -> int:
+        return int(self.instructions[SERVER_ROUND])
+
+    def personal_arrays(self) -> dict[str, torch.Tensor]:
+        """The node's own model: the global weights with the arrays it keeps (if any yet) in their place."""
+        return personal_arrays(self.received, self.state.load(PERSONAL_STATE))
+
+
+@app.train("scaffold", mods=[inject_faults])
+def train_with_control_variates(message: Message, context: Context) -> Message:
+    """SCAFFOLD: corrected local SGD; reply with the new weights and the change of this node's c_i."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    server_control = message.content[CONTROL_VARIATE].to_torch_state_dict()
+    client_control = request.state.load(CONTROL_VARIATE) or {k: torch.zeros_like(c) for k, c in server_control.items()}
+    result, updated = train_scaffold(
+        model,
+        request.node.data().train,
+        server_control=server_control,
+        client_control=client_control,
+        **request.node.sgd_settings(request.instructions),
+    )
+    request.state.save(CONTROL_VARIATE, request.server_round, updated)
+    delta = {key: updated[key] - client_control[key] for key in updated}
+    return _reply(
+        message,
+        **{
+            ARRAYS: ArrayRecord(_cpu_state(model)),
+            CONTROL_VARIATE: ArrayRecord(delta),
+            METRICS: _train_metrics(result),
+        },
+    )
+
+
+@app.train("fedbn", mods=[inject_faults])
+def train_with_local_batch_norm(message: Message, context: Context) -> Message:
+    """FedBN: local SGD of the global weights with this node's own BatchNorm layers, which it keeps."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.personal_arrays())
+    result = train_sgd(model, request.node.data().train, **request.node.sgd_settings(request.instructions))
+    weights = _cpu_state(model)
+    request.state.save(PERSONAL_STATE, request.server_round, {key: weights[key] for key in batch_norm_keys(model)})
+    return _reply(message, **{ARRAYS: ArrayRecord(weights), METRICS: _train_metrics(result)})
+
+
+@app.train("ditto", mods=[inject_faults])
+def train_with_personal_model(message: Message, context: Context) -> Message:
+    """Ditto: local SGD of the global weights and, on the same batches, of this node's personal model."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    personal = request.node.model(request.personal_arrays(), role="personal")
+    result, personal_loss = train_ditto(
+        model,
+        personal,
+        request.node.data().train,
+        lam=float(request.instructions[DITTO_LAMBDA]),
+        **request.node.sgd_settings(request.instructions),
+    )
+    request.state.save(PERSONAL_STATE, request.server_round, _cpu_state(personal))
+    metrics = _train_metrics(result, **{PERSONAL_TRAIN_LOSS: personal_loss})
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
@@ -346,7 +472,8 @@ def _train_private(
     extra_loss: ExtraLoss | None = None,
     observe: LogitObserver | None = None,
 ) -> TrainResult:
-    """The round's SGD on the node's private training split, with the epochs, learning rate (and mu) it was sent."""
+    """The round's SGD on the node's private training split, with the epochs, learning rate (and mu) it was
+    sent and the run's client momentum."""
     return train_sgd(
         model,
         node.data().train,
@@ -355,6 +482,7 @@ def _train_private(
         learning_rate=float(instructions[LEARNING_RATE]),
         generator=node.generator("train", server_round),
         proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
+        momentum=node.config.client_momentum,
         extra_loss=extra_loss,
         observe=observe,
         device=compute_device(),
@@ -386,6 +514,30 @@ def evaluate_local(message: Message, context: Context) -> Message:
     """Evaluate this node's own model (federated distillation) on its validation split."""
     node = Node.from_context(context)
     return _evaluation_reply(message, node, node.model(context.state.get(LOCAL_MODEL)))
+
+
+@app.evaluate("personal")
+def evaluate_personal(message: Message, context: Context) -> Message:
+    """Evaluate the global weights and this node's personal model (FedBN, Ditto) on its validation split.
+
+    A node that has not trained its personal model yet has the global model as its own.
+    """
+    request = StatefulRequest.unpack(message, context)
+    validation, device = request.node.data().validation, compute_device()
+    loss, accuracy = evaluate(request.node.model(request.received), validation, device)
+    personal_loss, personal_accuracy = evaluate(
+        request.node.model(request.personal_arrays(), role="personal"), validation, device
+    )
+    metrics = MetricRecord(
+        {
+            NUM_EXAMPLES: len(validation),
+            EVAL_LOSS: loss,
+            EVAL_ACCURACY: accuracy,
+            PERSONAL_LOSS: personal_loss,
+            PERSONAL_ACCURACY: personal_accuracy,
+        }
+    )
+    return _reply(message, **{METRICS: metrics})
 
 
 def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:

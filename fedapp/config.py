@@ -18,7 +18,9 @@ from typing import Any
 from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
 from fedapp.registry import STRATEGIES, StrategySpec
 
-MODELS = ("cnn", "2nn", "logreg")
+MODELS = ("cnn", "cnn-bn", "cnn-small", "cnn-small-bn", "2nn", "logreg")
+BATCH_NORM_MODELS = ("cnn-bn", "cnn-small-bn")
+IMAGE_ONLY_MODELS = ("cnn", "cnn-bn", "cnn-small", "cnn-small-bn")
 SAME_MODEL = "same"
 DP_MODES = ("none", "client-fixed", "server-fixed", "server-adaptive")  # strategies.dp.DP_MODES and "none"
 DP_NOISE_SOURCES = ("secret", "seeded-insecure")  # strategies.noise.NOISE_SOURCES
@@ -72,6 +74,8 @@ class RunConfig:
     server_learning_rate: float
     server_momentum: float
     proximal_mu: float
+    client_momentum: float
+    ditto_lambda: float
     straggler_fraction: float
     client_model: str
     public_size: int
@@ -232,7 +236,10 @@ class RunConfig:
             else "iid, dirichlet, shard (natural needs dataset 'synthetic')",
         )
         _check(
-            self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)"
+            self,
+            "model",
+            lambda v: v not in IMAGE_ONLY_MODELS or not synthetic,
+            "2nn or logreg with dataset 'synthetic' (60 features)",
         )
 
     def _validate_reliability(self) -> None:
@@ -272,6 +279,8 @@ class RunConfig:
         """Check the strategy's own keys and which strategies a setting is allowed with."""
         _check(self, "server_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "proximal_mu", lambda v: v >= 0, "a number >= 0")
+        _check(self, "client_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check(self, "ditto_lambda", lambda v: v >= 0, "a number >= 0")
         _check(self, "straggler_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
         _check(
             self,
@@ -294,6 +303,18 @@ class RunConfig:
             "straggler_fraction",
             lambda v: v == 0 or self.local_epochs >= 2,
             f"0 while local-epochs < 2 (stragglers do fewer than local-epochs={self.local_epochs})",
+        )
+        _check(
+            self,
+            "client_momentum",
+            lambda v: v == 0 or spec.local_training,
+            f"0 with strategy {self.strategy!r} (no local SGD to add momentum to)",
+        )
+        _check(
+            self,
+            "model",
+            lambda v: v in BATCH_NORM_MODELS or not spec.needs_batch_norm,
+            f"{' or '.join(BATCH_NORM_MODELS)} with strategy {self.strategy!r} (it keeps BatchNorm layers local)",
         )
         _check(
             self,

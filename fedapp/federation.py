@@ -33,7 +33,10 @@ adds what a research run needs around them:
 - the global model is evaluated centrally after every round (a strategy without
   one, FD, is scored by its client models' mean accuracy on the test set) and each
   round is written to `metrics.json` as it completes, then handed to the run's
-  trackers (TensorBoard, MLflow: `fedapp/tracking/`).
+  trackers (TensorBoard, MLflow: `fedapp/tracking/`); with federated evaluation, so
+  is the spread (mean, min, max) of each evaluated node's own model's accuracy on its
+  validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
+  the global model for the other strategies).
 """
 
 from __future__ import annotations
@@ -57,15 +60,19 @@ from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
 from fedapp.tracking import Trackers
-from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
+from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
+from strategies.personalization import accuracy_spread
 from strategies.protocol import (
+    ARRAYS,
     EVAL_ACCURACY,
     EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
     NUM_EXAMPLES,
+    PERSONAL_ACCURACY,
     SERVER_ROUND,
+    TRAIN_GRADIENT,
     TRAIN_LOSS,
 )
 from strategies.schedule import round_learning_rate
@@ -259,33 +266,9 @@ class Federation:
         return valid, rejected
 
     def _reply_problem(self, reply: Message, sent: Message | None, references: dict[int, Any]) -> Rejection | None:
-        """Why `reply` must not be aggregated, checked against what the message it answers asked for.
-
-        A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
-        labels); otherwise a reply must return arrays shaped like those it was sent
-        (decoded once per sent record in `references`, not once per reply), and a reply
-        to a plain train message (new weights, not a gradient) must not move further
-        than `max-update-norm` from them.
-        """
-        if sent is None:
-            return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
-        reference = self.hooks.reply_reference(sent)
-        sent_arrays = single_array_record(sent.content) if reference is None else None
-        if sent_arrays is not None:
-            if id(sent_arrays) not in references:
-                references[id(sent_arrays)] = to_numpy(sent_arrays)
-            reference = references[id(sent_arrays)]
-        if reference is None:
-            return None
-        returned_records = len(reply.content.array_records)
-        if returned_records == 0:
-            return Rejection(NO_ARRAYS, "reply carries no arrays")
-        if returned_records > 1:
-            return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
-        returned = reply_arrays(reply.content)
-        if sent_arrays is not None and sent.metadata.message_type == MessageType.TRAIN:
-            return weights_problem(returned, reference, self.config.max_update_norm)
-        return structure_problem(returned, reference)
+        """Why `reply` must not be aggregated (see `reply_problem`), given what the strategy says replies carry."""
+        reference = self.hooks.reply_reference(sent) if sent is not None else None
+        return reply_problem(reply, sent, reference, self.config.max_update_norm, references)
 
     def _node_key(self, node_id: int) -> str:
         try:
@@ -326,6 +309,7 @@ class Federation:
         return {
             "federated_loss": _metric(metrics, EVAL_LOSS),
             "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
+            **personalized_accuracy(measured),
             "evaluation_nodes": len(measured),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
@@ -360,6 +344,67 @@ class Federation:
         log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
 
 
+def reply_problem(
+    reply: Message, sent: Message | None, reference: Arrays | None, max_update_norm: float, references: dict[int, Any]
+) -> Rejection | None:
+    """Why `reply` must not be aggregated, checked against the message `sent` it answers.
+
+    A strategy may say what a reply must carry (`reference`, from its
+    `reply_reference(message)`, e.g. soft labels: one ArrayRecord). Otherwise a reply must
+    return array records under the names it was sent (SCAFFOLD's weights and control
+    variate, most strategies' weights alone), each shaped like the one sent (decoded once
+    per sent record into `references`, not once per reply); and weights returned by local
+    training (not a gradient) must not move further than `max_update_norm` (0: unbounded)
+    from those sent.
+    """
+    if sent is None:
+        return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
+    if reference is not None:
+        return _one_record_problem(reply, reference)
+    if not sent.content.array_records:
+        return None
+    return _records_problem(reply, sent, max_update_norm, references)
+
+
+def _records_problem(
+    reply: Message, sent: Message, max_update_norm: float, references: dict[int, Any]
+) -> Rejection | None:
+    """Why the reply's array records are not those sent, name by name, in structure (and weights in norm)."""
+    sent_records = sent.content.array_records
+    returned = reply.content.array_records
+    if not returned:
+        return Rejection(NO_ARRAYS, "reply carries no arrays")
+    if set(returned) != set(sent_records):
+        return Rejection(UNEXPECTED, f"reply carries ArrayRecords {sorted(returned)}, expected {sorted(sent_records)}")
+    for name, record in sent_records.items():
+        if id(record) not in references:
+            references[id(record)] = to_numpy(record)
+        arrays = to_numpy(returned[name])
+        problem = (
+            weights_problem(arrays, references[id(record)], max_update_norm)
+            if name == ARRAYS and _returns_trained_weights(sent.metadata.message_type)
+            else structure_problem(arrays, references[id(record)])
+        )
+        if problem is not None:
+            return problem
+    return None
+
+
+def _one_record_problem(reply: Message, reference: Arrays) -> Rejection | None:
+    """Why `reply` does not carry exactly one ArrayRecord shaped like `reference`; None if it does."""
+    returned_records = len(reply.content.array_records)
+    if returned_records == 0:
+        return Rejection(NO_ARRAYS, "reply carries no arrays")
+    if returned_records > 1:
+        return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
+    return structure_problem(reply_arrays(reply.content), reference)
+
+
+def _returns_trained_weights(message_type: str) -> bool:
+    """True for messages answered with locally trained weights: `train` and its variants but gradient requests."""
+    return message_type.partition(".")[0] == MessageType.TRAIN and message_type != TRAIN_GRADIENT
+
+
 def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     """`new` with each array in the dtype it had in `previous`.
 
@@ -386,6 +431,24 @@ def measured_replies(replies: list[Message]) -> list[Message]:
         for reply in replies
         if any(record.get(NUM_EXAMPLES, 0) > 0 for record in reply.content.metric_records.values())
     ]
+
+
+def personalized_accuracy(replies: list[Message]) -> dict[str, float]:
+    """`personalized_accuracy_{mean,min,max}` over the evaluated nodes (none without replies).
+
+    Each node's own model is scored on its own validation split: the personal model a
+    node reports (`personal-accuracy`: FedBN, Ditto), else the model it was asked to
+    evaluate, which for every other strategy is the model that node would use (the
+    global one; federated distillation's own model).
+    """
+    accuracies = []
+    for reply in replies:
+        metrics = reply_metrics(reply.content)
+        own = metrics[PERSONAL_ACCURACY] if PERSONAL_ACCURACY in metrics else metrics[EVAL_ACCURACY]
+        accuracies.append(float(own))  # type: ignore[arg-type]
+    if not accuracies:
+        return {}
+    return {f"personalized_accuracy_{name}": value for name, value in accuracy_spread(accuracies).items()}
 
 
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:

@@ -25,6 +25,7 @@ def plot_run(rounds: list[dict[str, Any]], path: Path, title: str) -> None:
     for key, label in (
         ("central_accuracy", "central (held-out test set)"),
         ("federated_accuracy", "federated (node validation)"),
+        ("personalized_accuracy_mean", "nodes' own models (node validation, mean)"),
     ):
         xs, ys = _series(rounds, key)
         if xs:

@@ -4,7 +4,10 @@ The ServerApp asks each new node who it is with a `query` message (`DESCRIBE`),
 answered under `NODE` with its stable key, its model architecture and how many
 shares of the run's dataset its data is one of; the federation loop orders and
 samples nodes by those keys (`nodes.py`). A node keeps its own model between
-rounds in its Flower `Context.state` under `LOCAL_MODEL` (federated distillation).
+rounds in its Flower `Context.state` under `LOCAL_MODEL` (federated distillation),
+and on its disk (`node_state.py`) its control variate (SCAFFOLD, under the
+protocol's `CONTROL_VARIATE`) or its personal arrays (`PERSONAL_STATE`: FedBN's
+BatchNorm layers, Ditto's personal model).
 """
 
 DESCRIBE = "query"
@@ -17,3 +20,6 @@ NODE_PARTITIONS = "partitions"  # num-partitions of the node's share, 0 for a no
 
 # Key inside a node's Context.state: its own model (federated distillation)
 LOCAL_MODEL = "local-model"
+
+# Name of a node's personal arrays in its state on disk (FedBN, Ditto)
+PERSONAL_STATE = "personal"

@@ -24,6 +24,7 @@ class StrategySpec:
     supports_dp: bool = False
     own_sampling: bool = False
     heterogeneous_clients: bool = False
+    needs_batch_norm: bool = False
     server_distillation: str = ""
     """What the server distils into its model: "" nothing, "ensemble" (FedDF), "consensus" (FedMD)."""
 
@@ -65,6 +66,23 @@ STRATEGIES: dict[str, StrategySpec] = {
     "fedprox": StrategySpec(
         "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept",
         supports_dp=True,
+        own_sampling=True,
+    ),
+    "scaffold": StrategySpec(
+        "SCAFFOLD (Karimireddy et al. 2020): control variates correct client drift; twice FedAvg's traffic",
+        own_sampling=True,
+    ),
+    "fednova": StrategySpec(
+        "FedNova (Wang et al. 2020): updates normalised by each client's local steps (stragglers' work kept)",
+        own_sampling=True,
+    ),
+    "fedbn": StrategySpec(
+        "FedBN (Li et al. 2021): BatchNorm layers stay on the clients; personalised accuracy",
+        needs_batch_norm=True,
+        own_sampling=True,
+    ),
+    "ditto": StrategySpec(
+        "Ditto (Li et al. 2021): personal models regularised toward the global one; personalised accuracy",
         own_sampling=True,
     ),
     # No DP for FedDF: the server distils the ensemble of the clients' raw (unclipped,

@@ -2,13 +2,16 @@
 
 No Flower imports: these functions take a model and tensors and return numbers or
 tensors, so they are the same in a ClientApp, in the server's central evaluation, in
-the centralized baseline and in unit tests.
+the centralized baseline and in unit tests. The strategies' client-side steps
+(FedProx's proximal term, SCAFFOLD's correction, Ditto's personal step) are thin
+wrappers here around the pure functions in `strategies/`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedapp.data import LabelledSplit
+from strategies.control_variates import apply_correction, correction, updated_client_control
 from strategies.losses import logit_matching_loss, proximal_term
+from strategies.personalization import ditto_personal_step
 
 ExtraLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A term added to a training step's loss, from the batch's logits and labels (FD's regulariser)."""
@@ -40,6 +45,10 @@ def _batches(num_samples: int, batch_size: int, generator: torch.Generator) -> I
     """Yield index batches of one epoch in a random order drawn from `generator`."""
     order = torch.randperm(num_samples, generator=generator)
     yield from order.split(batch_size)
+
+
+AfterStep = Callable[[torch.Tensor, torch.Tensor], object]
+"""Called with a step's batch (features, labels) right after the optimizer's step."""
 
 
 def batch_schedule(num_samples: int, batch_size: int, steps: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -81,6 +90,8 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     learning_rate: float,
     generator: torch.Generator,
     proximal_mu: float = 0.0,
+    momentum: float = 0.0,
+    after_step: AfterStep | None = None,
     extra_loss: ExtraLoss | None = None,
     observe: LogitObserver | None = None,
     device: torch.device = CPU,
@@ -88,32 +99,120 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     """Train `model` in place with minibatch SGD on `data` for `epochs` epochs.
 
     With `proximal_mu` > 0 every step minimises loss + (mu / 2) ||w - w_start||^2, where
-    w_start are the weights the model had on entry (FedProx's local objective).
-    `extra_loss` adds a term computed from the batch's logits and labels (FD's
+    w_start are the weights the model had on entry (FedProx's local objective). With
+    `momentum` > 0 the steps use a heavy-ball buffer v <- momentum v + g, started
+    afresh here (each round, as in NIID-Bench). `after_step` sees every batch after its
+    step. `extra_loss` adds a term computed from the batch's logits and labels (FD's
     regulariser); `observe` is shown every batch's logits and labels (FD's averages).
     """
     model.to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
     anchors = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     features, labels = data.features.to(device), data.labels.to(device)
     total_loss, steps = 0.0, 0
     for _ in range(epochs):
         for indices in _batches(len(labels), batch_size, generator):
             batch = indices.to(device)
+            batch_features, batch_labels = features[batch], labels[batch]
             optimizer.zero_grad(set_to_none=True)
-            logits = model(features[batch])
-            loss = F.cross_entropy(logits, labels[batch])
+            logits = model(batch_features)
+            loss = F.cross_entropy(logits, batch_labels)
             if extra_loss is not None:
-                loss = loss + extra_loss(logits, labels[batch])
+                loss = loss + extra_loss(logits, batch_labels)
             if observe is not None:
-                observe(logits.detach(), labels[batch])
+                observe(logits.detach(), batch_labels)
             if proximal_mu > 0:
                 loss = loss + proximal_mu / 2 * proximal_term(model.parameters(), anchors)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(batch_features, batch_labels)
             total_loss += loss.item()
             steps += 1
     return TrainResult(loss=total_loss / max(steps, 1), steps=steps, examples=len(labels))
+
+
+def train_scaffold(
+    model: nn.Module,
+    data: LabelledSplit,
+    *,
+    server_control: Mapping[str, torch.Tensor],
+    client_control: Mapping[str, torch.Tensor],
+    learning_rate: float,
+    device: torch.device = CPU,
+    **sgd: Any,
+) -> tuple[TrainResult, dict[str, torch.Tensor]]:
+    """SCAFFOLD's local training: `train_sgd`, each step followed by p <- p - lr (c - c_i).
+
+    Returns the training result and the client's new control variate c_i+ (option II), on the CPU.
+    """
+    model.to(device)
+    parameters = dict(model.named_parameters())
+    server = {key: value.to(device) for key, value in server_control.items()}
+    client = {key: value.to(device) for key, value in client_control.items()}
+    start = {key: parameters[key].detach().clone() for key in server}
+    corrections = correction(server, client)
+    result = train_sgd(
+        model,
+        data,
+        learning_rate=learning_rate,
+        after_step=lambda *_: apply_correction(parameters, corrections, learning_rate),
+        device=device,
+        **sgd,
+    )
+    end = {key: parameters[key].detach() for key in server}
+    updated = updated_client_control(client, server, start, end, result.steps, learning_rate)
+    return result, {key: value.cpu() for key, value in updated.items()}
+
+
+def train_ditto(
+    model: nn.Module,
+    personal: nn.Module,
+    data: LabelledSplit,
+    *,
+    lam: float,
+    learning_rate: float,
+    device: torch.device = CPU,
+    **sgd: Any,
+) -> tuple[TrainResult, float]:
+    """Ditto's local training: `train_sgd` of the global copy and, on each of its batches, a personal step.
+
+    The personal model is pulled toward the weights `model` holds on entry (the global
+    model of the round). Returns the global copy's result and the personal steps' mean loss.
+    """
+    model.to(device)
+    personal.to(device).train()
+    anchors = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    losses: list[float] = []
+    result = train_sgd(
+        model,
+        data,
+        learning_rate=learning_rate,
+        after_step=lambda features, labels: losses.append(
+            ditto_step(personal, features, labels, anchors, learning_rate, lam)
+        ),
+        device=device,
+        **sgd,
+    )
+    return result, sum(losses) / max(len(losses), 1)
+
+
+def ditto_step(
+    model: nn.Module,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    anchors: Mapping[str, torch.Tensor],
+    learning_rate: float,
+    lam: float,
+) -> float:
+    """One personal step on a batch: the loss's gradient, then Ditto's step toward `anchors`; returns the loss."""
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(features), labels)
+    loss.backward()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            parameter.copy_(ditto_personal_step(parameter, parameter.grad, anchors[name], learning_rate, lam))
+    return loss.item()
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ the nodes train on, public slice excluded) and evaluated on the same held-out te
 after every epoch. One process per rank (`torch.multiprocessing.spawn`), gloo on CPU
 and NCCL on GPUs. Every epoch is one seeded shuffle of the pool split into equal
 shards, one per rank; DDP averages the ranks' gradients, so a step sees a global batch
-of `batch-size` samples, as a node's step does.
+of `batch-size` samples, as a node's step does, with the nodes' SGD momentum
+(`client-momentum`), restarted every epoch as a node restarts it every round.
 
 The outputs are a run folder like a federated run's: `metrics.json` (a record per
 epoch, numbered as `round`), `final_model.pt` and `accuracy.png`, and with `tracking`
@@ -151,6 +152,7 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 batch_size=batch_size,
                 learning_rate=learning_rate,
                 generator=torch_generator(config.seed, "centralized-batches", epoch, rank),
+                momentum=config.client_momentum,
                 device=device,
             )
             train_loss = torch.tensor([result.loss], device=device)

@@ -8,10 +8,11 @@ results go to `--out`:
   with `-c tracking=...` the runs are tracked under those names too, grouped so
   their curves overlay: `tensorboard --logdir <out>/runs`, and MLflow's experiment
   named after `--out`;
-- `summary.csv`, `report.md`, `curves.png`, `runs.json` (every run's figures and
-  per-round curves; and `privacy.png` when some runs are differentially private):
-  rewritten after every run, so progress is visible and an
-  interrupted comparison keeps what it measured.
+- `summary.csv`, `report.md`, `curves.png` with its data `curves.json` (per strategy
+  and round, mean and sd over seeds), `runs.json` (every run's figures and per-round
+  curves; and `privacy.png` when some runs are differentially private): rewritten
+  after every run, so progress is visible and an interrupted comparison keeps what it
+  measured.
 
 A run that fails is a row marked failed, never skipped; the command then exits 1.
 
@@ -48,6 +49,7 @@ from sim.overrides import parse_overrides
 from sim.paper_presets import PAPER_PRESETS
 from sim.report import (
     CENTRALIZED,
+    CURVES_DATA_FILE,
     CURVES_FILE,
     PRIVACY_FILE,
     REPORT_FILE,
@@ -56,6 +58,7 @@ from sim.report import (
     is_private,
     plot_curves,
     plot_privacy_utility,
+    write_curves_json,
     write_report,
     write_runs_json,
     write_summary_csv,
@@ -316,6 +319,7 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
     baseline = sum(baselines) / len(baselines) if baselines else None
     plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison))
+    write_curves_json(curves, out / CURVES_DATA_FILE)
     if any(is_private(label, comparison.settings) for label in labels):
         plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison))
     write_report(

@@ -48,6 +48,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 SUMMARY_FILE = "summary.csv"
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
+CURVES_DATA_FILE = "curves.json"
 RUNS_FILE = "runs.json"
 CURVE_FIELDS = (
     "round",
@@ -127,12 +128,12 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     target = rows[0]["target_accuracy"] if rows else 0.0
     clients = any(row["client_accuracy_final_mean"] is not None for row in rows)
     header = (
-        "| strategy | seeds (failed) | final accuracy | best accuracy | "
+        "| strategy | seeds (failed) | final accuracy | best accuracy | nodes' own models [min, max] | "
         + ("client models final (best) | " if clients else "")
         + f"rounds to {target:.2f} | MB up to {target:.2f} | MB down to {target:.2f} | "
         "upload per client per round (B) | total MB up + down | wall time (s) |"
     )
-    lines = [header, "|" + "---|" * (11 if clients else 10)]
+    lines = [header, "|" + "---|" * (12 if clients else 11)]
     for row in rows:
         reached = f"{row['reached_target']}/{row['runs'] - row['failed']}"
         rounds = (
@@ -149,7 +150,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['strategy']} | {row['runs']} ({row['failed']}) | "
             f"{_pm(row['final_accuracy_mean'], row['final_accuracy_std'], '.4f')} | "
-            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | "
+            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} | {_personalized(row)} | "
             + (client_cell if clients else "")
             + f"{rounds} | "
             f"{_number(row['mb_up_to_target'], '.1f')} | {_number(row['mb_down_to_target'], '.1f')} | "
@@ -167,6 +168,14 @@ def _pm(mean: float | None, std: float | None, spec: str) -> str:
 
 
 MISSING = "\u2013"  # an en dash marks a figure a run does not have
+
+
+def _personalized(row: dict[str, Any]) -> str:
+    """'mean ± std [min, max]' of the nodes' own models' accuracy, or a dash without federated evaluation."""
+    if row["personalized_accuracy_mean"] is None:
+        return MISSING
+    spread = f"[{row['personalized_accuracy_min']:.3f}, {row['personalized_accuracy_max']:.3f}]"
+    return f"{_pm(row['personalized_accuracy_mean'], row['personalized_accuracy_std'], '.4f')} {spread}"
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -192,8 +201,14 @@ def runs_table(results: Sequence[RunResult], target: float) -> str:
 def plot_curves(
     curves: dict[str, list[list[dict[str, Any]]]], baseline: float | None, target: float, path: Path, title: str
 ) -> None:
-    """Draw accuracy vs round and vs cumulative MB for each strategy's runs (`curves[label]`)."""
-    figure, (by_round, by_traffic) = plt.subplots(1, 2, figsize=(13, 5))
+    """Draw accuracy vs round and vs cumulative MB for each strategy's runs (`curves[label]`).
+
+    When the runs evaluate on nodes, a third panel shows the nodes' own models' mean
+    accuracy per round (personalised accuracy).
+    """
+    personal = _has_personalized(curves)
+    figure, axes = plt.subplots(1, 3 if personal else 2, figsize=(19 if personal else 13, 5))
+    by_round, by_traffic = axes[0], axes[1]
     for index, (label, runs) in enumerate(curves.items()):
         if not runs:
             continue
@@ -215,6 +230,8 @@ def plot_curves(
             dashed = {**style, "label": f"{label}: client models", "linestyle": "--", "marker": None}
             by_round.plot(rounds, clients, **dashed)
             by_traffic.plot(traffic[trained], clients[trained], **dashed)
+        if personal:
+            _plot_personalized(axes[2], runs, style)
     for axis in (by_round, by_traffic):
         if baseline is not None:
             axis.axhline(
@@ -240,6 +257,60 @@ def plot_curves(
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
     plt.close(figure)
+
+
+def write_curves_json(curves: dict[str, list[list[dict[str, Any]]]], path: Path) -> None:
+    """The data `plot_curves` draws, as JSON: per strategy, per round, the mean and sample
+    std over its runs of the central accuracy, the cumulative traffic and (when the runs
+    evaluate on nodes) the nodes' own models' mean accuracy; null where undefined."""
+    data = {}
+    for label, runs in curves.items():
+        if not runs:
+            continue
+        rounds, accuracy, spread = _mean_curve(runs, _accuracies)
+        _, traffic, _ = _mean_curve(runs, _cumulative_megabytes)
+        entry = {
+            "runs": len(runs),
+            "round": rounds.tolist(),
+            "central_accuracy_mean": accuracy.tolist(),
+            "central_accuracy_std": None if spread is None else spread.tolist(),
+            "cumulative_mb_mean": traffic.tolist(),
+        }
+        if _has_personalized({label: runs}):
+            _, personal, personal_spread = _mean_curve(runs, _personalized_accuracies)
+            entry["personalized_accuracy_mean"] = _nulls(personal)
+            entry["personalized_accuracy_std"] = None if personal_spread is None else _nulls(personal_spread)
+        data[label] = entry
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def _nulls(values: np.ndarray) -> list[float | None]:
+    """`values` as a list, NaN (a round without the metric) as None."""
+    return [None if np.isnan(value) else float(value) for value in values]
+
+
+def _has_personalized(curves: dict[str, list[list[dict[str, Any]]]]) -> bool:
+    return any(r.get("personalized_accuracy_mean") is not None for runs in curves.values() for rs in runs for r in rs)
+
+
+def _plot_personalized(axis: Any, runs: list[list[dict[str, Any]]], style: dict[str, Any]) -> None:
+    """The mean over runs of the nodes' own models' mean accuracy, per round that has it."""
+    rounds, accuracy, spread = _mean_curve(runs, _personalized_accuracies)
+    present = ~np.isnan(accuracy)
+    axis.plot(rounds[present], accuracy[present], **style)
+    if spread is not None:
+        low, high = (accuracy - spread)[present], (accuracy + spread)[present]
+        axis.fill_between(rounds[present], low, high, color=style["color"], alpha=0.15)
+    axis.set(
+        xlabel="round", ylabel="accuracy on the nodes' validation splits", title="Nodes' own models (mean over nodes)"
+    )
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.grid(alpha=0.3)
+
+
+def _personalized_accuracies(rounds: list[dict[str, Any]]) -> list[float]:
+    values = (r.get("personalized_accuracy_mean") for r in rounds)
+    return [np.nan if value is None else float(value) for value in values]
 
 
 def _is_leading_digit(value: float, digits: tuple[int, ...]) -> bool:
@@ -379,6 +450,10 @@ def write_report(
             "whose accuracy reaches the target (as on the FedAvg paper's best-so-far curve), averaged over the "
             "runs that reached it (how many, in brackets); MB to the target and in total count training "
             f"traffic only (model, gradient or logit records sent and received, 1 MB = 10^6 bytes). "
+            "Nodes' own models: each evaluated node's own model on its own validation split in the last round "
+            "(FedBN's and Ditto's personal models, the global model for the other strategies): the mean over "
+            "nodes, averaged over seeds (± std over seeds), and the lowest and highest node (averaged over seeds); "
+            "a dash where the runs do not evaluate on nodes (fraction-evaluate = 0). "
             f"The {CENTRALIZED} row is the baseline trained with DistributedDataParallel on the pooled data; "
             "its rounds are epochs and it sends nothing over a federation."
         ),

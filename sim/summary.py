@@ -8,6 +8,10 @@ that round (`bytes_up`, `bytes_down`). From them:
   FedAvg paper counts rounds on the best-so-far accuracy curve, which first reaches
   the target at exactly this round;
 - traffic to target: the bytes sent up and down in rounds 1 to that round;
+- personalised accuracy: the spread (mean, min, max over the evaluated nodes) of each
+  node's own model's accuracy on its validation split in the last round that has it
+  (FedBN's and Ditto's personal models; the global model for the other strategies),
+  when the runs evaluate on nodes (`fraction-evaluate` > 0);
 - upload per client per round: the bytes a client sends back in one training round,
   averaged over every reply of the run;
 - client models (federated distillation, where clients keep their own models): the
@@ -36,6 +40,10 @@ COLUMNS = (
     "final_accuracy_std",
     "best_accuracy_mean",
     "best_accuracy_std",
+    "personalized_accuracy_mean",
+    "personalized_accuracy_std",
+    "personalized_accuracy_min",
+    "personalized_accuracy_max",
     "client_accuracy_final_mean",
     "client_accuracy_final_std",
     "client_accuracy_best_mean",
@@ -81,6 +89,18 @@ def final_accuracy(rounds: Rounds) -> float:
 def best_accuracy(rounds: Rounds) -> float:
     """Highest central accuracy of any round."""
     return max(float(r["central_accuracy"]) for r in rounds)
+
+
+def final_personalized_accuracy(rounds: Rounds) -> tuple[float, float, float] | None:
+    """(mean, min, max) of the nodes' own models' accuracy in the last round that has it, or None."""
+    last = next((r for r in reversed(rounds) if r.get("personalized_accuracy_mean") is not None), None)
+    if last is None:
+        return None
+    return (
+        float(last["personalized_accuracy_mean"]),
+        float(last["personalized_accuracy_min"]),
+        float(last["personalized_accuracy_max"]),
+    )
 
 
 def client_accuracies(rounds: Rounds) -> list[float]:
@@ -136,6 +156,8 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
     done = [r for r in results if r.completed and r.rounds]
     finals = mean_std([final_accuracy(r.rounds) for r in done])
     bests = mean_std([best_accuracy(r.rounds) for r in done])
+    spreads = [spread for spread in (final_personalized_accuracy(r.rounds) for r in done) if spread is not None]
+    personal = mean_std([mean for mean, _, _ in spreads])
     reached = [(rounds_to_target(r.rounds, target), traffic_to_target(r.rounds, target)) for r in done]
     reached = [(n, traffic) for n, traffic in reached if n is not None and traffic is not None]
     rounds_needed = mean_std([n for n, _ in reached])
@@ -153,6 +175,10 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "final_accuracy_std": finals[1],
         "best_accuracy_mean": bests[0],
         "best_accuracy_std": bests[1],
+        "personalized_accuracy_mean": personal[0],
+        "personalized_accuracy_std": personal[1],
+        "personalized_accuracy_min": mean_std([low for _, low, _ in spreads])[0],
+        "personalized_accuracy_max": mean_std([high for _, _, high in spreads])[0],
         "client_accuracy_final_mean": client_finals[0],
         "client_accuracy_final_std": client_finals[1],
         "client_accuracy_best_mean": client_bests[0],

@@ -11,34 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
-from tests.helpers import run_app
+from tests.helpers import CNN_BYTES, TWO_NN_BYTES, assert_weights_travel, two_round_run
 
-TWO_NN_BYTES = 199_210 * 4
-CNN_BYTES = 1_663_370 * 4
-SMALL_RUN = {"model": "2nn", "num_server_rounds": 2, "fraction_evaluate": 0.0}
+SMALL_RUN = {"model": "2nn", "fraction_evaluate": 0.0}
 
 
 def training_rounds(
     superlink: LocalSuperLink, tmp_path: Path, nodes: int = 3, **overrides: Any
 ) -> list[dict[str, Any]]:
     """Run `nodes` nodes to completion with `overrides`; return the records of rounds 1 and 2."""
-    outcome = run_app(superlink, tmp_path, nodes=nodes, **{**SMALL_RUN, **overrides})
-    assert outcome.status == FINISHED_OK
-    rounds = outcome.metrics()["rounds"]
-    assert [record["round"] for record in rounds] == [0, 1, 2]
-    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + 0.3
-    return rounds[1:]
-
-
-def assert_weights_travel(record: dict[str, Any], model_bytes: int, nodes: int = 3) -> None:
-    """Each of the `nodes` clients received and sent back one model's worth of bytes (plus headers)."""
-    assert len(record["clients"]) == nodes
-    for client in record["clients"]:
-        assert model_bytes <= client["bytes_down"] < model_bytes * 1.01
-        assert model_bytes <= client["bytes_up"] < model_bytes * 1.01
-    assert record["bytes_up"] == sum(client["bytes_up"] for client in record["clients"])
+    return two_round_run(superlink, tmp_path, nodes, 0.3, **{**SMALL_RUN, **overrides}).metrics()["rounds"][1:]
 
 
 def test_fedavg_with_server_momentum_drops_stragglers(superlink: LocalSuperLink, tmp_path: Path) -> None:

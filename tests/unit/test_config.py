@@ -25,7 +25,9 @@ def test_pyproject_defaults_are_valid() -> None:
     ("key", "value", "allowed"),
     [
         ("strategy", "nope", "fedavg"),
-        ("model", "vgg", "cnn, 2nn, logreg"),
+        ("model", "vgg", "cnn, cnn-bn, cnn-small, cnn-small-bn, 2nn, logreg"),
+        ("client-momentum", 1.0, "[0, 1)"),
+        ("ditto-lambda", -1.0, ">= 0"),
         ("dataset", "nope", "mnist"),
         ("partitioner", "zipf", "iid, dirichlet, shard"),
         ("weighting", "random", "examples, uniform"),

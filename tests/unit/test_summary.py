@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from sim.report import MISSING, plot_privacy_utility, privacy_table, write_runs_json
+from sim.report import (
+    MISSING,
+    markdown_table,
+    plot_curves,
+    plot_privacy_utility,
+    privacy_table,
+    write_curves_json,
+    write_runs_json,
+)
 from sim.summary import (
     COLUMNS,
     RunResult,
@@ -86,6 +94,43 @@ def test_summary_of_a_strategy_that_never_reaches_the_target_or_always_fails() -
     assert never["final_accuracy_std"] is None
     failed = summarize("broken", [RunResult("broken", 0, "failed: no such run", [], 0.0, "runs/broken-0")], target=0.9)
     assert (failed["runs"], failed["failed"], failed["final_accuracy_mean"], failed["total_mb"]) == (1, 1, None, None)
+
+
+def test_personalized_accuracy_is_the_last_spread_averaged_over_seeds(tmp_path: Path) -> None:
+    runs = []
+    for seed, (mean, low, high) in enumerate([(0.9, 0.7, 1.0), (0.8, 0.5, 0.9)]):
+        run = result("ditto", seed, [0.5, 0.6])
+        run.rounds[1].update(
+            personalized_accuracy_mean=0.1, personalized_accuracy_min=0.0, personalized_accuracy_max=0.2
+        )
+        run.rounds[2].update(
+            personalized_accuracy_mean=mean, personalized_accuracy_min=low, personalized_accuracy_max=high
+        )
+        runs.append(run)
+    row = summarize("ditto", runs, target=0.9)
+    assert row["personalized_accuracy_mean"] == pytest.approx(0.85)
+    assert row["personalized_accuracy_std"] == pytest.approx(math.sqrt(0.005))
+    assert (row["personalized_accuracy_min"], row["personalized_accuracy_max"]) == pytest.approx((0.6, 0.95))
+    plain = summarize("fedavg", [result("fedavg", 0, [0.5])], target=0.9)
+    assert plain["personalized_accuracy_mean"] is None and plain["personalized_accuracy_min"] is None
+    table = markdown_table([row, plain])
+    assert "| 0.8500 ± 0.0707 [0.600, 0.950] |" in table and "| \u2013 |" in table
+    curves = {"ditto": [r.rounds for r in runs], "fedavg": [plain_rounds(0.5)]}
+    plot_curves(curves, None, 0.9, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    write_curves_json(curves, tmp_path / "c.json")
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["ditto"]["round"] == [0, 1, 2] and data["ditto"]["runs"] == 2
+    assert data["ditto"]["central_accuracy_mean"] == pytest.approx([0.1, 0.5, 0.6])
+    assert data["ditto"]["central_accuracy_std"] == pytest.approx([0, 0, 0])
+    assert data["ditto"]["cumulative_mb_mean"] == pytest.approx([0, 400e-6, 800e-6])
+    assert data["ditto"]["personalized_accuracy_mean"] == [None, pytest.approx(0.1), pytest.approx(0.85)]
+    assert data["ditto"]["personalized_accuracy_std"][2] == pytest.approx(math.sqrt(0.005))
+    assert data["fedavg"]["central_accuracy_std"] is None and "personalized_accuracy_mean" not in data["fedavg"]
+
+
+def plain_rounds(accuracy: float) -> list[dict[str, float]]:
+    return records([accuracy, accuracy])
 
 
 def test_client_models_and_upload_per_client_round_are_summarised_where_runs_report_them() -> None:
