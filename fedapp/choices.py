@@ -11,8 +11,10 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
 
-BUILTIN_MODELS = ("cnn", "2nn", "logreg", "mlp", "resnet8", "resnet18")
-IMAGE_MODELS = ("cnn", "resnet8", "resnet18")
+MNIST_CNNS = ("cnn", "cnn-bn", "cnn-small", "cnn-small-bn")
+BUILTIN_MODELS = (*MNIST_CNNS, "2nn", "logreg", "mlp", "resnet8", "resnet18")
+IMAGE_MODELS = (*MNIST_CNNS, "resnet8", "resnet18")
+BATCH_NORM_MODELS = ("cnn-bn", "cnn-small-bn", "resnet8", "resnet18")  # FedBN keeps their BatchNorm layers local
 FACTORY_RULE = "'package.module:factory' importable where the server and clients run (e.g. a module in usermodels/)"
 
 AUGMENTATIONS = ("none", "standard")

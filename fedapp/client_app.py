@@ -4,13 +4,26 @@ Each handler reads the run config through `RunConfig` and the node's identity fr
 its node config: `data-path` (and optionally `node-name`) on an edge node with its own
 data, `partition-id`/`num-partitions` in simulation and demos. Data and model objects
 are cached per process: simulation actors serve many nodes and rounds.
+
+In federated distillation (FD, FedMD) a node keeps its own model for the whole run in
+its Flower `Context.state` (`LOCAL_MODEL`), which Flower keeps per run and node in
+simulation and in deployment; a new run (a resumed one too) starts from the node's
+initial model. After its round the node reports its model's accuracy on its validation
+split and, when it holds a share of the run's dataset (simulation and demos, which
+can load the run's held-out test set as the server does), on that test set; a node
+with its own data (`data-path`) has no such test set and reports validation only.
+
+What a node keeps between rounds for SCAFFOLD, FedBN and Ditto is on its disk
+(`node_state.py`), so that it survives a resumed run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -24,36 +37,72 @@ from fedapp.config import RunConfig, refuse_seeded_noise
 from fedapp.data import (
     DataError,
     DataSpec,
+    LabelledSplit,
     NodeData,
     SourceSpec,
     data_source,
     load_local_node_data,
     load_node_data,
-    load_public_features,
+    load_public_split,
+    load_test_split,
     run_schema,
 )
 from fedapp.data.images import augmentation
 from fedapp.device import compute_device
 from fedapp.evaluation import run_model
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
-from fedapp.models import build_model
-from fedapp.protocol import EVALUATION_KEYS, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
-from fedapp.training import Augment, evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
-from strategies.arrays import reply_arrays, to_record
+from fedapp.models import batch_norm_keys, build_model
+from fedapp.node_state import NodeStateStore
+from fedapp.protocol import EVALUATION_KEYS, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
+from fedapp.training import (
+    Augment,
+    ExtraLoss,
+    LabelLogitSums,
+    LogitObserver,
+    TrainResult,
+    evaluate,
+    fit_logits,
+    full_batch_gradient,
+    predict_logits,
+    train_ditto,
+    train_scaffold,
+    train_sgd,
+)
+from strategies.arrays import reply_arrays, to_numpy, to_record
+from strategies.consensus import alignment_subset
+from strategies.label_logits import label_means
+from strategies.losses import label_distillation_term
+from strategies.personalization import personal_arrays
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
+    CONSENSUS_ROUND,
+    CONTROL_VARIATE,
+    DITTO_LAMBDA,
+    HAS_TEACHER,
+    LABEL_COUNTS,
+    LABEL_LOGITS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    LOCAL_STEPS,
     METRICS,
     NUM_EXAMPLES,
+    PERSONAL_ACCURACY,
+    PERSONAL_LOSS,
+    PERSONAL_TRAIN_LOSS,
     PROXIMAL_MU,
+    PUBLIC_LOGITS,
     SERVER_ROUND,
-    SOFT_LABELS,
+    TEACHER,
+    TEST_ACCURACY,
+    TEST_LOSS,
     TRAIN_LOSS,
+    VALIDATION_ACCURACY,
 )
 from strategies.seeding import torch_generator
+
+Weights = ArrayRecord | Mapping[str, torch.Tensor]
 
 app = ClientApp()
 
@@ -131,31 +180,65 @@ class Node:
         """The training-batch augmentation `augment` asks for (None for "none")."""
         return augmentation(self.config.augment, run_schema(self.config).input_shape)
 
-    def public_features(self) -> torch.Tensor:
-        """The unlabelled public set shared with the server (federated distillation)."""
-        return load_public_features(DataSpec.from_config(self.config))
+    def public_split(self) -> LabelledSplit:
+        """The public set shared with the server (FedMD), with the labels its transfer learning uses."""
+        return load_public_split(DataSpec.from_config(self.config))
 
-    def model(self, arrays: ArrayRecord | None = None) -> nn.Module:
-        """This node's architecture holding `arrays` (or its seeded initial weights)."""
+    def test_split(self) -> LabelledSplit | None:
+        """The run's held-out test set, for a node holding a share of the run's dataset; None for own data."""
+        return load_test_split(data_source(self.config)) if self.data_path is None else None
+
+    def model(self, arrays: Weights | None = None, role: str = "global") -> nn.Module:
+        """This node's architecture holding `arrays` (or its seeded initial weights).
+
+        Models holding arrays are reused per process, one per `role`: a handler that needs
+        two models at once (Ditto's global copy and personal model) gives them different roles.
+        """
         schema = run_schema(self.config)
         if arrays is None:
             return run_model(self.config, schema, self.architecture)
         model = _model_instance(
-            self.architecture, schema.input_shape, schema.num_outputs, self.config.seed, self.config.hidden_layer_sizes
+            self.architecture,
+            schema.input_shape,
+            schema.num_outputs,
+            self.config.seed,
+            self.config.hidden_layer_sizes,
+            role,
         )
-        model.load_state_dict(arrays.to_torch_state_dict())
+        model.load_state_dict(arrays.to_torch_state_dict() if isinstance(arrays, ArrayRecord) else dict(arrays))
         return model
 
     def generator(self, purpose: str, server_round: int) -> torch.Generator:
         """The random stream for `purpose` in `server_round` on this node (same in every run)."""
         return torch_generator(self.config.seed, purpose, server_round, self.key)
 
+    def state(self, instructions: ConfigRecord) -> NodeStateStore:
+        """Where this node keeps its state for the scope and round a message names."""
+        return NodeStateStore.for_message(instructions, self.key)
+
+    def sgd_settings(self, instructions: ConfigRecord) -> dict[str, Any]:
+        """The local SGD settings of a train message: epochs, batch, learning rate, data order, momentum."""
+        return {
+            "epochs": int(instructions[LOCAL_EPOCHS]),
+            "batch_size": self.config.batch_size,
+            "learning_rate": float(instructions[LEARNING_RATE]),
+            "generator": self.generator("train", int(instructions[SERVER_ROUND])),
+            "momentum": self.config.client_momentum,
+            "device": compute_device(),
+            "augment": self.augmentation(),
+        }
+
 
 @lru_cache(maxsize=8)
 def _model_instance(
-    name: str, shape: tuple[int, ...], num_outputs: int, seed: int, hidden_sizes: tuple[int, ...]
+    name: str,
+    shape: tuple[int, ...],
+    num_outputs: int,
+    seed: int,
+    hidden_sizes: tuple[int, ...],
+    role: str,  # noqa: ARG001 (part of the cache key: one instance per role)
 ) -> nn.Module:
-    """One model object per architecture and process, reloaded with each message's weights."""
+    """One model object per architecture, role and process, reloaded with each message's weights."""
     return build_model(name, shape, num_outputs, seed, hidden_sizes)
 
 
@@ -201,6 +284,11 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     return reply
 
 
+def _train_metrics(result: TrainResult, **extra: float) -> MetricRecord:
+    """What every local training reports: examples, mean loss and the steps it ran (FedNova needs them)."""
+    return MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, LOCAL_STEPS: result.steps, **extra})
+
+
 @app.train(mods=[inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights.
@@ -212,19 +300,87 @@ def train(message: Message, context: Context) -> Message:
     refuse_seeded_noise(node.config, own_data_nodes=node.partitions == 0)
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
-    server_round = int(instructions[SERVER_ROUND])
-    result = train_sgd(
+    result = _train_private(node, model, instructions, int(instructions[SERVER_ROUND]))
+    return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: _train_metrics(result)})
+
+
+@dataclass(frozen=True)
+class StatefulRequest:
+    """A message to a node that keeps state between rounds (SCAFFOLD, FedBN, Ditto), unpacked."""
+
+    node: Node
+    instructions: ConfigRecord
+    state: NodeStateStore
+    received: dict[str, torch.Tensor]
+
+    @classmethod
+    def unpack(cls, message: Message, context: Context) -> StatefulRequest:
+        """The node, the message's instructions, the node's state they point to, and the global weights."""
+        node = Node.from_context(context)
+        instructions = message.content[CONFIG]
+        return cls(node, instructions, node.state(instructions), message.content[ARRAYS].to_torch_state_dict())
+
+    @property
+    def server_round(self) -> int:
+        return int(self.instructions[SERVER_ROUND])
+
+    def personal_arrays(self) -> dict[str, torch.Tensor]:
+        """The node's own model: the global weights with the arrays it keeps (if any yet) in their place."""
+        return personal_arrays(self.received, self.state.load(PERSONAL_STATE))
+
+
+@app.train("scaffold", mods=[inject_faults])
+def train_with_control_variates(message: Message, context: Context) -> Message:
+    """SCAFFOLD: corrected local SGD; reply with the new weights and the change of this node's c_i."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    server_control = message.content[CONTROL_VARIATE].to_torch_state_dict()
+    client_control = request.state.load(CONTROL_VARIATE) or {k: torch.zeros_like(c) for k, c in server_control.items()}
+    result, updated = train_scaffold(
         model,
-        node.data().train,
-        epochs=int(instructions[LOCAL_EPOCHS]),
-        batch_size=node.config.batch_size,
-        learning_rate=float(instructions[LEARNING_RATE]),
-        generator=node.generator("train", server_round),
-        proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
-        device=compute_device(),
-        augment=node.augmentation(),
+        request.node.data().train,
+        server_control=server_control,
+        client_control=client_control,
+        **request.node.sgd_settings(request.instructions),
     )
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
+    request.state.save(CONTROL_VARIATE, request.server_round, updated)
+    delta = {key: updated[key] - client_control[key] for key in updated}
+    return _reply(
+        message,
+        **{
+            ARRAYS: ArrayRecord(_cpu_state(model)),
+            CONTROL_VARIATE: ArrayRecord(delta),
+            METRICS: _train_metrics(result),
+        },
+    )
+
+
+@app.train("fedbn", mods=[inject_faults])
+def train_with_local_batch_norm(message: Message, context: Context) -> Message:
+    """FedBN: local SGD of the global weights with this node's own BatchNorm layers, which it keeps."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.personal_arrays())
+    result = train_sgd(model, request.node.data().train, **request.node.sgd_settings(request.instructions))
+    weights = _cpu_state(model)
+    request.state.save(PERSONAL_STATE, request.server_round, {key: weights[key] for key in batch_norm_keys(model)})
+    return _reply(message, **{ARRAYS: ArrayRecord(weights), METRICS: _train_metrics(result)})
+
+
+@app.train("ditto", mods=[inject_faults])
+def train_with_personal_model(message: Message, context: Context) -> Message:
+    """Ditto: local SGD of the global weights and, on the same batches, of this node's personal model."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    personal = request.node.model(request.personal_arrays(), role="personal")
+    result, personal_loss = train_ditto(
+        model,
+        personal,
+        request.node.data().train,
+        lam=float(request.instructions[DITTO_LAMBDA]),
+        **request.node.sgd_settings(request.instructions),
+    )
+    request.state.save(PERSONAL_STATE, request.server_round, _cpu_state(personal))
+    metrics = _train_metrics(result, **{PERSONAL_TRAIN_LOSS: personal_loss})
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
@@ -245,41 +401,129 @@ def gradient(message: Message, context: Context) -> Message:
 
 @app.train("distill", mods=[inject_faults])
 def distill(message: Message, context: Context) -> Message:
-    """Federated distillation: digest the consensus, train privately, reply with soft labels."""
+    """FedMD: digest the consensus, revisit the private data, reply with logits on this round's public subset."""
     node = Node.from_context(context)
+    config = node.config
     instructions = message.content[CONFIG]
     server_round = int(instructions[SERVER_ROUND])
-    own = message.content[ARRAYS] if ARRAYS in message.content else context.state.get(LOCAL_MODEL)
-    model = node.model(own)
-    public = node.public_features()
+    public = node.public_split()
     device = compute_device()
-    if CONSENSUS in message.content and node.config.digest_epochs > 0:
-        consensus = message.content[CONSENSUS].to_torch_state_dict()[SOFT_LABELS]
-        fit_soft_labels(
+    model = _fedmd_model(node, message, context, public, server_round)
+    if CONSENSUS in message.content and config.digest_epochs > 0:
+        samples = alignment_subset(
+            len(public), config.public_samples_per_round, config.seed, int(instructions[CONSENSUS_ROUND])
+        )
+        consensus = to_numpy(message.content[CONSENSUS])[PUBLIC_LOGITS]
+        fit_logits(
             model,
-            public,
-            consensus,
-            epochs=node.config.digest_epochs,
-            batch_size=node.config.batch_size,
-            learning_rate=node.config.distill_learning_rate,
-            temperature=node.config.distill_temperature,
+            public.features[torch.from_numpy(samples)],
+            torch.from_numpy(consensus),
+            epochs=config.digest_epochs,
+            batch_size=config.digest_batch_size,
+            learning_rate=config.distill_learning_rate,
             generator=node.generator("digest", server_round),
             device=device,
         )
-    result = train_sgd(
+    result = _train_private(node, model, instructions, server_round)
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    samples = alignment_subset(len(public), config.public_samples_per_round, config.seed, server_round)
+    logits = predict_logits(model, public.features[torch.from_numpy(samples)], device)
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
+    return _reply(message, **{ARRAYS: ArrayRecord({PUBLIC_LOGITS: logits}), METRICS: metrics})
+
+
+def _fedmd_model(node: Node, message: Message, context: Context, public: LabelledSplit, server_round: int) -> nn.Module:
+    """The party's model: the server's weights if pushed, else its own, else a fresh one after transfer learning."""
+    if ARRAYS in message.content:
+        return node.model(message.content[ARRAYS])
+    if LOCAL_MODEL in context.state:
+        return node.model(context.state[LOCAL_MODEL])
+    model = node.model()
+    train_sgd(
+        model,
+        public,
+        epochs=node.config.transfer_epochs,
+        batch_size=node.config.batch_size,
+        learning_rate=node.config.learning_rate,
+        generator=node.generator("transfer", server_round),
+        device=compute_device(),
+    )
+    return model
+
+
+@app.train("fd", mods=[inject_faults])
+def fd(message: Message, context: Context) -> Message:
+    """FD: train with the per-label teacher as a regulariser; reply with the round's per-label average logits."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    server_round = int(instructions[SERVER_ROUND])
+    model = node.model(context.state.get(LOCAL_MODEL))
+    sums = LabelLogitSums(run_schema(node.config).num_classes)
+    regulariser = None
+    if TEACHER in message.content and node.config.fd_gamma > 0:
+        teacher = to_numpy(message.content[TEACHER])
+        regulariser = _label_regulariser(
+            torch.from_numpy(teacher[LABEL_LOGITS]), torch.from_numpy(teacher[HAS_TEACHER]) > 0, node.config
+        )
+    result = _train_private(node, model, instructions, server_round, extra_loss=regulariser, observe=sums.observe)
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    label_sums, counts = sums.numpy()
+    table = {LABEL_LOGITS: label_means(label_sums, counts), LABEL_COUNTS: counts.astype("float32")}
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
+    return _reply(message, **{ARRAYS: to_record(table), METRICS: metrics})
+
+
+def _label_regulariser(teacher: torch.Tensor, has_teacher: torch.Tensor, config: RunConfig) -> ExtraLoss:
+    """FD's gamma * CE(softmax(teacher[y] / T), softmax(logits / T)) as a loss term for `train_sgd`."""
+    device = compute_device()
+    teacher, has_teacher = teacher.to(device), has_teacher.to(device)
+
+    def term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return config.fd_gamma * label_distillation_term(
+            logits, labels, teacher, has_teacher, config.distill_temperature
+        )
+
+    return term
+
+
+def _train_private(
+    node: Node,
+    model: nn.Module,
+    instructions: ConfigRecord,
+    server_round: int,
+    extra_loss: ExtraLoss | None = None,
+    observe: LogitObserver | None = None,
+) -> TrainResult:
+    """The round's SGD on the node's private training split, with the epochs, learning rate (and mu) it was
+    sent and the run's client momentum."""
+    return train_sgd(
         model,
         node.data().train,
         epochs=int(instructions[LOCAL_EPOCHS]),
         batch_size=node.config.batch_size,
         learning_rate=float(instructions[LEARNING_RATE]),
         generator=node.generator("train", server_round),
-        device=device,
+        proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
+        momentum=node.config.client_momentum,
+        extra_loss=extra_loss,
+        observe=observe,
+        device=compute_device(),
         augment=node.augmentation(),
     )
-    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
-    soft = predict_soft_labels(model, public, node.config.distill_temperature, device)
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
-    return _reply(message, **{ARRAYS: ArrayRecord({SOFT_LABELS: soft}), METRICS: metrics})
+
+
+def _own_model_quality(node: Node, model: nn.Module) -> dict[str, float]:
+    """The node's own model after the round: accuracy on its validation split and (if it has it) the test set."""
+    device = compute_device()
+    quality: dict[str, float] = {}
+    validation = node.data().validation
+    if len(validation):
+        quality[VALIDATION_ACCURACY] = evaluate(model, validation, device)["accuracy"]
+    test = node.test_split()
+    if test is not None:
+        means = evaluate(model, test, device)
+        quality[TEST_LOSS], quality[TEST_ACCURACY] = means["loss"], means["accuracy"]
+    return quality
 
 
 @app.evaluate()
@@ -294,6 +538,27 @@ def evaluate_local(message: Message, context: Context) -> Message:
     """Evaluate this node's own model (federated distillation) on its validation split."""
     node = Node.from_context(context)
     return _evaluation_reply(message, node, node.model(context.state.get(LOCAL_MODEL)))
+
+
+@app.evaluate("personal")
+def evaluate_personal(message: Message, context: Context) -> Message:
+    """Evaluate the global weights and this node's personal model (FedBN, Ditto) on its validation split.
+
+    A node that has not trained its personal model yet has the global model as its own.
+    """
+    request = StatefulRequest.unpack(message, context)
+    validation, device = request.node.data().validation, compute_device()
+    means = evaluate(request.node.model(request.received), validation, device)
+    personal = evaluate(request.node.model(request.personal_arrays(), role="personal"), validation, device)
+    metrics = MetricRecord(
+        {
+            NUM_EXAMPLES: len(validation),
+            **{EVALUATION_KEYS[key]: value for key, value in means.items()},
+            PERSONAL_LOSS: personal["loss"],
+            **({PERSONAL_ACCURACY: personal["accuracy"]} if "accuracy" in personal else {}),
+        }
+    )
+    return _reply(message, **{METRICS: metrics})
 
 
 def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:

@@ -15,7 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedapp.choices import AUGMENTATIONS, BUILTIN_MODELS, CLASSIFICATION, FACTORY_RULE, REGRESSION, TASKS, is_factory
+from fedapp.choices import (
+    AUGMENTATIONS,
+    BATCH_NORM_MODELS,
+    BUILTIN_MODELS,
+    CLASSIFICATION,
+    FACTORY_RULE,
+    IMAGE_MODELS,
+    REGRESSION,
+    TASKS,
+    is_factory,
+)
 from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
 from fedapp.registry import STRATEGIES, StrategySpec
 
@@ -29,6 +39,7 @@ CLIENT_SAMPLINGS = ("fixed", "poisson")  # strategies.sampling.SAMPLING_METHODS
 AUTO_COUNT_NOISE = -1.0
 AUTO_PUBLIC_SIZE = -1
 DEFAULT_PUBLIC_SIZE = 500
+DEFAULT_SERVER_VALIDATION_SIZE = 400
 NO_DATASET = "none"
 EMBEDDED_DATASETS = ("mnist", "synthetic", "diabetes", NO_DATASET)
 DEFAULT_DATASETS = {CLASSIFICATION: "mnist", REGRESSION: "diabetes"}
@@ -40,6 +51,8 @@ DATASET_RULE = (
 PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
 CLASS_PARTITIONERS = ("dirichlet", "shard")
 WEIGHTINGS = ("examples", "uniform")
+NO_TRACKING = "none"
+TRACKERS = ("tensorboard", "mlflow")
 
 
 class ConfigError(ValueError):
@@ -86,13 +99,26 @@ class RunConfig:
     server_learning_rate: float
     server_momentum: float
     proximal_mu: float
+    client_momentum: float
+    ditto_lambda: float
     straggler_fraction: float
     client_model: str
     public_size: int
     distill_temperature: float
-    distill_epochs: int
+    distill_steps: int
+    distill_batch_size: int
     distill_learning_rate: float
+    distill_eval_every: int
+    distill_patience: int
+    distill_validation_size: int
+    distill_fallback: bool
+    distill_dataset: str
     digest_epochs: int
+    digest_batch_size: int
+    transfer_epochs: int
+    public_samples_per_round: int
+    push_server_weights: bool
+    fd_gamma: float
     dp: str
     dp_clipping_norm: float
     dp_noise_multiplier: float
@@ -107,6 +133,9 @@ class RunConfig:
     max_update_norm: float
     resume_from: str
     fault_injection: str
+    tracking: str
+    tracking_uri: str
+    tracking_experiment: str
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -157,9 +186,26 @@ class RunConfig:
         return tuple(int(size) for size in self.input_shape.split("x")) if self.input_shape else ()
 
     @property
+    def server_validation_set_size(self) -> int:
+        """Labelled samples carved from the pool after the public set to validate server distillation.
+
+        `distill-validation-size`, -1 = auto: `DEFAULT_SERVER_VALIDATION_SIZE` for the
+        strategies that distil on the server (FedDF, FedMD's server model), 0 for the
+        others; an explicit size applies to every strategy (identical partitions).
+        """
+        if self.distill_validation_size != AUTO_PUBLIC_SIZE:
+            return self.distill_validation_size
+        return DEFAULT_SERVER_VALIDATION_SIZE if self._strategy_spec().distils_on_server else 0
+
+    @property
     def fault_plan(self) -> dict[str, str]:
         """Test-only faults by node key (`fault-injection`); empty in a normal run."""
         return parse_fault_plan(self.fault_injection)
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        """The tracking sinks of `tracking` (none for 'none')."""
+        return parse_trackers(self.tracking)
 
     def client_model_for(self, partition_id: int) -> str:
         """The model architecture of node `partition_id` (`client-model`: same, a name, or a list)."""
@@ -213,6 +259,7 @@ class RunConfig:
         self._validate_data_settings()
         self._validate_synthetic()
         self._validate_reliability()
+        self._validate_tracking()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
                 f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
@@ -289,7 +336,10 @@ class RunConfig:
             "iid, dirichlet, shard, or natural with partition-by naming the column of node ids",
         )
         _check(
-            self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)"
+            self,
+            "model",
+            lambda v: v not in IMAGE_MODELS or not synthetic,
+            "2nn or logreg with dataset 'synthetic' (60 features)",
         )
 
     def _validate_reliability(self) -> None:
@@ -308,11 +358,29 @@ class RunConfig:
                 "environment of the ServerApp and ClientApps (tests only); allowed here: ''"
             )
 
+    def _validate_tracking(self) -> None:
+        """Sinks by name; an MLflow store only for MLflow (the packages are checked on the server's side)."""
+        _check(
+            self,
+            "tracking",
+            _is_tracking,
+            f"'{NO_TRACKING}' or a comma list of {', '.join(TRACKERS)} (each at most once)",
+        )
+        _check(
+            self,
+            "tracking_uri",
+            lambda v: v == "" or ("mlflow" in self.trackers and _is_uri(v)),
+            "'' (the local store mlflow.db), or an MLflow tracking URI such as http://host:5000 or "
+            "sqlite:///path/mlflow.db while tracking includes mlflow",
+        )
+        _check(self, "tracking_experiment", lambda v: bool(v.strip()), "a non-empty MLflow experiment name")
+
     def _validate_strategy_settings(self) -> None:
         """Check the strategy's own keys and which strategies a setting is allowed with."""
-        _check(self, "server_learning_rate", lambda v: v > 0, "a number > 0")
         _check(self, "server_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "proximal_mu", lambda v: v >= 0, "a number >= 0")
+        _check(self, "client_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check(self, "ditto_lambda", lambda v: v >= 0, "a number >= 0")
         _check(self, "straggler_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
         _check(
             self,
@@ -320,11 +388,8 @@ class RunConfig:
             _is_client_model,
             f"'{SAME_MODEL}', or one or more of {MODEL_RULE} separated by commas",
         )
-        _check(self, "public_size", lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
-        for name in ("distill_temperature", "distill_learning_rate", "dp_clipping_norm"):
+        for name in ("dp_clipping_norm", "server_learning_rate"):
             _check(self, name, lambda v: v > 0, "a number > 0")
-        _check(self, "distill_epochs", lambda v: v >= 1, "an integer >= 1")
-        _check(self, "digest_epochs", lambda v: v >= 0, "an integer >= 0")
         self._validate_privacy()
         spec = self._strategy_spec()
         _check(
@@ -338,6 +403,18 @@ class RunConfig:
             "straggler_fraction",
             lambda v: v == 0 or self.local_epochs >= 2,
             f"0 while local-epochs < 2 (stragglers do fewer than local-epochs={self.local_epochs})",
+        )
+        _check(
+            self,
+            "client_momentum",
+            lambda v: v == 0 or spec.local_training,
+            f"0 with strategy {self.strategy!r} (no local SGD to add momentum to)",
+        )
+        _check(
+            self,
+            "model",
+            lambda v: v in BATCH_NORM_MODELS or not spec.needs_batch_norm,
+            f"{' or '.join(BATCH_NORM_MODELS)} with strategy {self.strategy!r} (it keeps BatchNorm layers local)",
         )
         _check(
             self,
@@ -360,11 +437,39 @@ class RunConfig:
             f"'{SAME_MODEL}' with strategy {self.strategy!r} "
             "(only logit-exchanging strategies allow other client architectures)",
         )
+        self._validate_distillation(spec)
+
+    def _validate_distillation(self, spec: StrategySpec) -> None:
+        """The public set, server distillation (FedDF, FedMD) and the clients' side of FD and FedMD."""
+        for name in ("public_size", "distill_validation_size"):
+            _check(self, name, lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
+        for name in ("distill_temperature", "distill_learning_rate"):
+            _check(self, name, lambda v: v > 0, "a number > 0")
+        for name in ("distill_steps", "distill_batch_size", "distill_eval_every", "distill_patience"):
+            _check(self, name, lambda v: v >= 1, "an integer >= 1")
+        _check(self, "digest_batch_size", lambda v: v >= 1, "an integer >= 1")
+        for name in ("digest_epochs", "transfer_epochs", "public_samples_per_round"):
+            _check(self, name, lambda v: v >= 0, "an integer >= 0")
+        _check(self, "fd_gamma", lambda v: v >= 0, "a number >= 0")
         _check(
             self,
             "public_size",
             lambda _: self.public_set_size > 0 or not spec.uses_public_set,
             f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set",
+        )
+        _check(
+            self,
+            "distill_dataset",
+            lambda v: (
+                v == "" or (spec.distils_ensemble and _is_dataset_name(v) and v not in (self.dataset, NO_DATASET))
+            ),
+            f"'' (the public slice), or with strategy feddf another dataset than {self.dataset!r}: {DATASET_RULE}",
+        )
+        _check(
+            self,
+            "push_server_weights",
+            lambda v: not v or spec.server_distillation == "consensus",
+            f"false with strategy {self.strategy!r} (only fedmd/feddistill have a server model to push)",
         )
 
     def _validate_privacy(self) -> None:
@@ -404,6 +509,27 @@ def refuse_seeded_noise(config: RunConfig, own_data_nodes: int) -> None:
             "data (data-path): anyone who knows the run config can regenerate and subtract seeded noise; "
             "allowed: 'secret'"
         )
+
+
+def parse_trackers(value: str) -> tuple[str, ...]:
+    """`'tensorboard, mlflow'` -> ('tensorboard', 'mlflow'); 'none' -> ()."""
+    if value.strip() == NO_TRACKING:
+        return ()
+    return tuple(name.strip() for name in value.split(","))
+
+
+def _is_tracking(value: str) -> bool:
+    """True for 'none' or distinct known sink names separated by commas."""
+    names = parse_trackers(value)
+    return value.strip() == NO_TRACKING or (
+        bool(names) and all(name in TRACKERS for name in names) and len(set(names)) == len(names)
+    )
+
+
+def _is_uri(value: str) -> bool:
+    """True for `scheme:...` (http://, https://, sqlite:///, postgresql://, databricks, ...)."""
+    scheme, sep, rest = value.partition(":")
+    return value == "databricks" or (bool(sep) and scheme.isidentifier() and bool(rest))
 
 
 def _dp_strategies() -> list[str]:

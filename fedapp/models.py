@@ -1,13 +1,22 @@
-"""The models: the FedAvg paper's MNIST CNN and 2NN, logistic regression, an MLP, ResNets, or your own.
+"""The models: the FedAvg paper's MNIST CNN and 2NN, NIID-Bench's small CNN, logistic regression, an MLP, ResNets,
+or your own.
 
 McMahan et al. 2017 (arXiv:1602.05629), section 3:
-- 2NN: a multilayer perceptron with two hidden layers of 200 ReLU units
+- `2nn`: a multilayer perceptron with two hidden layers of 200 ReLU units
   (784-200-200-10, 199,210 parameters);
-- CNN: two 5x5 convolutions (32 and 64 channels), each followed by 2x2 max pooling,
+- `cnn`: two 5x5 convolutions (32 and 64 channels), each followed by 2x2 max pooling,
   a fully connected layer of 512 ReLU units and a softmax output
   (1,663,370 parameters with 'same' padding).
-Logistic regression is the FedProx paper's model for its Synthetic(alpha, beta) data
+NIID-Bench (Li et al. 2022, `SimpleCNNMNIST` in its `model.py`):
+- `cnn-small`: 5x5 convolutions of 6 and 16 channels without padding, each followed
+  by ReLU and 2x2 max pooling, then 256-120-84-10 fully connected (44,426 parameters).
+Logistic regression (`logreg`) is the FedProx paper's model for its Synthetic(alpha, beta) data
 (with one output it is linear regression).
+
+`cnn-bn` and `cnn-small-bn` are the two CNNs with a BatchNorm layer after each
+convolution (conv -> BN -> ReLU, as FedBN's digit model, Li et al. 2021), the models
+FedBN needs. FedBN's model also normalises its hidden fully connected layers; ours
+do not, because a BatchNorm1d layer cannot train on a trailing batch of one sample.
 
 - `mlp`: any input width, hidden layers of `hidden-sizes` ReLU units (scikit-learn's
   MLP default, one layer of 100, unless set); `hidden-sizes = "5"` with one output is
@@ -28,8 +37,9 @@ Logistic regression is the FedProx paper's model for its Synthetic(alpha, beta) 
   be importable wherever the server and clients run: put it under `usermodels/` (the
   FAB carries that folder to every node) or install it as a package there.
 
-Batch-norm statistics (ResNets) are part of the weights the strategies average.
-Every model is initialised from the run seed, so every node builds the same one.
+Batch-norm statistics (ResNets, the `-bn` CNNs) are part of the weights the strategies
+average (FedBN keeps them on the nodes). Every model is initialised from the run seed,
+so every node builds the same one.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from fedapp.choices import BUILTIN_MODELS, FACTORY_RULE, IMAGE_MODELS, is_factory
+from fedapp.choices import BUILTIN_MODELS, FACTORY_RULE, IMAGE_MODELS, MNIST_CNNS, is_factory
 from strategies.seeding import derive_seed
 
 DEFAULT_HIDDEN_SIZES = (100,)
@@ -52,21 +62,40 @@ class ModelError(ValueError):
     """A model cannot be built for the run's data, or a user's factory cannot be imported or misbehaves."""
 
 
-class CNN(nn.Module):
-    """FedAvg-paper CNN for 1x28x28 inputs."""
+def _conv_block(in_channels: int, out_channels: int, padding: int, batch_norm: bool) -> list[nn.Module]:
+    """A 5x5 convolution, optionally batch-normalised, then ReLU and 2x2 max pooling."""
+    norm = [nn.BatchNorm2d(out_channels)] if batch_norm else []
+    return [nn.Conv2d(in_channels, out_channels, kernel_size=5, padding=padding), *norm, nn.ReLU(), nn.MaxPool2d(2)]
 
-    def __init__(self, num_classes: int = 10) -> None:
+
+class CNN(nn.Module):
+    """FedAvg-paper CNN for 1x28x28 inputs (with `batch_norm`, BatchNorm after each convolution)."""
+
+    def __init__(self, num_classes: int = 10, batch_norm: bool = False) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
+        self.features = nn.Sequential(*_conv_block(1, 32, 2, batch_norm), *_conv_block(32, 64, 2, batch_norm))
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(), nn.Linear(512, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits for a batch shaped (N, 1, 28, 28)."""
+        return self.classifier(self.features(x))
+
+
+class SmallCNN(nn.Module):
+    """NIID-Bench's `SimpleCNNMNIST` for 1x28x28 inputs (with `batch_norm`, BatchNorm after each convolution)."""
+
+    def __init__(self, num_classes: int = 10, batch_norm: bool = False) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*_conv_block(1, 6, 0, batch_norm), *_conv_block(6, 16, 0, batch_norm))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 4 * 4, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +132,9 @@ class LogisticRegression(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return class logits; any input shape is flattened per sample."""
         return self.layers(x)
+
+
+BATCH_NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 class MLP(nn.Module):
@@ -196,13 +228,17 @@ def _build(name: str, input_shape: tuple[int, ...], num_outputs: int, hidden_siz
             f"model {name!r} takes images (C x H x W); this dataset gives {in_features} features; "
             "allowed for tables: mlp, 2nn, logreg, or your own factory"
         )
-    if name == "cnn" and tuple(input_shape) != (1, 28, 28):
+    if name in MNIST_CNNS and tuple(input_shape) != (1, 28, 28):
+        described = "the FedAvg paper's MNIST CNN" if name == "cnn" else "an MNIST CNN"
         raise ModelError(
-            f"model 'cnn' (the FedAvg paper's MNIST CNN) needs 1x28x28 inputs; this dataset gives "
+            f"model {name!r} ({described}) needs 1x28x28 inputs; this dataset gives "
             f"{'x'.join(map(str, input_shape))}; allowed: resnet8, resnet18, mlp, 2nn, logreg or your own factory"
         )
     builtins: dict[str, Callable[[], nn.Module]] = {
         "cnn": lambda: CNN(num_outputs),
+        "cnn-bn": lambda: CNN(num_outputs, batch_norm=True),
+        "cnn-small": lambda: SmallCNN(num_outputs),
+        "cnn-small-bn": lambda: SmallCNN(num_outputs, batch_norm=True),
         "2nn": lambda: TwoNN(in_features, num_outputs),
         "logreg": lambda: LogisticRegression(in_features, num_outputs),
         "mlp": lambda: MLP(in_features, hidden_sizes, num_outputs),
@@ -272,6 +308,21 @@ def check_model(
             f"model {name!r} gives outputs of shape {shape} for 2 samples; allowed: (2, {num_outputs}), "
             "one output per class (or one value for regression)"
         )
+
+
+def batch_norm_keys(model: nn.Module) -> list[str]:
+    """The state_dict keys of `model`'s BatchNorm layers: weights, biases, running statistics, counters."""
+    return [
+        f"{module_name}.{key}"
+        for module_name, module in model.named_modules()
+        if isinstance(module, BATCH_NORM_LAYERS)
+        for key in module.state_dict()
+    ]
+
+
+def parameter_keys(model: nn.Module) -> list[str]:
+    """The state_dict keys of `model`'s trainable parameters (not its buffers)."""
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -36,6 +36,7 @@ def plot_run(rounds: list[dict[str, Any]], path: Path, title: str, task: str = C
     for key, legend in (
         (f"central_{metric}", "central (held-out test set)"),
         (f"federated_{metric}", "federated (node validation)"),
+        (f"personalized_{metric}_mean", "nodes' own models (node validation, mean)"),
     ):
         xs, ys = _series(rounds, key)
         if xs:

@@ -4,9 +4,11 @@ The ServerApp asks each new node who it is with a `query` message (`DESCRIBE`),
 answered under `NODE` with its stable key, its model architecture and how many
 shares of the run's dataset its data is one of; the federation loop orders and
 samples nodes by those keys (`nodes.py`). A node keeps its own model between
-rounds in its Flower `Context.state` under `LOCAL_MODEL` (federated distillation).
-A node's evaluation reply carries the means `training.evaluate` returns under the
-keys of `EVALUATION_KEYS`.
+rounds in its Flower `Context.state` under `LOCAL_MODEL` (federated distillation),
+and on its disk (`node_state.py`) its control variate (SCAFFOLD, under the
+protocol's `CONTROL_VARIATE`) or its personal arrays (`PERSONAL_STATE`: FedBN's
+BatchNorm layers, Ditto's personal model). A node's evaluation reply carries the
+means `training.evaluate` returns under the keys of `EVALUATION_KEYS`.
 """
 
 from strategies.protocol import (
@@ -38,3 +40,6 @@ EVALUATION_KEYS = {
     "target_mean": EVAL_TARGET_MEAN,
     "target_square_mean": EVAL_TARGET_SQUARE_MEAN,
 }
+
+# Name of a node's personal arrays in its state on disk (FedBN, Ditto)
+PERSONAL_STATE = "personal"

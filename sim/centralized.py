@@ -6,10 +6,12 @@ the nodes train on, public slice excluded) and evaluated on the same held-out te
 after every epoch. One process per rank (`torch.multiprocessing.spawn`), gloo on CPU
 and NCCL on GPUs. Every epoch is one seeded shuffle of the pool split into equal
 shards, one per rank; DDP averages the ranks' gradients, so a step sees a global batch
-of `batch-size` samples, as a node's step does.
+of `batch-size` samples, as a node's step does, with the nodes' SGD momentum
+(`client-momentum`), restarted every epoch as a node restarts it every round.
 
 The outputs are a run folder like a federated run's: `metrics.json` (a record per
-epoch, numbered as `round`), `final_model.pt` and `accuracy.png`.
+epoch, numbered as `round`), `final_model.pt` and `accuracy.png`, and with `tracking`
+the same TensorBoard/MLflow logging (rank 0 logs).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from fedapp.data.images import augmentation
 from fedapp.evaluation import run_model
 from fedapp.outputs import METRICS_FILE, PLOT_FILE, RunOutputs
 from fedapp.plots import plot_run
+from fedapp.tracking import TrackedRun, Trackers, open_tracker
 from fedapp.training import evaluate, train_sgd
 from sim.flwr_cli import echo
 from sim.overrides import parse_overrides
@@ -139,9 +142,10 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         pool = pooled_training_data(DataSpec.from_config(config), request.nodes)
         test_set = load_test_split(data_source(config)) if rank == 0 else None
+        tracker = _open_tracker(config, outputs) if rank == 0 else Trackers({})
         batch_size = max(1, config.batch_size // request.world_size)
         if test_set is not None:
-            _record(outputs, model, test_set, config.task, device, request.epochs, {"round": 0}, time.monotonic())
+            _record(outputs, tracker, model, test_set, device, request.epochs, {"round": 0}, time.monotonic())
         for epoch in range(1, request.epochs + 1):
             started = time.monotonic()
             learning_rate = round_learning_rate(config.learning_rate, config.lr_decay, epoch)
@@ -152,6 +156,7 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 batch_size=batch_size,
                 learning_rate=learning_rate,
                 generator=torch_generator(config.seed, "centralized-batches", epoch, rank),
+                momentum=config.client_momentum,
                 device=device,
                 augment=augment,
             )
@@ -165,30 +170,39 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                     "bytes_down": 0,
                     "bytes_up": 0,
                 }
-                _record(outputs, model, test_set, config.task, device, request.epochs, record, started)
+                _record(outputs, tracker, model, test_set, device, request.epochs, record, started)
         if test_set is not None:
-            outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+            model_path = outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
             plot_run(
                 outputs.rounds,
                 outputs.folder / PLOT_FILE,
                 f"centralized (DDP, {request.world_size} ranks) · {config.model} · {config.dataset}",
                 config.task,
             )
+            tracker.finish([outputs.folder / METRICS_FILE, model_path, outputs.folder / PLOT_FILE], completed=True)
     finally:
         dist.destroy_process_group()
 
 
+def _open_tracker(config: RunConfig, outputs: RunOutputs) -> Trackers:
+    """The baseline's tracking sinks (`tracking`), named like its folder, beside the federated runs'."""
+    tracker = open_tracker(TrackedRun(config, outputs.folder.name, outputs.folder))
+    outputs.record_tracking(tracker.identity)
+    return tracker
+
+
 def _record(
     outputs: RunOutputs,
+    tracker: Trackers,
     model: torch.nn.Module,
     test_set: LabelledSplit,
-    task: str,
     device: torch.device,
     epochs: int,
     record: dict[str, Any],
     started: float,
 ) -> None:
-    """Evaluate on the test set, append the epoch's record to `metrics.json` and print it."""
+    """Evaluate on the test set, append the epoch's record to `metrics.json`, track and print it."""
+    task = tasks.task_of(test_set.labels)
     metrics = tasks.summary(task, evaluate(model, test_set, device))
     full = {
         "round": record["round"],
@@ -197,6 +211,7 @@ def _record(
         "seconds": time.monotonic() - started,
     }
     outputs.add_round(full)
+    tracker.log_round(full)
     train = f" | train loss {record['train_loss']:.4f}" if "train_loss" in record else ""
     echo(
         f"centralized epoch {record['round']}/{epochs} | {' | '.join(tasks.describe('central', task, full))}"

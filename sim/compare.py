@@ -5,9 +5,14 @@ SuperLink, then the centralized baseline of that seed (`sim/centralized.py`). Th
 results go to `--out`:
 
 - `runs/<strategy>-<seed>/` and `runs/centralized-<seed>/`: each run's own outputs;
-- `summary.csv`, `report.md`, `curves.png` (and `privacy.png` when some runs are
-  differentially private): rewritten after every run, so progress is visible and an
-  interrupted comparison keeps what it measured.
+  with `-c tracking=...` the runs are tracked under those names too, grouped so
+  their curves overlay: `tensorboard --logdir <out>/runs`, and MLflow's experiment
+  named after `--out`;
+- `summary.csv`, `report.md`, `curves.png` with its data `curves.json` (per strategy
+  and round, mean and sd over seeds), `runs.json` (every run's figures and per-round
+  curves; and `privacy.png` when some runs are differentially private): rewritten
+  after every run, so progress is visible and an interrupted comparison keeps what it
+  measured.
 
 A run that fails is a row marked failed, never skipped; the command then exits 1.
 
@@ -15,8 +20,8 @@ Identical conditions, by construction and checked:
 - the data settings (`DataSpec`: dataset, partitioner and its parameters, validation
   share, public slice, seed) must be the same for every strategy of a seed, or the
   comparison is refused before anything runs. When any strategy distils on a public
-  set, every run is given the same explicit `public-size`, so all hold the same
-  private partitions;
+  set (or validates a server distillation), every run is given the same explicit
+  `public-size` (and `distill-validation-size`), so all hold the same private partitions;
 - model initialization and node sampling derive from the seed alone. After the runs,
   the report checks that every run of a seed with the same model (the centralized
   baseline included) starts from the same round-0 central loss.
@@ -35,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from fedapp import tasks
-from fedapp.config import DEFAULT_PUBLIC_SIZE, ConfigError, RunConfig
+from fedapp.config import DEFAULT_PUBLIC_SIZE, DEFAULT_SERVER_VALIDATION_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
 from fedapp.registry import STRATEGIES
@@ -45,14 +50,18 @@ from sim.overrides import parse_overrides
 from sim.paper_presets import PAPER_PRESETS
 from sim.report import (
     CENTRALIZED,
+    CURVES_DATA_FILE,
     CURVES_FILE,
     PRIVACY_FILE,
     REPORT_FILE,
+    RUNS_FILE,
     SUMMARY_FILE,
     is_private,
     plot_curves,
     plot_privacy_utility,
+    write_curves_json,
     write_report,
+    write_runs_json,
     write_summary_csv,
 )
 from sim.run import RunRequest, ensure_superlink, execute
@@ -156,7 +165,7 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
             raise ConfigError(f"run-config key {key!r} is set by compare for each run; use --seeds and --out instead")
     runs_dir = str(request.out.expanduser().absolute() / RUNS_FOLDER)
     rounds = {} if request.rounds is None else {"num-server-rounds": request.rounds}
-    shared = {**request.common, **rounds, **_shared_public_set(request)}
+    shared = {**_grouped(request), **request.common, **rounds, **_shared_public_set(request)}
     runs, baselines, settings = [], {}, {}
     for seed in request.seeds:
         data_specs: dict[str, DataSpec] = {}
@@ -187,11 +196,31 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
     return Plan(runs, baselines, settings)
 
 
+def _grouped(request: CompareRequest) -> dict[str, str]:
+    """The comparison's MLflow experiment: its `--out` folder's name (an explicit `tracking-experiment` wins).
+
+    Its TensorBoard folder is `<out>/runs`, where every run's event files already are.
+    """
+    return {"tracking-experiment": request.out.expanduser().absolute().name}
+
+
 def _shared_public_set(request: CompareRequest) -> dict[str, int]:
-    """`public-size` for every run when a strategy distils and no run sets it: same partitions for all."""
-    distils = any(STRATEGIES[contender.strategy].uses_public_set for contender in request.contenders)
-    explicit = "public-size" in request.common or any("public-size" in c.overrides for c in request.contenders)
-    return {"public-size": DEFAULT_PUBLIC_SIZE} if distils and not explicit else {}
+    """The reserved slices for every run when a strategy needs them and no run sizes them: same partitions for all.
+
+    `public-size` when a strategy distils on a public set, `distill-validation-size`
+    when one distils on the server (and so validates on a labelled server split).
+    """
+    specs = [STRATEGIES[contender.strategy] for contender in request.contenders]
+    needed = {
+        "public-size": (DEFAULT_PUBLIC_SIZE, any(spec.uses_public_set for spec in specs)),
+        "distill-validation-size": (DEFAULT_SERVER_VALIDATION_SIZE, any(spec.distils_on_server for spec in specs)),
+    }
+    shared = {}
+    for key, (size, needs) in needed.items():
+        explicit = key in request.common or any(key in c.overrides for c in request.contenders)
+        if needs and not explicit:
+            shared[key] = size
+    return shared
 
 
 def _visible_settings(config: RunConfig) -> dict[str, Any]:
@@ -275,7 +304,7 @@ def _records(folder: Path) -> list[dict[str, Any]]:
 
 
 def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan, out: Path, started: float) -> None:
-    """Report the run that just ended and rewrite the comparison's three outputs."""
+    """Report the run that just ended and rewrite the comparison's outputs."""
     last = results[-1]
     task = comparison.runs[0].request.config.task
     metric = METRIC_OF_TASK[task]
@@ -288,12 +317,14 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     rows = [summarize(label, [r for r in results if r.label == label], request.target, metric) for label in labels]
     rows = [row for row in rows if row["runs"]]
     write_summary_csv(rows, out / SUMMARY_FILE, metric)
+    write_runs_json(request.command, results, request.target, out / RUNS_FILE, metric)
     curves = {label: [r.rounds for r in results if r.label == label and r.completed] for label in labels[:-1]}
     baselines = [
         best_value(r.rounds, metric.key) for r in results if r.label == CENTRALIZED and r.completed and r.rounds
     ]
     baseline = sum(baselines) / len(baselines) if baselines else None
     plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison), metric)
+    write_curves_json(curves, out / CURVES_DATA_FILE, metric)
     if any(is_private(label, comparison.settings) for label in labels):
         plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison), metric)
     write_report(

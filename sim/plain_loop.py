@@ -82,6 +82,7 @@ def _train_round(
             batch_size=node.config.batch_size,
             learning_rate=round_learning_rate(node.config.learning_rate, node.config.lr_decay, server_round),
             generator=node.generator("train", server_round),
+            momentum=node.config.client_momentum,
         )
         models.append({key: value.detach().numpy().copy() for key, value in model.state_dict().items()})
         examples.append(result.examples)

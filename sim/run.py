@@ -18,14 +18,15 @@ import torch
 
 from fedapp import tasks
 from fedapp.checkpoint import check_same_nodes, resume_point
-from fedapp.config import NO_DATASET, ConfigError, RunConfig
-from fedapp.outputs import METRICS_FILE, resolve_run_folder
+from fedapp.config import NO_DATASET, ConfigError, RunConfig, parse_trackers
+from fedapp.outputs import METRICS_FILE, check_output_dir, resolve_run_folder
 from fedapp.preflight import check_run
 from fedapp.privacy import check_nodes
+from fedapp.tracking import absolute_tracking_uri, check_installed
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
 from sim.overrides import app_defaults, as_text_where_declared, parse_overrides, to_flwr_arguments, validated_config
-from sim.presets import federation_settings
+from sim.presets import DEFAULT_FEDERATION, federation_settings
 from sim.superlink import LocalSuperLink
 
 
@@ -53,6 +54,8 @@ class RunRequest:
         overrides = {**parse_overrides(override_texts), **(extra or {})}
         overrides = _with_absolute_paths(app_dir, as_text_where_declared(app_dir, overrides))
         config = validated_config(app_dir, overrides)
+        check_output_dir(config.output_dir)
+        check_installed(config)
         resumed = resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
@@ -85,14 +88,18 @@ class RunOutcome:
 
 
 def _with_absolute_paths(app_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Resolve `output-dir`, `resume-from` and a path-like `dataset` against this shell's working directory.
+    """Resolve `output-dir`, `resume-from`, a path-like `dataset` and MLflow's local store against this shell's folder.
 
     The ServerApp runs in the SuperLink's working directory and the clients in Ray's,
-    so relative paths are made absolute here, where the user typed them.
+    so relative paths are made absolute here, where the user typed them. MLflow's
+    default store (`tracking-uri` '') becomes `mlflow.db` here, beside `outputs/`.
     """
     resolved = dict(overrides)
-    output_dir = resolved.get("output-dir", app_defaults(app_dir)["output-dir"])
+    defaults = app_defaults(app_dir)
+    output_dir = resolved.get("output-dir", defaults["output-dir"])
     resolved["output-dir"] = str(Path(output_dir).expanduser().absolute())
+    if "mlflow" in parse_trackers(str(resolved.get("tracking", defaults.get("tracking", "none")))):
+        resolved["tracking-uri"] = absolute_tracking_uri(str(resolved.get("tracking-uri", "")), Path.cwd())
     if resolved.get("resume-from"):
         resolved["resume-from"] = str(Path(str(resolved["resume-from"])).expanduser().absolute())
     dataset = resolved.get("dataset")
@@ -132,11 +139,16 @@ def check_simulated(config: RunConfig) -> None:
 
 
 def ensure_superlink(request: RunRequest) -> LocalSuperLink:
-    """Start (or reuse) the local simulation SuperLink this request needs."""
+    """Start (or reuse) the local simulation SuperLink this request needs.
+
+    A SuperLink it starts gets the documented default federation (`DEFAULT_FEDERATION`:
+    10 nodes, 1 CPU each) for plain `flwr run .`, whatever this request's `--nodes`:
+    `python -m sim` passes its own federation with every run it submits.
+    """
     check_simulated(request.config)
     superlink = LocalSuperLink.default()
     if superlink.ensure_running(request.app_dir, request.ray_address):
-        flwr_cli.configure_default_federation(request.federation)
+        flwr_cli.configure_default_federation(DEFAULT_FEDERATION)
     return superlink
 
 

@@ -22,13 +22,10 @@ def to_numpy(record: ArrayRecord) -> Arrays:
 def to_record(arrays: Arrays) -> ArrayRecord:
     """Serialize an ordered dict of arrays into an `ArrayRecord`.
 
-    Shapes are kept exactly: `np.ascontiguousarray` alone turns a 0-d array (a
-    batch norm's `num_batches_tracked`) into shape (1,), which replies would then
-    no longer match.
+    `np.require` keeps 0-d arrays 0-d (BatchNorm's `num_batches_tracked`), where
+    `np.ascontiguousarray` would turn them into shape (1,).
     """
-    return ArrayRecord(
-        {key: Array(np.ascontiguousarray(value).reshape(np.shape(value))) for key, value in arrays.items()}
-    )
+    return ArrayRecord({key: Array(np.require(value, requirements="C")) for key, value in arrays.items()})
 
 
 def single_array_record(content: RecordDict) -> ArrayRecord | None:

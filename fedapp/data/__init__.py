@@ -2,12 +2,14 @@
 
 Every dataset is reduced to the same shape of data (`sources.py`): a labelled pool
 that nodes partition among themselves, a held-out test set that only the server
-evaluates on, and (for distillation strategies) an unlabelled public slice carved
-from the front of the pool that no client trains on. An edge node that brings its own
-data (`data-path`) splits that instead of a partition of the pool (`local.py`), and
-scales it with the run dataset's training statistics (or its own, when the run has
-no dataset: `dataset = "none"`). Tensors are built once per process and cached, so
-simulation actors that serve many nodes and rounds never reload.
+evaluates on, and (for distillation strategies) a public slice carved from the front
+of the pool that no client trains on privately, followed by a labelled server
+validation slice (FedDF's split for validating server distillation) that no client
+ever sees. An edge node that brings its own data (`data-path`) splits that instead of
+a partition of the pool (`local.py`), and scales it with the run dataset's training
+statistics (or its own, when the run has no dataset: `dataset = "none"`). Tensors are
+built once per process and cached, so simulation actors that serve many nodes and
+rounds never reload.
 """
 
 from __future__ import annotations
@@ -42,9 +44,11 @@ __all__ = [
     "dataset_schema",
     "load_local_node_data",
     "load_node_data",
-    "load_public_features",
+    "load_public_split",
+    "load_server_validation",
     "load_source",
     "load_test_split",
+    "load_unlabelled_features",
     "partition_arrays",
     "pool_size",
     "run_schema",
@@ -89,6 +93,12 @@ class DataSpec:
     partition: PartitionSpec
     validation_fraction: float
     public_size: int
+    server_validation_size: int = 0
+
+    @property
+    def reserved(self) -> int:
+        """Samples at the front of the pool kept from the nodes: the public and server validation slices."""
+        return self.public_size + self.server_validation_size
 
     @classmethod
     def from_config(cls, config: RunConfig) -> DataSpec:
@@ -99,7 +109,13 @@ class DataSpec:
             classes_per_node=config.classes_per_node,
             seed=config.seed,
         )
-        return cls(data_source(config), partition, config.validation_fraction, config.public_set_size)
+        return cls(
+            data_source(config),
+            partition,
+            config.validation_fraction,
+            config.public_set_size,
+            config.server_validation_set_size,
+        )
 
 
 def data_source(config: RunConfig) -> DatasetId:
@@ -148,8 +164,8 @@ def _split(source: sources.Source, features: np.ndarray, labels: np.ndarray, pos
 
 
 def pool_size(spec: DataSpec) -> int:
-    """Number of samples the nodes share (the pool minus the public slice)."""
-    return len(load_source(spec.dataset).pool_labels) - spec.public_size
+    """Number of samples the nodes share (the pool minus the public and server validation slices)."""
+    return len(load_source(spec.dataset).pool_labels) - spec.reserved
 
 
 def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int) -> np.ndarray:
@@ -159,17 +175,17 @@ def _partition_positions(spec: DataSpec, partition_id: int, num_partitions: int)
             f"partition-id {partition_id} is outside [0, {num_partitions}) for num-partitions={num_partitions}"
         )
     source = load_source(spec.dataset)
-    if spec.public_size >= len(source.pool_labels):
+    if spec.reserved >= len(source.pool_labels):
         raise ValueError(
-            f"public-size {spec.public_size} leaves no private data: the pool of {_name(spec.dataset)!r} has "
-            f"{len(source.pool_labels)} samples"
+            f"public-size {spec.public_size} and distill-validation-size {spec.server_validation_size} leave no "
+            f"private data: the pool of {_name(spec.dataset)!r} has {len(source.pool_labels)} samples"
         )
     if spec.partition.partitioner == NATURAL and source.pool_ids is None:
         raise DataError(
             f"partitioner 'natural' needs node ids; {_name(spec.dataset)!r} has none: set partition-by to the "
             "column that names each sample's node"
         )
-    return _pool_partitions(spec, num_partitions)[str(partition_id)] + spec.public_size
+    return _pool_partitions(spec, num_partitions)[str(partition_id)] + spec.reserved
 
 
 def _name(dataset: DatasetId) -> str:
@@ -184,8 +200,8 @@ def _pool_partitions(spec: DataSpec, num_partitions: int) -> dict[str, np.ndarra
     each of them would cost it time quadratic in the number of nodes.
     """
     source = load_source(spec.dataset)
-    labels = source.pool_labels[spec.public_size :]
-    ids = source.pool_ids[spec.public_size :] if source.pool_ids is not None else None
+    labels = source.pool_labels[spec.reserved :]
+    ids = source.pool_ids[spec.reserved :] if source.pool_ids is not None else None
     return cached_partitions(labels, num_partitions, spec.partition, ids)
 
 
@@ -281,9 +297,29 @@ def load_test_split(dataset: DatasetId) -> LabelledSplit:
 
 
 @lru_cache(maxsize=4)
-def load_public_features(spec: DataSpec) -> torch.Tensor:
-    """The unlabelled public slice (features only) shared by the server and the clients."""
+def load_public_split(spec: DataSpec) -> LabelledSplit:
+    """The public slice shared by the server and the clients, with its labels.
+
+    Federated distillation uses its features only; FedMD's transfer learning uses its
+    labels, and in simulation the server scores consensus logits against them.
+    """
     if spec.public_size <= 0:
         raise ValueError("this run has no public set (public-size is 0)")
     source = load_source(spec.dataset)
-    return source.inputs(source.pool_features[: spec.public_size])
+    return _split(source, source.pool_features, source.pool_labels, np.arange(spec.public_size))
+
+
+@lru_cache(maxsize=4)
+def load_server_validation(spec: DataSpec) -> LabelledSplit:
+    """The labelled slice after the public set that validates server distillation (may be empty)."""
+    source = load_source(spec.dataset)
+    return _split(source, source.pool_features, source.pool_labels, np.arange(spec.public_size, spec.reserved))
+
+
+def load_unlabelled_features(dataset: DatasetId, run_dataset: DatasetId) -> torch.Tensor:
+    """Every training sample of `dataset` (its pool), features only: distillation data from another dataset.
+
+    Scaled with `run_dataset`'s training statistics, as a node's own data is: the run's
+    models take inputs normalised like the run's data.
+    """
+    return load_source(run_dataset).inputs(load_source(dataset).pool_features)

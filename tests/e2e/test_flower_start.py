@@ -21,7 +21,11 @@ from sim.superlink import LocalSuperLink
 from tests.helpers import APP_DIR, run_app
 
 OUR_STRATEGIES = ("fedavg", "fedsgd", "fedprox", "feddf", "feddistill")
-SETTINGS = {"fedsgd": {"learning_rate": 0.5}, "feddistill": {"client_model": "2nn,logreg"}}
+SETTINGS = {
+    "fedsgd": {"learning_rate": 0.5},
+    "feddf": {"distill_steps": 50},
+    "feddistill": {"client_model": "2nn,logreg", "distill_steps": 50},
+}
 
 
 @pytest.fixture(scope="module")

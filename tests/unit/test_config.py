@@ -27,7 +27,11 @@ def test_pyproject_defaults_are_valid() -> None:
     ("key", "value", "allowed"),
     [
         ("strategy", "nope", "fedavg"),
-        ("model", "vgg", "cnn, 2nn, logreg, mlp, resnet8, resnet18, or 'package.module:factory'"),
+        (
+            "model",
+            "vgg",
+            "cnn, cnn-bn, cnn-small, cnn-small-bn, 2nn, logreg, mlp, resnet8, resnet18, or 'package.module:factory'",
+        ),
         ("model", "usermodels.example", "'package.module:factory'"),
         ("task", "ranking", "classification, regression"),
         ("augment", "heavy", "none, standard"),
@@ -36,6 +40,8 @@ def test_pyproject_defaults_are_valid() -> None:
         ("input-shape", "3x32", "'' or sizes >= 1 joined by 'x'"),
         ("partition-by", "writer_id", "'' unless partitioner = natural"),
         ("num-classes", 10, "set them only with dataset='none'"),
+        ("client-momentum", 1.0, "[0, 1)"),
+        ("ditto-lambda", -1.0, ">= 0"),
         ("dataset", "nope", "mnist"),
         ("partitioner", "zipf", "iid, dirichlet, shard"),
         ("weighting", "random", "examples, uniform"),
@@ -83,6 +89,8 @@ def test_dataset_may_be_a_hub_id_or_an_existing_absolute_path(tmp_path) -> None:
     [
         ({"strategy": "feddf"}, "strategy", "'feddf' distils soft labels (class probabilities)"),
         ({"strategy": "feddistill"}, "strategy", "fedavg, fedsgd, fedprox"),
+        ({"strategy": "fd"}, "strategy", "'fd' distils soft labels (class probabilities)"),
+        ({"strategy": "fedmd"}, "strategy", "'fedmd' distils soft labels (class probabilities)"),
         ({"partitioner": "dirichlet"}, "partitioner", "iid or natural with task='regression'"),
         ({"dataset": "mnist"}, "dataset", "'mnist' is a classification dataset"),
     ],
@@ -92,6 +100,13 @@ def test_regression_refuses_what_needs_classes(changes: dict, key: str, allowed:
         build(task="regression", **changes)
     assert f"'{key}'" in str(caught.value) and allowed in str(caught.value) and "\n" not in str(caught.value)
     assert build(task="regression", strategy="fedprox").dataset == "diabetes"
+
+
+@pytest.mark.parametrize("strategy", ["scaffold", "fednova", "ditto"])
+def test_regression_takes_the_weight_space_strategies(strategy: str) -> None:
+    """SCAFFOLD, FedNova and Ditto average weights and train with the task's loss: a regression may use them."""
+    assert build(task="regression", strategy=strategy).strategy == strategy
+    assert build(task="regression", strategy="fedbn", model="resnet8").model == "resnet8"
 
 
 def test_a_server_without_data_needs_the_input_shape_and_classes() -> None:
@@ -141,3 +156,35 @@ def test_overrides_parse_bare_words_and_reencode_for_flwr() -> None:
     ]
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["oops"])
+
+
+def test_distillation_settings_and_the_strategies_they_belong_to() -> None:
+    assert build(strategy="feddistill").strategy == "feddistill"
+    fd, fedmd, feddf, fedavg = (build(strategy=name) for name in ("fd", "fedmd", "feddf", "fedavg"))
+    assert (fd.public_set_size, fd.server_validation_set_size) == (0, 0)
+    assert (fedmd.public_set_size, fedmd.server_validation_set_size) == (500, 400)
+    assert (feddf.public_set_size, feddf.server_validation_set_size) == (500, 400)
+    assert (fedavg.public_set_size, fedavg.server_validation_set_size) == (0, 0)
+    assert build(strategy="fd", distill_validation_size=400).server_validation_set_size == 400
+    assert build(strategy="fd", client_model="2nn,logreg").client_model_for(1) == "logreg"
+    for key, value in (
+        ("distill-steps", 0),
+        ("distill-batch-size", 0),
+        ("distill-eval-every", 0),
+        ("distill-patience", 0),
+        ("distill-validation-size", -2),
+        ("digest-batch-size", 0),
+        ("transfer-epochs", -1),
+        ("public-samples-per-round", -1),
+        ("fd-gamma", -0.5),
+    ):
+        with pytest.raises(ConfigError, match=f"'{key}' = {value!r}"):
+            RunConfig.from_mapping({**DEFAULTS, "strategy": "fedmd", key: value})
+    with pytest.raises(ConfigError, match=r"'push-server-weights' = True .*\(only fedmd/feddistill"):
+        build(strategy="fd", push_server_weights=True)
+    assert build(strategy="feddistill", push_server_weights=True).push_server_weights
+    with pytest.raises(ConfigError, match=r"'distill-dataset' = 'ylecun/mnist' .* with strategy feddf"):
+        build(strategy="fedmd", distill_dataset="ylecun/mnist")
+    with pytest.raises(ConfigError, match="'distill-dataset' = 'mnist'"):
+        build(strategy="feddf", distill_dataset="mnist")
+    assert build(strategy="feddf", distill_dataset="zalando-datasets/fashion_mnist").distill_dataset

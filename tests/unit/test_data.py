@@ -17,13 +17,15 @@ from fedapp.data import (
     dataset_schema,
     load_local_node_data,
     load_node_data,
-    load_public_features,
+    load_public_split,
+    load_server_validation,
     load_source,
     load_test_split,
 )
 from fedapp.data.embedded import load_mnist, split_indices
 from fedapp.data.images import Augmentation, augmentation, normalize
 from fedapp.data.partition import PartitionSpec, partition_pool, split_validation
+from tests.helpers import write_parquet_dataset
 from tests.hub_schemas import CIFAR10_CLASSES, write_cifar10_like, write_femnist_like, write_table_csv
 
 MNIST = SourceSpec("mnist")
@@ -106,15 +108,22 @@ def test_validation_split_keeps_training_data() -> None:
     assert len(train) == 1 and len(validation) == 0
 
 
-def test_public_set_is_carved_from_the_pool_and_never_trained_on() -> None:
-    public = load_public_features(spec(public_size=500))
-    assert public.shape == (500, 1, 28, 28)
-    nodes = [load_node_data(spec(public_size=500), i, 10) for i in range(10)]
-    assert sum(len(n.train) + len(n.validation) for n in nodes) == 3500
-    public_rows = {tuple(x.flatten()[::7].tolist()) for x in public[:50]}
+def test_public_and_server_validation_sets_are_carved_from_the_pool_and_never_trained_on() -> None:
+    carved = DataSpec(MNIST, PartitionSpec("iid", 0.5, 2, 0), 0.1, 500, 400)
+    public, validation = load_public_split(carved), load_server_validation(carved)
+    assert public.features.shape == (500, 1, 28, 28) and len(public.labels) == 500
+    assert validation.features.shape == (400, 1, 28, 28) and len(set(validation.labels.tolist())) == 10
+    nodes = [load_node_data(carved, i, 10) for i in range(10)]
+    assert sum(len(n.train) + len(n.validation) for n in nodes) == 3100
+
+    def rows(features: torch.Tensor) -> set[tuple[float, ...]]:
+        return {tuple(x.flatten()[::7].tolist()) for x in features}
+
+    server_rows = rows(public.features[:50]) | rows(validation.features[:50])
+    assert not rows(public.features) & rows(validation.features)
     for node in nodes:
-        node_rows = {tuple(x.flatten()[::7].tolist()) for x in node.train.features}
-        assert not public_rows & node_rows
+        assert not server_rows & rows(node.train.features)
+        assert not server_rows & rows(node.validation.features)
 
 
 def test_bad_partition_id_is_reported() -> None:
@@ -124,17 +133,10 @@ def test_bad_partition_id_is_reported() -> None:
 
 def test_hub_path_loads_local_parquet_through_federated_dataset(tmp_path: Path, cache: Path) -> None:
     """The online path (`FederatedDataset`) works the same on a local folder of parquet files."""
-    datasets = pytest.importorskip("datasets")
     images, labels = load_mnist()
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
-    folder = tmp_path / "my-mnist"
-    folder.mkdir()
-    for split, rows in (("train", range(1200)), ("test", range(4800, 5000))):
-        table = datasets.Dataset.from_dict(
-            {"image": [Image.fromarray(images[i]) for i in rows], "label": labels[list(rows)].tolist()},
-            features=features,
-        )
-        table.to_parquet(str(folder / f"{split}.parquet"))
+    folder = write_parquet_dataset(
+        tmp_path / "my-mnist", images, labels, {"train": range(1200), "test": range(4800, 5000)}
+    )
     hub_spec = DataSpec(SourceSpec(str(folder)), PartitionSpec("iid", 0.5, 2, 0), 0.1, 0)
     node = load_node_data(hub_spec, 0, 4)
     assert len(node.train) + len(node.validation) == 300

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import sim.__main__ as sim_main
 from fedapp.registry import STRATEGIES
-from sim.__main__ import main as sim_main
 from sim.run import RunRequest
-from tests.helpers import APP_DIR
+from sim.superlink import LocalSuperLink
+from tests.helpers import APP_DIR, free_port
 from tests.hub_schemas import write_cifar10_like
 
 
@@ -65,7 +66,7 @@ def test_the_cli_exits_2_with_the_one_line(tmp_path: Path, capsys: pytest.Captur
     """In process (`python -m sim` exits with `main`'s code; the test above runs the real process)."""
     folder = write_cifar10_like(tmp_path / "cifar10", num_train=12, num_test=4)
     capsys.readouterr()
-    assert sim_main(["run", "-c", f"dataset={folder} model=cnn"]) == 2
+    assert sim_main.main(["run", "-c", f"dataset={folder} model=cnn"]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model 'cnn' (the FedAvg paper's MNIST CNN) needs 1x28x28")
@@ -87,3 +88,24 @@ def test_an_online_preset_offline_fails_in_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith("error: dataset 'uoft-cs/cifar10' is on the Hugging Face hub and could not be loaded")
     assert "this machine may be offline; allowed offline: mnist, diabetes, synthetic" in lines[0]
     assert not (tmp_path / "c").exists()
+
+
+def test_an_output_dir_that_cannot_be_created_fails_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`/proc/x` passes every type check but no folder can be made there: one line, exit 2, no SuperLink."""
+    home = tmp_path / "flwr-home"
+    monkeypatch.setenv("FLWR_HOME", str(home))
+    monkeypatch.setenv("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", str(free_port()))
+    try:
+        code = sim_main.main(["run", "-c", "output-dir=/proc/x"])
+    finally:  # without the check, a SuperLink was started and the run submitted: stop it
+        LocalSuperLink.default().stop()
+    captured = capsys.readouterr()
+    assert code == 2, captured.out[-2000:] + captured.err[-2000:]
+    assert captured.err.strip().splitlines() == [
+        "error: run-config key 'output-dir' = '/proc/x' cannot be created or written (No such file or directory); "
+        "allowed: a folder this user can create and write"
+    ]
+    assert captured.out == ""
+    assert not home.exists()
