@@ -35,22 +35,27 @@ from torch import nn
 
 from fedapp.config import RunConfig, refuse_seeded_noise
 from fedapp.data import (
+    DataError,
     DataSpec,
     LabelledSplit,
     NodeData,
+    SourceSpec,
     data_source,
-    dataset_shape,
     load_local_node_data,
     load_node_data,
     load_public_split,
     load_test_split,
+    run_schema,
 )
+from fedapp.data.images import augmentation
 from fedapp.device import compute_device
+from fedapp.evaluation import run_model
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
-from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
+from fedapp.protocol import EVALUATION_KEYS, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
 from fedapp.training import (
+    Augment,
     ExtraLoss,
     LabelLogitSums,
     LogitObserver,
@@ -75,8 +80,6 @@ from strategies.protocol import (
     CONSENSUS_ROUND,
     CONTROL_VARIATE,
     DITTO_LAMBDA,
-    EVAL_ACCURACY,
-    EVAL_LOSS,
     HAS_TEACHER,
     LABEL_COUNTS,
     LABEL_LOGITS,
@@ -160,11 +163,22 @@ class Node:
     def data(self) -> NodeData:
         """This node's train and validation splits."""
         if self.data_path is not None:
-            _, num_classes = dataset_shape(self.config.dataset)
+            source = data_source(self.config)
+            if not isinstance(source, SourceSpec):
+                raise DataError("dataset 'synthetic' is generated, not read: a node with a data-path needs another")
             return load_local_node_data(
-                self.data_path, self.config.validation_fraction, self.config.seed, self.key, num_classes
+                self.data_path,
+                source,
+                run_schema(self.config),
+                self.config.validation_fraction,
+                self.config.seed,
+                self.key,
             )
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
+
+    def augmentation(self) -> Augment | None:
+        """The training-batch augmentation `augment` asks for (None for "none")."""
+        return augmentation(self.config.augment, run_schema(self.config).input_shape)
 
     def public_split(self) -> LabelledSplit:
         """The public set shared with the server (FedMD), with the labels its transfer learning uses."""
@@ -180,10 +194,17 @@ class Node:
         Models holding arrays are reused per process, one per `role`: a handler that needs
         two models at once (Ditto's global copy and personal model) gives them different roles.
         """
-        shape, num_classes = dataset_shape(self.config.dataset)
+        schema = run_schema(self.config)
         if arrays is None:
-            return build_model(self.architecture, shape, num_classes, self.config.seed)
-        model = _model_instance(self.architecture, shape, num_classes, self.config.seed, role)
+            return run_model(self.config, schema, self.architecture)
+        model = _model_instance(
+            self.architecture,
+            schema.input_shape,
+            schema.num_outputs,
+            self.config.seed,
+            self.config.hidden_layer_sizes,
+            role,
+        )
         model.load_state_dict(arrays.to_torch_state_dict() if isinstance(arrays, ArrayRecord) else dict(arrays))
         return model
 
@@ -204,6 +225,7 @@ class Node:
             "generator": self.generator("train", int(instructions[SERVER_ROUND])),
             "momentum": self.config.client_momentum,
             "device": compute_device(),
+            "augment": self.augmentation(),
         }
 
 
@@ -211,12 +233,13 @@ class Node:
 def _model_instance(
     name: str,
     shape: tuple[int, ...],
-    num_classes: int,
+    num_outputs: int,
     seed: int,
+    hidden_sizes: tuple[int, ...],
     role: str,  # noqa: ARG001 (part of the cache key: one instance per role)
 ) -> nn.Module:
     """One model object per architecture, role and process, reloaded with each message's weights."""
-    return build_model(name, shape, num_classes, seed)
+    return build_model(name, shape, num_outputs, seed, hidden_sizes)
 
 
 def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecord) -> Message:
@@ -435,8 +458,7 @@ def fd(message: Message, context: Context) -> Message:
     instructions = message.content[CONFIG]
     server_round = int(instructions[SERVER_ROUND])
     model = node.model(context.state.get(LOCAL_MODEL))
-    _, num_classes = dataset_shape(node.config.dataset)
-    sums = LabelLogitSums(num_classes)
+    sums = LabelLogitSums(run_schema(node.config).num_classes)
     regulariser = None
     if TEACHER in message.content and node.config.fd_gamma > 0:
         teacher = to_numpy(message.content[TEACHER])
@@ -486,6 +508,7 @@ def _train_private(
         extra_loss=extra_loss,
         observe=observe,
         device=compute_device(),
+        augment=node.augmentation(),
     )
 
 
@@ -495,10 +518,11 @@ def _own_model_quality(node: Node, model: nn.Module) -> dict[str, float]:
     quality: dict[str, float] = {}
     validation = node.data().validation
     if len(validation):
-        quality[VALIDATION_ACCURACY] = evaluate(model, validation, device)[1]
+        quality[VALIDATION_ACCURACY] = evaluate(model, validation, device)["accuracy"]
     test = node.test_split()
     if test is not None:
-        quality[TEST_LOSS], quality[TEST_ACCURACY] = evaluate(model, test, device)
+        means = evaluate(model, test, device)
+        quality[TEST_LOSS], quality[TEST_ACCURACY] = means["loss"], means["accuracy"]
     return quality
 
 
@@ -524,17 +548,14 @@ def evaluate_personal(message: Message, context: Context) -> Message:
     """
     request = StatefulRequest.unpack(message, context)
     validation, device = request.node.data().validation, compute_device()
-    loss, accuracy = evaluate(request.node.model(request.received), validation, device)
-    personal_loss, personal_accuracy = evaluate(
-        request.node.model(request.personal_arrays(), role="personal"), validation, device
-    )
+    means = evaluate(request.node.model(request.received), validation, device)
+    personal = evaluate(request.node.model(request.personal_arrays(), role="personal"), validation, device)
     metrics = MetricRecord(
         {
             NUM_EXAMPLES: len(validation),
-            EVAL_LOSS: loss,
-            EVAL_ACCURACY: accuracy,
-            PERSONAL_LOSS: personal_loss,
-            PERSONAL_ACCURACY: personal_accuracy,
+            **{EVALUATION_KEYS[key]: value for key, value in means.items()},
+            PERSONAL_LOSS: personal["loss"],
+            **({PERSONAL_ACCURACY: personal["accuracy"]} if "accuracy" in personal else {}),
         }
     )
     return _reply(message, **{METRICS: metrics})
@@ -542,8 +563,8 @@ def evaluate_personal(message: Message, context: Context) -> Message:
 
 def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:
     validation = node.data().validation
-    loss, accuracy = evaluate(model, validation, compute_device())
-    metrics = MetricRecord({NUM_EXAMPLES: len(validation), EVAL_LOSS: loss, EVAL_ACCURACY: accuracy})
+    means = evaluate(model, validation, compute_device())
+    metrics = MetricRecord({NUM_EXAMPLES: len(validation), **{EVALUATION_KEYS[k]: v for k, v in means.items()}})
     return _reply(message, **{METRICS: metrics})
 
 

@@ -15,12 +15,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fedapp.choices import (
+    AUGMENTATIONS,
+    BATCH_NORM_MODELS,
+    BUILTIN_MODELS,
+    CLASSIFICATION,
+    FACTORY_RULE,
+    IMAGE_MODELS,
+    REGRESSION,
+    TASKS,
+    is_factory,
+)
 from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
 from fedapp.registry import STRATEGIES, StrategySpec
 
-MODELS = ("cnn", "cnn-bn", "cnn-small", "cnn-small-bn", "2nn", "logreg")
-BATCH_NORM_MODELS = ("cnn-bn", "cnn-small-bn")
-IMAGE_ONLY_MODELS = ("cnn", "cnn-bn", "cnn-small", "cnn-small-bn")
+MODELS = BUILTIN_MODELS
+MODEL_RULE = f"{', '.join(MODELS)}, or {FACTORY_RULE}"
 SAME_MODEL = "same"
 DP_MODES = ("none", "client-fixed", "server-fixed", "server-adaptive")  # strategies.dp.DP_MODES and "none"
 DP_NOISE_SOURCES = ("secret", "seeded-insecure")  # strategies.noise.NOISE_SOURCES
@@ -30,12 +40,16 @@ AUTO_COUNT_NOISE = -1.0
 AUTO_PUBLIC_SIZE = -1
 DEFAULT_PUBLIC_SIZE = 500
 DEFAULT_SERVER_VALIDATION_SIZE = 400
-EMBEDDED_DATASETS = ("mnist", "synthetic")
+NO_DATASET = "none"
+EMBEDDED_DATASETS = ("mnist", "synthetic", "diabetes", NO_DATASET)
+DEFAULT_DATASETS = {CLASSIFICATION: "mnist", REGRESSION: "diabetes"}
+CLASSIFICATION_DATASETS = ("mnist", "synthetic")
 DATASET_RULE = (
-    f"{', '.join(EMBEDDED_DATASETS)}, a hub dataset id 'owner/name', "
-    "or the absolute path of an existing local dataset directory"
+    f"'' (the task's default: mnist, or diabetes for regression), {', '.join(EMBEDDED_DATASETS)}, a hub dataset id "
+    "'owner/name', or the absolute path of an existing local dataset (file or folder)"
 )
 PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
+CLASS_PARTITIONERS = ("dirichlet", "shard")
 WEIGHTINGS = ("examples", "uniform")
 NO_TRACKING = "none"
 TRACKERS = ("tensorboard", "mlflow")
@@ -54,8 +68,19 @@ class RunConfig:
     output_dir: str
     run_name: str
     model: str
+    hidden_sizes: str
+    task: str
     dataset: str
+    image_column: str
+    label_column: str
+    target_column: str
+    feature_columns: str
+    image_size: int
+    augment: str
+    input_shape: str
+    num_classes: int
     partitioner: str
+    partition_by: str
     dirichlet_alpha: float
     classes_per_node: int
     validation_fraction: float
@@ -127,6 +152,8 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown run-config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         values = {f.name: _typed(raw, _key(f.name), f.type) for f in dataclasses.fields(cls)}
+        if values["dataset"] == "" and values["task"] in DEFAULT_DATASETS:
+            values["dataset"] = DEFAULT_DATASETS[values["task"]]
         config = cls(**values)
         config._validate()
         return config
@@ -142,6 +169,21 @@ class RunConfig:
         if self.public_size != AUTO_PUBLIC_SIZE:
             return self.public_size
         return DEFAULT_PUBLIC_SIZE if self._strategy_spec().uses_public_set else 0
+
+    @property
+    def feature_column_names(self) -> tuple[str, ...]:
+        """`feature-columns` as a tuple of names (empty: every numeric column but the target)."""
+        return _names(self.feature_columns)
+
+    @property
+    def hidden_layer_sizes(self) -> tuple[int, ...]:
+        """`hidden-sizes` as a tuple of widths (the `mlp` model's hidden layers)."""
+        return tuple(int(size) for size in _names(self.hidden_sizes))
+
+    @property
+    def input_dimensions(self) -> tuple[int, ...]:
+        """`input-shape` as a tuple (`3x32x32` -> (3, 32, 32)); empty unless `dataset = "none"`."""
+        return tuple(int(size) for size in self.input_shape.split("x")) if self.input_shape else ()
 
     @property
     def server_validation_set_size(self) -> int:
@@ -182,7 +224,8 @@ class RunConfig:
     def _validate(self) -> None:
         """Check ranges, names and combinations; raise `ConfigError` on the first bad one."""
         _choice(self, "strategy", tuple(STRATEGIES))
-        _choice(self, "model", MODELS)
+        _choice(self, "task", TASKS)
+        _check(self, "model", _is_model, MODEL_RULE)
         _check(self, "dataset", _is_dataset_name, DATASET_RULE)
         _choice(self, "partitioner", PARTITIONERS)
         _choice(self, "weighting", WEIGHTINGS)
@@ -213,6 +256,7 @@ class RunConfig:
                 "allowed: > 0 while fraction-evaluate > 0 (or set fraction-evaluate=0)"
             )
         self._validate_strategy_settings()
+        self._validate_data_settings()
         self._validate_synthetic()
         self._validate_reliability()
         self._validate_tracking()
@@ -222,6 +266,58 @@ class RunConfig:
                 f"min-train-nodes = {self.min_train_nodes}; allowed: >= min-train-nodes"
             )
 
+    def _validate_data_settings(self) -> None:
+        """The columns, image size and augmentation, the model's settings, regression, and `dataset = "none"`."""
+        _choice(self, "augment", AUGMENTATIONS)
+        _check(self, "image_size", lambda v: v >= 0, "an integer >= 0 (0 keeps the images' own size)")
+        _check(self, "hidden_sizes", _is_size_list, "'' or widths >= 1 separated by commas, e.g. '200,200'")
+        _check(self, "input_shape", _is_shape, "'' or sizes >= 1 joined by 'x', e.g. '3x32x32' or '10'")
+        _check(self, "num_classes", lambda v: v >= 0, "an integer >= 0 (0: from the data)")
+        if self.dataset == NO_DATASET:
+            _check(self, "input_shape", bool, "a shape with dataset='none' (the server has no data to take it from)")
+            _check(
+                self,
+                "num_classes",
+                lambda v: v >= 2 if self.task == CLASSIFICATION else v == 0,
+                "an integer >= 2 with dataset='none' and classification (0 for a regression)",
+            )
+        else:
+            unset = "'' and 0: the dataset gives its shape and classes (set them only with dataset='none')"
+            _check(self, "input_shape", lambda v: not v, unset)
+            _check(self, "num_classes", lambda v: v == 0, unset)
+        if self.task == REGRESSION:
+            self._validate_regression()
+        _check(
+            self,
+            "partition_by",
+            lambda v: not v or self.partitioner == "natural",
+            "'' unless partitioner = natural (it names the column whose values are the nodes)",
+        )
+
+    def _validate_regression(self) -> None:
+        """Regression has no classes: no class-based splits, no soft-label strategies, no class datasets."""
+        spec = self._strategy_spec()
+        _check(
+            self,
+            "strategy",
+            lambda _: not spec.classification_only,
+            f"a strategy without class probabilities with task='regression' ({', '.join(_regression_strategies())}); "
+            f"{self.strategy!r} distils soft labels (class probabilities), which a regression has not",
+        )
+        _check(
+            self,
+            "partitioner",
+            lambda v: v not in CLASS_PARTITIONERS,
+            "iid or natural with task='regression' (dirichlet and shard split by class)",
+        )
+        _check(
+            self,
+            "dataset",
+            lambda v: v not in CLASSIFICATION_DATASETS,
+            "diabetes, a table or image dataset with a numeric target, or 'none' with task='regression' "
+            f"({self.dataset!r} is a classification dataset)",
+        )
+
     def _validate_synthetic(self) -> None:
         """Synthetic(alpha, beta) comes in devices: it is split by device, for flat-input models."""
         for name in ("synthetic_alpha", "synthetic_beta"):
@@ -230,15 +326,19 @@ class RunConfig:
         _check(
             self,
             "partitioner",
-            lambda v: (v == "natural") == synthetic,
-            "natural (each device is a node) with dataset 'synthetic'"
-            if synthetic
-            else "iid, dirichlet, shard (natural needs dataset 'synthetic')",
+            lambda v: v == "natural" or not synthetic,
+            "natural (each device is a node) with dataset 'synthetic'",
+        )
+        _check(
+            self,
+            "partitioner",
+            lambda v: v != "natural" or synthetic or bool(self.partition_by),
+            "iid, dirichlet, shard, or natural with partition-by naming the column of node ids",
         )
         _check(
             self,
             "model",
-            lambda v: v not in IMAGE_ONLY_MODELS or not synthetic,
+            lambda v: v not in IMAGE_MODELS or not synthetic,
             "2nn or logreg with dataset 'synthetic' (60 features)",
         )
 
@@ -286,7 +386,7 @@ class RunConfig:
             self,
             "client_model",
             _is_client_model,
-            f"'{SAME_MODEL}', or one or more of {', '.join(MODELS)} separated by commas",
+            f"'{SAME_MODEL}', or one or more of {MODEL_RULE} separated by commas",
         )
         for name in ("dp_clipping_norm", "server_learning_rate"):
             _check(self, name, lambda v: v > 0, "a number > 0")
@@ -360,7 +460,9 @@ class RunConfig:
         _check(
             self,
             "distill_dataset",
-            lambda v: v == "" or (spec.distils_ensemble and _is_dataset_name(v) and v != self.dataset),
+            lambda v: (
+                v == "" or (spec.distils_ensemble and _is_dataset_name(v) and v not in (self.dataset, NO_DATASET))
+            ),
             f"'' (the public slice), or with strategy feddf another dataset than {self.dataset!r}: {DATASET_RULE}",
         )
         _check(
@@ -434,6 +536,33 @@ def _dp_strategies() -> list[str]:
     return [name for name, spec in STRATEGIES.items() if spec.supports_dp]
 
 
+def _regression_strategies() -> list[str]:
+    return [name for name, spec in STRATEGIES.items() if not spec.classification_only]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """Comma-separated names, stripped, empty ones dropped."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _is_size_list(value: str) -> bool:
+    """True for '' or positive integers separated by commas."""
+    return all(size.isdigit() and int(size) >= 1 for size in _names(value)) and (
+        value.strip() == "" or len(_names(value)) == len(value.split(","))
+    )
+
+
+def _is_shape(value: str) -> bool:
+    """True for '' or positive integers joined by 'x' (1 or 3 of them: features, or channels x height x width)."""
+    sizes = value.split("x")
+    return value == "" or (len(sizes) in (1, 3) and all(size.isdigit() and int(size) >= 1 for size in sizes))
+
+
+def _is_model(value: str) -> bool:
+    """True for a built-in model name or a `package.module:factory` reference."""
+    return value in MODELS or is_factory(value)
+
+
 def _is_fault_plan(value: str) -> bool:
     """True for a `fault-injection` value `parse_fault_plan` accepts."""
     try:
@@ -445,7 +574,7 @@ def _is_fault_plan(value: str) -> bool:
 
 def _is_client_model(value: str) -> bool:
     """True for 'same' or a comma-separated list of known model names."""
-    return value == SAME_MODEL or all(name.strip() in MODELS for name in value.split(","))
+    return value == SAME_MODEL or all(_is_model(name.strip()) for name in value.split(","))
 
 
 def _key(field_name: str) -> str:

@@ -27,9 +27,18 @@ import numpy as np
 import torch
 
 from fedapp.config import RunConfig
-from fedapp.data import DataSpec, dataset_shape, load_public_split, load_server_validation, load_unlabelled_features
+from fedapp.data import (
+    DataSpec,
+    SourceSpec,
+    data_source,
+    load_public_split,
+    load_server_validation,
+    load_source,
+    load_unlabelled_features,
+    run_schema,
+)
 from fedapp.device import compute_device
-from fedapp.models import build_model
+from fedapp.evaluation import run_model
 from fedapp.training import batch_schedule, evaluate, predict_logits
 from strategies.arrays import Arrays
 from strategies.distiller import Distillation
@@ -45,14 +54,14 @@ class ServerDistiller:
     """Distils a teacher into a model of the server's architecture, validated on a labelled server split."""
 
     def __init__(self, config: RunConfig) -> None:
-        shape, num_classes = dataset_shape(config.dataset)
-        self.model = build_model(config.model, shape, num_classes, config.seed)
-        self.num_classes = num_classes
+        schema = run_schema(config)
+        self.model = run_model(config, schema)
+        self.num_classes = schema.num_classes
         spec = DataSpec.from_config(config)
         self.public = load_public_split(spec)
         self.validation = load_server_validation(spec)
         self.data_name = config.distill_dataset or "the public slice"
-        self.data = self.public.features if not config.distill_dataset else _other_data(config, shape)
+        self.data = self.public.features if not config.distill_dataset else _other_data(config, schema.input_shape)
         self.config = config
         self.device = compute_device()
 
@@ -145,7 +154,7 @@ class ServerDistiller:
 
     def _offer(self, choice: ValidationChoice, step: int, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
         """Validate `model` after `step` steps; a copy of its weights if it is the new best, else None."""
-        _, accuracy = evaluate(model, self.validation, self.device)
+        accuracy = evaluate(model, self.validation, self.device)["accuracy"]
         return copy.deepcopy(model.state_dict()) if choice.offer(step, accuracy) else None
 
 
@@ -161,10 +170,11 @@ def _validation_figures(choice: ValidationChoice) -> dict[str, float]:
 
 def _other_data(config: RunConfig, shape: tuple[int, ...]) -> torch.Tensor:
     """Every training sample of `distill-dataset`, checked to fit the run's model."""
-    other_shape, _ = dataset_shape(config.distill_dataset)
+    other = SourceSpec(name=config.distill_dataset, image_size=config.image_size)
+    other_shape = load_source(other).schema.input_shape
     if tuple(other_shape) != tuple(shape):
         raise ValueError(
             f"run-config key 'distill-dataset' = {config.distill_dataset!r} has inputs shaped {other_shape}; "
             f"allowed: a dataset shaped like {config.dataset!r}, {shape}"
         )
-    return load_unlabelled_features(config.distill_dataset)
+    return load_unlabelled_features(other, data_source(config))

@@ -30,11 +30,13 @@ adds what a research run needs around them:
   `metrics.json`, and the run completes with all its outputs;
 - under DP every round is aggregated, even with no valid reply: the mechanism releases
   its noise whatever arrives, and its accounting assumes so;
-- the global model is evaluated centrally after every round (a strategy without
-  one, FD, is scored by its client models' mean accuracy on the test set) and each
-  round is written to `metrics.json` as it completes, then handed to the run's
-  trackers (TensorBoard, MLflow: `fedapp/tracking/`); with federated evaluation, so
-  is the spread (mean, min, max) of each evaluated node's own model's accuracy on its
+- the global model is evaluated centrally after every round (unless the server
+  holds no data; a strategy without one, FD, is scored by its client models' mean
+  accuracy on the test set) with the task's metrics (accuracy, or RMSE, MAE and R²),
+  nodes' evaluations are pooled into the same metrics, and each round is written to
+  `metrics.json` as it completes, then handed to the run's trackers (TensorBoard,
+  MLflow: `fedapp/tracking/`); with federated evaluation of a classification, so is
+  the spread (mean, min, max) of each evaluated node's own model's accuracy on its
   validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
   the global model for the other strategies).
 """
@@ -53,12 +55,14 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedapp import tasks
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
+from fedapp.protocol import EVALUATION_KEYS
 from fedapp.tracking import Trackers
 from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
@@ -66,7 +70,6 @@ from strategies.personalization import accuracy_spread
 from strategies.protocol import (
     ARRAYS,
     EVAL_ACCURACY,
-    EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
     NUM_EXAMPLES,
@@ -106,7 +109,7 @@ class Federation:
         directory: NodeDirectory,
         strategy: Strategy,
         config: RunConfig,
-        evaluator: CentralEvaluator,
+        evaluator: CentralEvaluator | None,
         outputs: RunOutputs,
         tracker: Trackers | None = None,
     ) -> None:
@@ -306,42 +309,45 @@ class Federation:
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
         measured = measured_replies(exchange.replies)
         metrics = self.strategy.aggregate_evaluate(server_round, measured) if measured else None
+        means = None
+        if metrics is not None:
+            means = {name: float(metrics[key]) for name, key in EVALUATION_KEYS.items() if key in metrics}  # type: ignore[arg-type]
+        pooled = tasks.pooled_summary(self.config.task, means)
         return {
-            "federated_loss": _metric(metrics, EVAL_LOSS),
-            "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
+            **{f"federated_{name}": value for name, value in pooled.items()},
             **personalized_accuracy(measured),
             "evaluation_nodes": len(measured),
             "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
         }
 
-    def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> tuple[float, float]:
-        """(loss, accuracy) of the global model on the test set.
+    def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> dict[str, float | None]:
+        """The task's metrics of the global model on the test set (none when the server holds no data).
 
-        A strategy without a global model (FD) is scored by its client models' mean on
-        the test set, once they have reported one; before that, by the initial model.
+        A strategy without a global model (FD, classification only) is scored by its
+        client models' mean on the test set, once they have reported one; before that,
+        by the initial model.
         """
         if not self.hooks.has_global_model() and record.get("client_accuracy_mean") is not None:
-            return float(record["client_loss_mean"]), float(record["client_accuracy_mean"])
-        return self.evaluator(arrays)
+            return {"accuracy": float(record["client_accuracy_mean"]), "loss": float(record["client_loss_mean"])}
+        return {} if self.evaluator is None else self.evaluator(arrays)
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
-        """Evaluate centrally, then checkpoint, write, track and log the round's record.
+        """Evaluate centrally (if the server has data), then checkpoint, write, track and log the round's record.
 
         Tracking comes last: a tracked round is always in the checkpoint, so a resumed
         run knows every round its tracked run may hold.
         """
-        central_loss, central_accuracy = self._central_evaluation(arrays, record)
+        central = self._central_evaluation(arrays, record)
         full = {
             "round": server_round,
-            "central_accuracy": central_accuracy,
-            "central_loss": central_loss,
+            **{f"central_{name}": value for name, value in central.items()},
             **record,
             "seconds": time.monotonic() - started,
         }
         self.outputs.save_checkpoint(full, arrays, self.hooks.state_dict())
         self.outputs.add_round(full)
         self.tracker.log_round(full)
-        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
+        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds, self.config.task))
 
 
 def reply_problem(
@@ -434,7 +440,7 @@ def measured_replies(replies: list[Message]) -> list[Message]:
 
 
 def personalized_accuracy(replies: list[Message]) -> dict[str, float]:
-    """`personalized_accuracy_{mean,min,max}` over the evaluated nodes (none without replies).
+    """`personalized_accuracy_{mean,min,max}` over the evaluated nodes (none without replies, or for regression).
 
     Each node's own model is scored on its own validation split: the personal model a
     node reports (`personal-accuracy`: FedBN, Ditto), else the model it was asked to
@@ -444,8 +450,9 @@ def personalized_accuracy(replies: list[Message]) -> dict[str, float]:
     accuracies = []
     for reply in replies:
         metrics = reply_metrics(reply.content)
-        own = metrics[PERSONAL_ACCURACY] if PERSONAL_ACCURACY in metrics else metrics[EVAL_ACCURACY]
-        accuracies.append(float(own))  # type: ignore[arg-type]
+        own = metrics[PERSONAL_ACCURACY] if PERSONAL_ACCURACY in metrics else metrics.get(EVAL_ACCURACY)
+        if own is not None:  # a regression reports no accuracy
+            accuracies.append(float(own))  # type: ignore[arg-type]
     if not accuracies:
         return {}
     return {f"personalized_accuracy_{name}": value for name, value in accuracy_spread(accuracies).items()}
@@ -458,13 +465,11 @@ def _metric(metrics: MetricRecord | None, key: str) -> float | None:
     return float(metrics[key])  # type: ignore[arg-type]
 
 
-def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
+def _summary_line(record: dict[str, Any], num_rounds: int, task: str) -> str:
     """One human-readable line per round for the log stream."""
-    parts = [
-        f"round {record['round']}/{num_rounds}",
-        f"central accuracy {record['central_accuracy']:.4f}",
-        f"loss {record['central_loss']:.4f}",
-    ]
+    parts = [f"round {record['round']}/{num_rounds}"]
+    if f"central_{tasks.PRIMARY[task]}" in record:
+        parts += tasks.describe("central", task, record)
     if record.get("train_loss") is not None:
         parts.append(f"train loss {record['train_loss']:.4f}")
     if record.get("client_accuracy_mean") is not None:
@@ -472,8 +477,9 @@ def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
             f"client models {record['client_accuracy_mean']:.4f} "
             f"({record['client_accuracy_min']:.4f}..{record['client_accuracy_max']:.4f})"
         )
-    if record.get("federated_accuracy") is not None:
-        parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
+    federated = record.get(f"federated_{tasks.PRIMARY[task]}")
+    if federated is not None:
+        parts.append(f"federated {tasks.LABELS[tasks.PRIMARY[task]]} {federated:.4f}")
     if "nodes_sampled" in record:
         parts.append(
             f"nodes {record['nodes_replied']}/{record['nodes_sampled']} replied, {record['nodes_failed']} failed, "

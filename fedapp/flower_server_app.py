@@ -34,7 +34,7 @@ from flwr.serverapp.strategy import Result
 from fedapp.atomic import atomic_write_text
 from fedapp.checkpoint import atomic_torch_save
 from fedapp.config import RunConfig
-from fedapp.evaluation import CentralEvaluator, initial_arrays
+from fedapp.evaluation import central_evaluator, initial_arrays
 from fedapp.outputs import MODEL_FILE, resolve_run_folder
 from fedapp.strategy_factory import build_strategy
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS
@@ -54,11 +54,11 @@ def main(grid: Grid, context: Context) -> None:
             "[fedapp] tracking=%s is ignored: this ServerApp logs no rounds (fedapp.server_app does)",
             config.tracking,
         )
-    evaluator = CentralEvaluator(config)
+    evaluator = central_evaluator(config)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:  # noqa: ARG001 (Flower's signature)
-        loss, accuracy = evaluator(arrays)
-        return MetricRecord({"central_loss": loss, "central_accuracy": accuracy})
+        metrics = evaluator(arrays) if evaluator is not None else {}
+        return MetricRecord({f"central_{name}": value for name, value in metrics.items() if value is not None})
 
     result = build_strategy(config).start(
         grid=grid,
@@ -66,7 +66,7 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=config.num_server_rounds,
         timeout=config.round_timeout,
         train_config=ConfigRecord({LEARNING_RATE: config.learning_rate, LOCAL_EPOCHS: config.local_epochs}),
-        evaluate_fn=evaluate,
+        evaluate_fn=evaluate if evaluator is not None else None,
     )
     folder = resolve_run_folder(config, context.run_id)
     save_result(folder, result)

@@ -8,7 +8,7 @@
 - `checkpoint.pt`: what resuming the run needs, rewritten atomically after every
   round (`checkpoint.py`);
 - `final_model.pt`: the final global weights as a PyTorch `state_dict`;
-- `accuracy.png`: central (and federated) accuracy and loss per round.
+- `accuracy.png`: central (and federated) accuracy, or R² for a regression, and loss per round.
 
 The ServerApp's working directory is the SuperLink's, so a relative `output-dir` is
 resolved to an absolute path once, here, and logged. fedapp's local SuperLink runs in
@@ -160,5 +160,5 @@ class RunOutputs:
         path = self.folder / PLOT_FILE
         config = self.header["config"]
         title = f"{config['strategy']} · {config['model']} · {config['dataset']}"
-        plot_run(self.rounds, path, title)
+        plot_run(self.rounds, path, title, config["task"])
         return path

@@ -7,8 +7,18 @@ samples nodes by those keys (`nodes.py`). A node keeps its own model between
 rounds in its Flower `Context.state` under `LOCAL_MODEL` (federated distillation),
 and on its disk (`node_state.py`) its control variate (SCAFFOLD, under the
 protocol's `CONTROL_VARIATE`) or its personal arrays (`PERSONAL_STATE`: FedBN's
-BatchNorm layers, Ditto's personal model).
+BatchNorm layers, Ditto's personal model). A node's evaluation reply carries the
+means `training.evaluate` returns under the keys of `EVALUATION_KEYS`.
 """
+
+from strategies.protocol import (
+    EVAL_ACCURACY,
+    EVAL_LOSS,
+    EVAL_MAE,
+    EVAL_MSE,
+    EVAL_TARGET_MEAN,
+    EVAL_TARGET_SQUARE_MEAN,
+)
 
 DESCRIBE = "query"
 NODE = "node"
@@ -20,6 +30,16 @@ NODE_PARTITIONS = "partitions"  # num-partitions of the node's share, 0 for a no
 
 # Key inside a node's Context.state: its own model (federated distillation)
 LOCAL_MODEL = "local-model"
+
+# Evaluation means (`training.evaluate`, by task) -> their keys in an evaluation reply's MetricRecord
+EVALUATION_KEYS = {
+    "loss": EVAL_LOSS,
+    "accuracy": EVAL_ACCURACY,
+    "mse": EVAL_MSE,
+    "mae": EVAL_MAE,
+    "target_mean": EVAL_TARGET_MEAN,
+    "target_square_mean": EVAL_TARGET_SQUARE_MEAN,
+}
 
 # Name of a node's personal arrays in its state on disk (FedBN, Ditto)
 PERSONAL_STATE = "personal"

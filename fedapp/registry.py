@@ -1,5 +1,9 @@
 """Every name `-c strategy=...` accepts, with what the strategy is and which settings it allows.
 
+`classification_only`: the strategy exchanges or distils soft labels (class
+probabilities at a temperature), which a regression has not; `task = "regression"`
+refuses it. Every other strategy averages weights or gradients, whatever the loss.
+
 Pure data, read by config validation on both sides (the ServerApp and every
 ClientApp), so a ClientApp never imports the strategies' server code; the ServerApp
 builds the strategy from its name in `strategy_factory.py`.
@@ -24,6 +28,7 @@ class StrategySpec:
     supports_dp: bool = False
     own_sampling: bool = False
     heterogeneous_clients: bool = False
+    classification_only: bool = False
     needs_batch_norm: bool = False
     server_distillation: str = ""
     """What the server distils into its model: "" nothing, "ensemble" (FedDF), "consensus" (FedMD)."""
@@ -50,6 +55,7 @@ FEDMD = StrategySpec(
     uses_public_set=True,
     heterogeneous_clients=True,
     server_distillation="consensus",
+    classification_only=True,
 )
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -92,10 +98,12 @@ STRATEGIES: dict[str, StrategySpec] = {
         uses_public_set=True,
         own_sampling=True,
         server_distillation="ensemble",
+        classification_only=True,
     ),
     "fd": StrategySpec(
         "FD (Jeong et al. 2018): clients exchange per-label average logits, keep their own models",
         heterogeneous_clients=True,
+        classification_only=True,
     ),
     "fedmd": FEDMD,
     "feddistill": FEDMD,

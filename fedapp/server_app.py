@@ -9,10 +9,13 @@ from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
+from fedapp import tasks
 from fedapp.checkpoint import Checkpoint, resume_point
 from fedapp.config import ConfigError, RunConfig
-from fedapp.evaluation import CentralEvaluator, initial_arrays
+from fedapp.data import DataError
+from fedapp.evaluation import CENTRAL_OFF, central_evaluator, initial_arrays
 from fedapp.federation import Federation
+from fedapp.models import ModelError
 from fedapp.nodes import NodeDirectory
 from fedapp.outputs import METRICS_FILE, RunOutputs
 from fedapp.strategy_factory import build_strategy
@@ -28,13 +31,18 @@ def main(grid: Grid, context: Context) -> None:
     try:
         config = RunConfig.from_mapping(context.run_config)
         check_installed(config)
+        evaluator = central_evaluator(config)
+        arrays = initial_arrays(config)
         resumed = resume_point(config)
         outputs = RunOutputs.create(config, context.run_id, resumed)
         tracker = _open_tracker(config, outputs, resumed)
-    except ConfigError as error:
+    except (ConfigError, DataError, ModelError) as error:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
+    if evaluator is None:
+        outputs.header["central_evaluation"] = CENTRAL_OFF
+        log(INFO, "[fedapp] central evaluation %s", CENTRAL_OFF)
     if not Path(config.output_dir).expanduser().is_absolute():
         log(
             INFO,
@@ -47,10 +55,10 @@ def main(grid: Grid, context: Context) -> None:
     if resumed is not None:
         log(INFO, "[fedapp] resuming %s after round %d", config.resume_from, resumed.server_round)
         hooks_for(strategy).load_state_dict(resumed.strategy_state)
-    federation = Federation(grid, directory, strategy, config, CentralEvaluator(config), outputs, tracker)
+    federation = Federation(grid, directory, strategy, config, evaluator, outputs, tracker)
     completed, files = False, [outputs.folder / METRICS_FILE]
     try:
-        final_arrays = federation.run(initial_arrays(config), resumed)
+        final_arrays = federation.run(arrays, resumed)
         files += [outputs.save_model(final_arrays), outputs.save_plot()]
         completed = True
     except ConfigError as error:
@@ -59,10 +67,11 @@ def main(grid: Grid, context: Context) -> None:
     finally:
         tracker.finish(files, completed)
     final = outputs.rounds[-1]
+    prefix = "central" if evaluator is not None else "federated"
     log(
         INFO,
-        "[fedapp] done: final central accuracy %.4f; wrote %s",
-        final["central_accuracy"],
+        "[fedapp] done: final %s; wrote %s",
+        ", ".join(tasks.describe(prefix, config.task, final)),
         ", ".join(str(path) for path in files),
     )
 

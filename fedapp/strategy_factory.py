@@ -18,9 +18,10 @@ from typing import Any
 from flwr.serverapp.strategy import Strategy
 
 from fedapp.config import RunConfig
-from fedapp.data import dataset_shape
+from fedapp.data import run_schema
 from fedapp.distillation import ServerDistiller
-from fedapp.models import build_model, parameter_keys
+from fedapp.evaluation import run_model
+from fedapp.models import parameter_keys
 from fedapp.nodes import NodeDirectory
 from fedapp.privacy import client_sampler, noise_source
 from strategies.builtin import BUILTINS
@@ -104,8 +105,7 @@ def _fedsgd(context: BuildContext) -> Strategy:
 
 def _scaffold(context: BuildContext) -> Strategy:
     config = context.config
-    shape, num_classes = dataset_shape(config.dataset)
-    control_keys = parameter_keys(build_model(config.model, shape, num_classes, config.seed))
+    control_keys = parameter_keys(run_model(config, run_schema(config)))
     return Scaffold(control_keys=control_keys, node_keys=context.directory, **_averaging_kwargs(context))
 
 
@@ -128,7 +128,7 @@ def _feddf(context: BuildContext) -> Strategy:
 
 def _fd(context: BuildContext) -> Strategy:
     config = context.config
-    return FD(num_classes=dataset_shape(config.dataset)[1], **sampling_kwargs(config))
+    return FD(num_classes=run_schema(config).num_classes, **sampling_kwargs(config))
 
 
 def _fedmd(context: BuildContext) -> Strategy:
@@ -136,7 +136,7 @@ def _fedmd(context: BuildContext) -> Strategy:
     return FedMD(
         distiller=ServerDistiller(config),
         server_model=config.model,
-        num_classes=dataset_shape(config.dataset)[1],
+        num_classes=run_schema(config).num_classes,
         public_samples=config.public_samples_per_round,
         seed=config.seed,
         architectures=context.directory,

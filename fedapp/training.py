@@ -2,9 +2,11 @@
 
 No Flower imports: these functions take a model and tensors and return numbers or
 tensors, so they are the same in a ClientApp, in the server's central evaluation, in
-the centralized baseline and in unit tests. The strategies' client-side steps
-(FedProx's proximal term, SCAFFOLD's correction, Ditto's personal step) are thin
-wrappers here around the pure functions in `strategies/`.
+the centralized baseline and in unit tests. The loss and the metrics follow the
+split's task (`tasks.py`): cross-entropy and accuracy for classes, MSE and RMSE, MAE,
+R² for regression targets. The strategies' client-side steps (FedProx's proximal
+term, SCAFFOLD's correction, Ditto's personal step) are thin wrappers here around the
+pure functions in `strategies/`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from fedapp import tasks
 from fedapp.data import LabelledSplit
 from strategies.control_variates import apply_correction, correction, updated_client_control
 from strategies.losses import logit_matching_loss, proximal_term
@@ -30,6 +32,9 @@ LogitObserver = Callable[[torch.Tensor, torch.Tensor], None]
 
 EVAL_BATCH = 1000
 CPU = torch.device("cpu")
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""A training-batch augmentation: (batch, generator) -> augmented batch (`data.images.Augmentation`)."""
 
 
 @dataclass(frozen=True)
@@ -95,15 +100,18 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
     extra_loss: ExtraLoss | None = None,
     observe: LogitObserver | None = None,
     device: torch.device = CPU,
+    augment: Augment | None = None,
 ) -> TrainResult:
     """Train `model` in place with minibatch SGD on `data` for `epochs` epochs.
 
     With `proximal_mu` > 0 every step minimises loss + (mu / 2) ||w - w_start||^2, where
     w_start are the weights the model had on entry (FedProx's local objective). With
     `momentum` > 0 the steps use a heavy-ball buffer v <- momentum v + g, started
-    afresh here (each round, as in NIID-Bench). `after_step` sees every batch after its
-    step. `extra_loss` adds a term computed from the batch's logits and labels (FD's
-    regulariser); `observe` is shown every batch's logits and labels (FD's averages).
+    afresh here (each round, as in NIID-Bench). `after_step` sees every batch (as
+    trained on, augmented if `augment`) after its step. `extra_loss` adds a term
+    computed from the batch's logits and labels (FD's regulariser); `observe` is shown
+    every batch's logits and labels (FD's averages). With `augment`, every batch is
+    augmented first (its draws come from `generator` too).
     """
     model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
@@ -115,8 +123,9 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
             batch = indices.to(device)
             batch_features, batch_labels = features[batch], labels[batch]
             optimizer.zero_grad(set_to_none=True)
-            logits = model(batch_features)
-            loss = F.cross_entropy(logits, batch_labels)
+            inputs = batch_features if augment is None else augment(batch_features, generator)
+            logits = model(inputs)
+            loss = tasks.loss(logits, batch_labels)
             if extra_loss is not None:
                 loss = loss + extra_loss(logits, batch_labels)
             if observe is not None:
@@ -126,7 +135,7 @@ def train_sgd(  # noqa: PLR0913 (keyword-only training settings)
             loss.backward()
             optimizer.step()
             if after_step is not None:
-                after_step(batch_features, batch_labels)
+                after_step(inputs, batch_labels)
             total_loss += loss.item()
             steps += 1
     return TrainResult(loss=total_loss / max(steps, 1), steps=steps, examples=len(labels))
@@ -207,7 +216,7 @@ def ditto_step(
 ) -> float:
     """One personal step on a batch: the loss's gradient, then Ditto's step toward `anchors`; returns the loss."""
     model.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(features), labels)
+    loss = tasks.loss(model(features), labels)
     loss.backward()
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -216,18 +225,24 @@ def ditto_step(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = CPU) -> tuple[float, float]:
-    """Return (mean cross-entropy, accuracy) of `model` on `data`."""
+def evaluate(model: nn.Module, data: LabelledSplit, device: torch.device = CPU) -> dict[str, float]:
+    """Means of `model` on `data` that pool over nodes by example weighting (`tasks.evaluation_sums`).
+
+    Classification: `loss` (cross-entropy) and `accuracy`; regression: `loss` (MSE of
+    standardised targets), `mse`, `mae`, `target_mean`, `target_square_mean` in the
+    target's units. `tasks.summary` turns them into the reported metrics.
+    """
     model.to(device).eval()
-    loss_sum, correct = 0.0, 0
+    sums: dict[str, float] = {}
     for start in range(0, len(data), EVAL_BATCH):
         features = data.features[start : start + EVAL_BATCH].to(device)
         labels = data.labels[start : start + EVAL_BATCH].to(device)
-        logits = model(features)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == labels).sum().item()
-    count = max(len(data), 1)
-    return loss_sum / count, correct / count
+        batch = tasks.evaluation_sums(model(features), labels, data.target_offset, data.target_scale)
+        for key, value in batch.items():
+            sums[key] = sums.get(key, 0.0) + value
+    if not sums:  # no samples: zero sums with the task's keys, as an empty evaluation reports
+        sums = dict.fromkeys(tasks.RAW[tasks.task_of(data.labels)], 0.0)
+    return tasks.finish_sums(sums, len(data))
 
 
 def full_batch_gradient(
@@ -244,7 +259,7 @@ def full_batch_gradient(
     for start in range(0, len(data), EVAL_BATCH):
         features = data.features[start : start + EVAL_BATCH].to(device)
         labels = data.labels[start : start + EVAL_BATCH].to(device)
-        loss = F.cross_entropy(model(features), labels, reduction="sum") / len(data)
+        loss = tasks.loss(model(features), labels, reduction="sum") / len(data)
         loss.backward()
         total += loss.item()
     gradients = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}

@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="'k=v ...'",
         help="run-config overrides for every run",
     )
-    compare.add_argument("--target", type=float, help="accuracy for rounds/MB-to-target (default: 0.9)")
+    compare.add_argument(
+        "--target", type=float, help="accuracy (R² for a regression) for rounds/MB-to-target (default: 0.9)"
+    )
     compare.add_argument(
         "--centralized-epochs", type=int, help="epochs of the centralized baseline (default: the rounds)"
     )

@@ -30,9 +30,11 @@ import torch.multiprocessing as mp
 from flwr.app import ArrayRecord
 from torch.nn.parallel import DistributedDataParallel
 
+from fedapp import tasks
 from fedapp.config import ConfigError, RunConfig
-from fedapp.data import DataSpec, LabelledSplit, data_source, dataset_shape, load_node_data, load_test_split
-from fedapp.models import build_model
+from fedapp.data import DataSpec, LabelledSplit, data_source, load_node_data, load_test_split, run_schema
+from fedapp.data.images import augmentation
+from fedapp.evaluation import run_model
 from fedapp.outputs import METRICS_FILE, PLOT_FILE, RunOutputs
 from fedapp.plots import plot_run
 from fedapp.tracking import TrackedRun, Trackers, open_tracker
@@ -78,7 +80,8 @@ class CentralizedRequest:
 def pooled_training_data(spec: DataSpec, nodes: int) -> LabelledSplit:
     """The union of the `nodes` nodes' training splits: what the federation trains on, in one place."""
     splits = [load_node_data(spec, partition_id, nodes).train for partition_id in range(nodes)]
-    return LabelledSplit(torch.cat([s.features for s in splits]), torch.cat([s.labels for s in splits]))
+    features, labels = torch.cat([s.features for s in splits]), torch.cat([s.labels for s in splits])
+    return LabelledSplit(features, labels, splits[0].target_offset, splits[0].target_scale)
 
 
 def rank_shard(data: LabelledSplit, seed: int, epoch: int, rank: int, world_size: int) -> LabelledSplit:
@@ -90,7 +93,7 @@ def rank_shard(data: LabelledSplit, seed: int, epoch: int, rank: int, world_size
     order = torch.randperm(len(data), generator=torch_generator(seed, "centralized-order", epoch))
     usable = order[: len(order) - len(order) % world_size]
     mine = usable[rank::world_size]
-    return LabelledSplit(data.features[mine], data.labels[mine])
+    return LabelledSplit(data.features[mine], data.labels[mine], data.target_offset, data.target_scale)
 
 
 def train_centralized(request: CentralizedRequest) -> Path:
@@ -133,8 +136,9 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
     try:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // request.world_size))
         config, device = request.config, _rank_device(rank)
-        shape, num_classes = dataset_shape(config.dataset)
-        model = build_model(config.model, shape, num_classes, config.seed).to(device)
+        schema = run_schema(config)
+        model = run_model(config, schema).to(device)
+        augment = augmentation(config.augment, schema.input_shape)
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         pool = pooled_training_data(DataSpec.from_config(config), request.nodes)
         test_set = load_test_split(data_source(config)) if rank == 0 else None
@@ -154,6 +158,7 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 generator=torch_generator(config.seed, "centralized-batches", epoch, rank),
                 momentum=config.client_momentum,
                 device=device,
+                augment=augment,
             )
             train_loss = torch.tensor([result.loss], device=device)
             dist.all_reduce(train_loss)
@@ -172,6 +177,7 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 outputs.rounds,
                 outputs.folder / PLOT_FILE,
                 f"centralized (DDP, {request.world_size} ranks) · {config.model} · {config.dataset}",
+                config.task,
             )
             tracker.finish([outputs.folder / METRICS_FILE, model_path, outputs.folder / PLOT_FILE], completed=True)
     finally:
@@ -196,11 +202,11 @@ def _record(
     started: float,
 ) -> None:
     """Evaluate on the test set, append the epoch's record to `metrics.json`, track and print it."""
-    loss, accuracy = evaluate(model, test_set, device)
+    task = tasks.task_of(test_set.labels)
+    metrics = tasks.summary(task, evaluate(model, test_set, device))
     full = {
         "round": record["round"],
-        "central_accuracy": accuracy,
-        "central_loss": loss,
+        **{f"central_{name}": value for name, value in metrics.items()},
         **record,
         "seconds": time.monotonic() - started,
     }
@@ -208,7 +214,7 @@ def _record(
     tracker.log_round(full)
     train = f" | train loss {record['train_loss']:.4f}" if "train_loss" in record else ""
     echo(
-        f"centralized epoch {record['round']}/{epochs} | central accuracy {accuracy:.4f} | loss {loss:.4f}"
+        f"centralized epoch {record['round']}/{epochs} | {' | '.join(tasks.describe('central', task, full))}"
         f"{train} | {time.monotonic() - started:.1f}s"
     )
 
@@ -224,8 +230,9 @@ def centralized_command(
         extra = {}
     else:
         extra = {"run-name": time.strftime("centralized-%Y%m%d-%H%M%S")}
-    folder = train_centralized(CentralizedRequest.build(app_dir, override_texts, nodes, world_size, epochs, extra))
+    request = CentralizedRequest.build(app_dir, override_texts, nodes, world_size, epochs, extra)
+    folder = train_centralized(request)
     final = json.loads((folder / METRICS_FILE).read_text())["rounds"][-1]
     echo(f"outputs: {folder}")
-    echo(f"final central accuracy: {final['central_accuracy']:.4f} (epoch {final['round']})")
+    echo(f"final {tasks.headline('central', request.config.task, final)} (epoch {final['round']})")
     return 0

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedapp import tasks
 from fedapp.config import DEFAULT_PUBLIC_SIZE, DEFAULT_SERVER_VALIDATION_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
@@ -64,7 +65,7 @@ from sim.report import (
     write_summary_csv,
 )
 from sim.run import RunRequest, ensure_superlink, execute
-from sim.summary import COMPLETED, RunResult, best_accuracy, summarize
+from sim.summary import COMPLETED, METRIC_OF_TASK, RunResult, best_value, summarize
 
 RUNS_FOLDER = "runs"
 DEFAULT_TARGET = 0.9
@@ -305,25 +306,35 @@ def _records(folder: Path) -> list[dict[str, Any]]:
 def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan, out: Path, started: float) -> None:
     """Report the run that just ended and rewrite the comparison's outputs."""
     last = results[-1]
-    accuracy = f"final central accuracy {last.rounds[-1]['central_accuracy']:.4f}" if last.rounds else "no metrics"
+    task = comparison.runs[0].request.config.task
+    metric = METRIC_OF_TASK[task]
+    final = f"final {tasks.headline('central', task, last.rounds[-1])}" if last.rounds else "no metrics"
     echo(
-        f"compare: {last.label} seed {last.seed} {last.status}: {accuracy} in {last.seconds:.0f}s "
+        f"compare: {last.label} seed {last.seed} {last.status}: {final} in {last.seconds:.0f}s "
         f"(elapsed {_clock(started)})"
     )
     labels = [c.label for c in request.contenders] + [CENTRALIZED]
-    rows = [summarize(label, [r for r in results if r.label == label], request.target) for label in labels]
+    rows = [summarize(label, [r for r in results if r.label == label], request.target, metric) for label in labels]
     rows = [row for row in rows if row["runs"]]
-    write_summary_csv(rows, out / SUMMARY_FILE)
-    write_runs_json(request.command, results, request.target, out / RUNS_FILE)
+    write_summary_csv(rows, out / SUMMARY_FILE, metric)
+    write_runs_json(request.command, results, request.target, out / RUNS_FILE, metric)
     curves = {label: [r.rounds for r in results if r.label == label and r.completed] for label in labels[:-1]}
-    baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
+    baselines = [
+        best_value(r.rounds, metric.key) for r in results if r.label == CENTRALIZED and r.completed and r.rounds
+    ]
     baseline = sum(baselines) / len(baselines) if baselines else None
-    plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison))
-    write_curves_json(curves, out / CURVES_DATA_FILE)
+    plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison), metric)
+    write_curves_json(curves, out / CURVES_DATA_FILE, metric)
     if any(is_private(label, comparison.settings) for label in labels):
-        plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison))
+        plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison), metric)
     write_report(
-        out / REPORT_FILE, request.command, rows, results, comparison.settings, _start_checks(results, comparison)
+        out / REPORT_FILE,
+        request.command,
+        rows,
+        results,
+        comparison.settings,
+        _start_checks(results, comparison),
+        metric,
     )
 
 
@@ -382,7 +393,9 @@ def build_request(  # noqa: PLR0913 (one keyword per command-line option)
         common.setdefault("num-server-rounds", chosen.rounds)
     target = target if target is not None else chosen.target if chosen else DEFAULT_TARGET
     if not 0 < target <= 1:
-        raise ConfigError(f"--target = {target} is not allowed; allowed: an accuracy in (0, 1]")
+        raise ConfigError(
+            f"--target = {target} is not allowed; allowed: an accuracy (or R² for a regression) in (0, 1]"
+        )
     return CompareRequest(
         contenders=contenders,
         seeds=_parse_seeds(seeds) if seeds is not None else chosen.seeds if chosen else (0,),

@@ -54,7 +54,7 @@ def plain_loop(config: RunConfig, num_nodes: int) -> LoopResult:
     evaluator = CentralEvaluator(config)
     started = time.monotonic()
     global_state = initial_arrays(config).to_torch_state_dict()
-    accuracy = [evaluator(ArrayRecord(global_state))[1]]
+    accuracy = [evaluator(ArrayRecord(global_state))["accuracy"]]
     seconds = [time.monotonic() - started]
     for server_round in range(1, config.num_server_rounds + 1):
         started = time.monotonic()
@@ -62,7 +62,7 @@ def plain_loop(config: RunConfig, num_nodes: int) -> LoopResult:
         if config.fraction_evaluate > 0:
             for node in nodes:
                 evaluate(node.model(ArrayRecord(global_state)), node.data().validation)
-        accuracy.append(evaluator(ArrayRecord(global_state))[1])
+        accuracy.append(evaluator(ArrayRecord(global_state))["accuracy"])
         seconds.append(time.monotonic() - started)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return LoopResult(round_seconds=seconds, central_accuracy=accuracy, peak_rss_bytes=peak_kib * 1024)

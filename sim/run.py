@@ -16,15 +16,16 @@ from typing import Any
 
 import torch
 
+from fedapp import tasks
 from fedapp.checkpoint import check_same_nodes, resume_point
-from fedapp.config import ConfigError, RunConfig, parse_trackers
-from fedapp.data import synthetic
+from fedapp.config import NO_DATASET, ConfigError, RunConfig, parse_trackers
 from fedapp.outputs import METRICS_FILE, check_output_dir, resolve_run_folder
+from fedapp.preflight import check_run
 from fedapp.privacy import check_nodes
 from fedapp.tracking import absolute_tracking_uri, check_installed
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
-from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
+from sim.overrides import app_defaults, as_text_where_declared, parse_overrides, to_flwr_arguments, validated_config
 from sim.presets import DEFAULT_FEDERATION, federation_settings
 from sim.superlink import LocalSuperLink
 
@@ -50,13 +51,15 @@ class RunRequest:
         extra: dict[str, Any] | None = None,
     ) -> RunRequest:
         """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
-        overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
+        overrides = {**parse_overrides(override_texts), **(extra or {})}
+        overrides = _with_absolute_paths(app_dir, as_text_where_declared(app_dir, overrides))
         config = validated_config(app_dir, overrides)
         check_output_dir(config.output_dir)
         check_installed(config)
         resumed = resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
+        check_run(config, int(federation["num-supernodes"]))
         if resumed is not None:
             check_same_nodes(config, resumed, [int(federation["num-supernodes"])])
         return cls(app_dir, config, overrides, federation, ray_address)
@@ -118,16 +121,20 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             raise ConfigError(
                 f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}"
             )
-    if config.partitioner == "natural" and nodes > synthetic.NUM_DEVICES:
-        raise ConfigError(
-            f"--nodes = {nodes} exceeds the {synthetic.NUM_DEVICES} devices of partitioner 'natural'; "
-            f"allowed: <= {synthetic.NUM_DEVICES}"
-        )
     check_nodes(config, nodes, own_data_nodes=0)
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
             f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "
             "visible; allowed here: the 'cpu' preset"
+        )
+
+
+def check_simulated(config: RunConfig) -> None:
+    """Refuse what only a deployment can run: simulated nodes share the run's dataset, so there must be one."""
+    if config.dataset == NO_DATASET:
+        raise ConfigError(
+            "run-config key 'dataset' = 'none' means every node brings its own data (data-path on an edge node); "
+            "allowed in a simulation: a dataset the simulated nodes share"
         )
 
 
@@ -138,6 +145,7 @@ def ensure_superlink(request: RunRequest) -> LocalSuperLink:
     10 nodes, 1 CPU each) for plain `flwr run .`, whatever this request's `--nodes`:
     `python -m sim` passes its own federation with every run it submits.
     """
+    check_simulated(request.config)
     superlink = LocalSuperLink.default()
     if superlink.ensure_running(request.app_dir, request.ray_address):
         flwr_cli.configure_default_federation(DEFAULT_FEDERATION)
@@ -152,6 +160,8 @@ def execute(request: RunRequest, label: str = "", connection: str = flwr_cli.CON
     connected to it, so the request's simulation settings are not sent there.
     """
     started = time.monotonic()
+    if connection == flwr_cli.CONNECTION:
+        check_simulated(request.config)
     federation = request.federation if connection == flwr_cli.CONNECTION else None
     run_id = flwr_cli.submit(request.app_dir, to_flwr_arguments(request.overrides), federation, connection)
     prefix = f"{label} " if label else ""
@@ -189,5 +199,5 @@ def run_command(
     final = outcome.metrics()["rounds"][-1]
     echo(f"run {outcome.run_id} completed in {outcome.seconds:.1f}s")
     echo(f"outputs: {outcome.folder}")
-    echo(f"final central accuracy: {final['central_accuracy']:.4f} (round {final['round']})")
+    echo(f"final {tasks.headline('central', request.config.task, final)} (round {final['round']})")
     return 0

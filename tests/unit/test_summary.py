@@ -19,10 +19,12 @@ from sim.report import (
 )
 from sim.summary import (
     COLUMNS,
+    R2,
     RunResult,
-    best_accuracy,
+    best_value,
     client_accuracies,
-    final_accuracy,
+    columns,
+    final_value,
     mean_std,
     rounds_to_target,
     summarize,
@@ -60,7 +62,7 @@ def test_traffic_to_target_sums_rounds_one_to_the_target_round() -> None:
     assert traffic_to_target(rounds, 0.7) == (2_000_000, 6_000_000)
     assert traffic_to_target(rounds, 0.99) is None
     assert total_traffic(rounds) == (3_000_000, 9_000_000)
-    assert final_accuracy(records([0.9, 0.8])) == 0.8 and best_accuracy(records([0.9, 0.8])) == 0.9
+    assert final_value(records([0.9, 0.8])) == 0.8 and best_value(records([0.9, 0.8])) == 0.9
 
 
 def test_mean_std_is_the_sample_standard_deviation() -> None:
@@ -94,6 +96,22 @@ def test_summary_of_a_strategy_that_never_reaches_the_target_or_always_fails() -
     assert never["final_accuracy_std"] is None
     failed = summarize("broken", [RunResult("broken", 0, "failed: no such run", [], 0.0, "runs/broken-0")], target=0.9)
     assert (failed["runs"], failed["failed"], failed["final_accuracy_mean"], failed["total_mb"]) == (1, 1, None, None)
+
+
+def test_a_regression_comparison_ranks_by_r2_and_reports_rmse_and_mae() -> None:
+    def run(seed: int, r2: list[float]) -> RunResult:
+        rounds = [
+            {"round": i, "central_r2": value, "central_rmse": 60 - 10 * value, "central_mae": 50 - 10 * value}
+            for i, value in enumerate(r2)
+        ]
+        return RunResult("fedavg", seed, "completed", rounds, 1.0, "x")
+
+    row = summarize("fedavg", [run(0, [0.0, 0.3, 0.5]), run(1, [0.0, 0.45, 0.4])], target=0.4, metric=R2)
+    assert list(row) == list(columns(R2)) and "final_rmse_mean" in row and "target_r2" in row
+    assert row["final_r2_mean"] == pytest.approx(0.45) and row["best_r2_mean"] == pytest.approx(0.475)
+    assert row["final_rmse_mean"] == pytest.approx(55.5) and row["rounds_to_target_mean"] == 1.5
+    table = markdown_table([row], R2)
+    assert "final R²" in table and "final RMSE" in table and "0.4500 ± 0.0707" in table
 
 
 def test_personalized_accuracy_is_the_last_spread_averaged_over_seeds(tmp_path: Path) -> None:
