@@ -32,7 +32,7 @@ SETTINGS = {
 def plain_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This app with Flower's plain `Strategy.start` ServerApp in place of fedapp's."""
     folder = tmp_path_factory.mktemp("plain-flower-app")
-    for package in ("fedapp", "strategies"):
+    for package in ("fedapp", "strategies", "usermodels"):
         shutil.copytree(APP_DIR / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
     pyproject = (APP_DIR / "pyproject.toml").read_text()
     ours = 'serverapp = "fedapp.server_app:app"'

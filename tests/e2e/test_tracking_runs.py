@@ -110,7 +110,7 @@ def own_superlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[L
 def other_checkout(tmp_path: Path) -> Path:
     """A second checkout of this project in another folder."""
     folder = tmp_path / "other-checkout"
-    for package in ("fedapp", "strategies", "sim"):
+    for package in ("fedapp", "strategies", "usermodels", "sim"):
         shutil.copytree(APP_DIR / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(APP_DIR / "pyproject.toml", folder / "pyproject.toml")
     return folder
