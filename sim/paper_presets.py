@@ -105,6 +105,20 @@ NIID_BENCH_SETTINGS = (
 )
 
 
+def _cifar10(alpha: float, target: float) -> PaperPreset:
+    """FedDF's CIFAR-10 comparison (ResNet-8, 20 nodes) on a Dirichlet(`alpha`) split."""
+    return PaperPreset(
+        strategies="fedavg,feddf",
+        settings=(),
+        common=f"{CIFAR10} dirichlet-alpha={alpha}",
+        nodes=20,
+        rounds=100,
+        seeds=PAPER_SEEDS,
+        target=target,
+        centralized_epochs=100,
+    )
+
+
 def _niid_bench(partition: str) -> PaperPreset:
     """NIID-Bench's comparison on MNIST split by `partition` (run-config keys)."""
     return PaperPreset(
@@ -177,26 +191,8 @@ PAPER_PRESETS: dict[str, PaperPreset] = {
         target=0.85,
         centralized_epochs=20,
     ),
-    "cifar10": PaperPreset(
-        strategies="fedavg,feddf",
-        settings=(),
-        common=CIFAR10 + " dirichlet-alpha=1",
-        nodes=20,
-        rounds=100,
-        seeds=PAPER_SEEDS,
-        target=0.7,
-        centralized_epochs=100,
-    ),
-    "cifar10-alpha0.1": PaperPreset(
-        strategies="fedavg,feddf",
-        settings=(),
-        common=CIFAR10 + " dirichlet-alpha=0.1",
-        nodes=20,
-        rounds=100,
-        seeds=PAPER_SEEDS,
-        target=0.5,
-        centralized_epochs=100,
-    ),
+    "cifar10": _cifar10(alpha=1, target=0.7),
+    "cifar10-alpha0.1": _cifar10(alpha=0.1, target=0.5),
     "femnist": PaperPreset(
         strategies="fedavg,fedprox",
         settings=(("fedprox", "proximal-mu=0.01"),),
