@@ -2,8 +2,12 @@
 
 Each handler reads the run config through `RunConfig` and the node's identity from
 its node config: `data-path` (and optionally `node-name`) on an edge node with its own
-data, `partition-id`/`num-partitions` in simulation and demos. Data and model objects
-are cached per process: simulation actors serve many nodes and rounds.
+data, `partition-id`/`num-partitions` in simulation and demos. Data, model objects,
+parsed run configs and the last global weights decoded are cached per process:
+simulation actors serve many nodes and rounds. Every message first passes
+`receive_broadcast` (arrays shared by reference in simulation, `broadcast.py`); a
+train message may ask the node to evaluate the weights it brings before training
+(`evaluate_received`, `federated-evaluation = "with-train"`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -20,12 +25,13 @@ from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
+from fedapp.broadcast import receive_broadcast
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import build_model
-from fedapp.protocol import LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
 from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
 from strategies.arrays import reply_arrays, to_record
 from strategies.protocol import (
@@ -45,7 +51,7 @@ from strategies.protocol import (
 )
 from strategies.seeding import torch_generator
 
-app = ClientApp()
+app = ClientApp(mods=[receive_broadcast])
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Node:
     @classmethod
     def from_context(cls, context: Context) -> Node:
         """Read the run config and the node's identity and data source from Flower's `Context`."""
-        config = RunConfig.from_mapping(context.run_config)
+        config = _run_config(tuple(context.run_config.items()))
         node_config = context.node_config
         name = str(node_config.get("node-name", ""))
         if "data-path" in node_config:
@@ -120,7 +126,7 @@ class Node:
         if arrays is None:
             return build_model(self.architecture, shape, num_classes, self.config.seed)
         model = _model_instance(self.architecture, shape, num_classes, self.config.seed)
-        model.load_state_dict(arrays.to_torch_state_dict())
+        model.load_state_dict(_state_dict(arrays))
         return model
 
     def generator(self, purpose: str, server_round: int) -> torch.Generator:
@@ -132,6 +138,32 @@ class Node:
 def _model_instance(name: str, shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     """One model object per architecture and process, reloaded with each message's weights."""
     return build_model(name, shape, num_classes, seed)
+
+
+@lru_cache(maxsize=4)
+def _run_config(items: tuple[tuple[str, Any], ...]) -> RunConfig:
+    """The validated run config of these (key, value) items, parsed once per process and run."""
+    return RunConfig.from_mapping(dict(items))
+
+
+class _DecodedArrays:
+    """The tensors of the last `ArrayRecord` decoded in this process.
+
+    In simulation the round's global record is one object for all the messages a
+    worker process serves (`broadcast.py`); it is decoded for the first and reused.
+    The record is held, so its identity cannot be taken by another object.
+    """
+
+    record: ArrayRecord | None = None
+    state: dict[str, torch.Tensor] = {}  # noqa: RUF012 (one per process, replaced whole)
+
+
+def _state_dict(arrays: ArrayRecord) -> dict[str, torch.Tensor]:
+    """`arrays` as a PyTorch state_dict, decoded once while it stays the latest record seen."""
+    if _DecodedArrays.record is not arrays:
+        _DecodedArrays.state = arrays.to_torch_state_dict()
+        _DecodedArrays.record = arrays
+    return _DecodedArrays.state
 
 
 def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecord) -> Message:
@@ -176,7 +208,28 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     return reply
 
 
-@app.train(mods=[inject_faults, clip_if_requested])
+def evaluate_received(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """If the server asks (`federated-evaluation = "with-train"`), evaluate the received weights before training.
+
+    The weights a train message brings are the previous round's global model; their
+    loss and accuracy on this node's validation split go back under `EVALUATION`,
+    beside the training result, so one exchange serves both. Evaluation changes no
+    weight and draws no random number, so training is exactly as without it.
+    """
+    if not message.content[CONFIG].get(EVALUATE_RECEIVED, False):
+        return call_next(message, context)
+    node = Node.from_context(context)
+    validation = node.data().validation
+    loss, accuracy = evaluate(node.model(message.content[ARRAYS]), validation, compute_device())
+    reply = call_next(message, context)
+    if not reply.has_error():
+        reply.content[EVALUATION] = ConfigRecord(
+            {NUM_EXAMPLES: len(validation), EVAL_LOSS: loss, EVAL_ACCURACY: accuracy}
+        )
+    return reply
+
+
+@app.train(mods=[evaluate_received, inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights."""
     node = Node.from_context(context)
@@ -197,7 +250,7 @@ def train(message: Message, context: Context) -> Message:
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
-@app.train("gradient", mods=[inject_faults])
+@app.train("gradient", mods=[evaluate_received, inject_faults])
 def gradient(message: Message, context: Context) -> Message:
     """FedSGD: reply with the full-batch gradient of the local loss at the global weights."""
     node = Node.from_context(context)

@@ -22,7 +22,15 @@ adds what a research run needs around them:
 - what a strategy reports about its round (`round_metrics()`: stragglers, epsilon, ...)
   goes into the round's record, and its `state_dict()` into the checkpoint;
 - the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes.
+  written to `metrics.json` as it completes;
+- federated evaluation rides on the training message by default (`federated-evaluation`):
+  each trained client first evaluates the global model it received, which is the previous
+  round's, so those figures go into the previous round's record; a last exchange after
+  the final round evaluates the final model. `separate` sends an evaluation exchange
+  of its own after every round instead;
+- in simulation (`simulation-fast-path`), arrays that several messages share reach each
+  worker process once (`broadcast.py`) and the engine finds messages by index
+  (`dispatch_index.py`).
 """
 
 from __future__ import annotations
@@ -34,19 +42,30 @@ from logging import INFO, WARNING
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+from flwr.superlink.grid import InMemoryGrid
 
+from fedapp.broadcast import ArrayBroadcast
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
-from fedapp.nodes import NodeDirectory, OrderedGrid
+from fedapp.nodes import NodeDirectory, OrderedGrid, plain_exchange
 from fedapp.outputs import RunOutputs
+from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION
 from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
 from strategies.builtin import hooks_for
-from strategies.protocol import EVAL_ACCURACY, EVAL_LOSS, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND, TRAIN_LOSS
+from strategies.protocol import (
+    EVAL_ACCURACY,
+    EVAL_LOSS,
+    LEARNING_RATE,
+    LOCAL_EPOCHS,
+    METRICS,
+    SERVER_ROUND,
+    TRAIN_LOSS,
+)
 from strategies.schedule import round_learning_rate
 from strategies.seeding import derive_seed
 from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
@@ -56,13 +75,17 @@ MEGABYTE = 1e6
 
 @dataclass
 class Exchange:
-    """The outcome of sending one batch of messages."""
+    """The outcome of sending one batch of messages: each reply beside the message it answers."""
 
     sent: list[Message]
-    replies: list[Message]
+    answered: list[tuple[Message, Message]]
     failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
+
+    @property
+    def replies(self) -> list[Message]:
+        return [reply for _, reply in self.answered]
 
     @property
     def failed(self) -> int:
@@ -88,6 +111,8 @@ class Federation:
         self.outputs = outputs
         self.directory = directory
         self.grid = OrderedGrid(grid, directory)
+        fast = config.simulation_fast_path and isinstance(grid, InMemoryGrid)
+        self.broadcast = ArrayBroadcast(plain_exchange) if fast else None
 
     def run(self, arrays: ArrayRecord, resumed: Checkpoint | None = None) -> ArrayRecord:
         """Play every round from the initial `arrays`, or those after `resumed`; return the final global arrays.
@@ -106,8 +131,15 @@ class Federation:
         else:
             check_same_nodes(self.config, resumed, partition_counts)
             arrays, completed_rounds = resumed.arrays, resumed.server_round
-        for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
-            arrays = self.play_round(server_round, arrays)
+        try:
+            for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
+                arrays = self.play_round(server_round, arrays)
+            if self.config.evaluates_with_train:
+                last_round = self.config.num_server_rounds
+                self._amend_evaluation(last_round, self._federated_evaluation(last_round, arrays), "after the run")
+        finally:
+            if self.broadcast is not None:
+                self.broadcast.close()
         return arrays
 
     def play_round(self, server_round: int, arrays: ArrayRecord) -> ArrayRecord:
@@ -117,8 +149,13 @@ class Federation:
         train_config = ConfigRecord(
             {SERVER_ROUND: server_round, LEARNING_RATE: learning_rate, LOCAL_EPOCHS: self.config.local_epochs}
         )
+        if self.config.evaluates_with_train:
+            train_config[EVALUATE_RECEIVED] = True
         self._seed_sampler(server_round, "train")
         exchange = self._exchange(self.strategy.configure_train(server_round, arrays, train_config, self.grid))
+        if self.config.evaluates_with_train:
+            evaluation = self._evaluation_on_arrival(server_round - 1, exchange)
+            self._amend_evaluation(server_round - 1, evaluation, f"on arrival by round {server_round}'s clients")
         clients = self._client_traffic(exchange.sent, exchange.replies)
         valid, rejected = self._screen(exchange)
         train_metrics: MetricRecord | None = None
@@ -152,7 +189,7 @@ class Federation:
             "bytes_up": exchange.bytes_up,
             "clients": clients,
             **strategy_metrics,
-            **self._federated_evaluation(server_round, arrays),
+            **({} if self.config.evaluates_with_train else self._federated_evaluation(server_round, arrays)),
         }
         self._record(server_round, arrays, started, record)
         return arrays
@@ -171,13 +208,12 @@ class Federation:
         sent = list(messages)
         if not sent:
             return Exchange([], [], [], 0, 0)
-        answers = self.grid.send_and_receive(sent, timeout=self.config.round_timeout)
-        answer_to = {answer.metadata.reply_to_message_id: answer for answer in answers}
-        replies, failed_nodes = [], []
-        for message in sent:
-            answer = answer_to.get(message.metadata.message_id)
+        exchange = self.broadcast.exchange if self.broadcast is not None else plain_exchange
+        answers = exchange(self.grid, sent, self.config.round_timeout)
+        answered, failed_nodes = [], []
+        for message, answer in zip(sent, answers, strict=True):
             if answer is not None and not answer.has_error():
-                replies.append(answer)
+                answered.append((message, answer))
                 continue
             key = self._node_key(message.metadata.dst_node_id)
             reason = (
@@ -189,10 +225,10 @@ class Federation:
             failed_nodes.append(key)
         return Exchange(
             sent=sent,
-            replies=replies,
+            answered=answered,
             failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
-            bytes_up=content_bytes(r.content for r in replies),
+            bytes_up=content_bytes(r.content for _, r in answered),
         )
 
     def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]]]:
@@ -275,12 +311,36 @@ class Federation:
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
         metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
-        return {
-            "federated_loss": _metric(metrics, EVAL_LOSS),
-            "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
-            "evaluation_nodes": len(exchange.replies),
-            "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
-        }
+        return _evaluation_record(metrics, len(exchange.replies), exchange.bytes_down + exchange.bytes_up)
+
+    def _evaluation_on_arrival(self, evaluated_round: int, exchange: Exchange) -> dict[str, Any]:
+        """The federated evaluation of round `evaluated_round`'s model that a training exchange's replies carry.
+
+        Each reply's `EVALUATION` record becomes an evaluation reply to the message it
+        answered, so the strategy aggregates it exactly as a separate evaluation's.
+        """
+        carried = [
+            (sent, reply.content[EVALUATION]) for sent, reply in exchange.answered if EVALUATION in reply.content
+        ]
+        replies = [
+            Message(RecordDict({METRICS: MetricRecord(dict(result))}), reply_to=sent) for sent, result in carried
+        ]
+        metrics = self.strategy.aggregate_evaluate(evaluated_round, replies) if replies else None
+        return _evaluation_record(metrics, len(replies), sum(result.count_bytes() for _, result in carried))
+
+    def _amend_evaluation(self, server_round: int, evaluation: dict[str, Any], when: str) -> None:
+        """Add the federated evaluation of round `server_round`'s global model to that round's record."""
+        if not evaluation or not self.outputs.amend_round(server_round, evaluation):
+            return
+        accuracy = evaluation["federated_accuracy"]
+        log(
+            INFO,
+            "[fedapp] round %d: federated accuracy %s (%d nodes, evaluated %s)",
+            server_round,
+            "n/a" if accuracy is None else f"{accuracy:.4f}",
+            evaluation["evaluation_nodes"],
+            when,
+        )
 
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
         """Evaluate centrally, then checkpoint, write and log the round's record."""
@@ -308,6 +368,16 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
         return new
     dtypes = {key: np.dtype(previous[key].dtype) for key in previous}
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
+
+
+def _evaluation_record(metrics: MetricRecord | None, nodes: int, traffic: int) -> dict[str, Any]:
+    """A round record's federated evaluation fields."""
+    return {
+        "federated_loss": _metric(metrics, EVAL_LOSS),
+        "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
+        "evaluation_nodes": nodes,
+        "evaluation_bytes": traffic,
+    }
 
 
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:

@@ -186,3 +186,10 @@ def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | N
         wait = next_poll(wait, len(arrived), shortest, longest)
         time.sleep(wait)
     return replies
+
+
+def plain_exchange(grid: Grid, messages: list[Message], timeout: float | None) -> list[Message | None]:
+    """Send `messages` and return each one's answer, in their order (None: no answer within `timeout`)."""
+    replies = send_and_receive(grid, messages, timeout)
+    answers = {reply.metadata.reply_to_message_id: reply for reply in replies}
+    return [answers.get(message.metadata.message_id) for message in messages]

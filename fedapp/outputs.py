@@ -76,6 +76,19 @@ class RunOutputs:
         self.rounds.append(record)
         self._write_metrics()
 
+    def amend_round(self, server_round: int, fields: dict[str, Any]) -> bool:
+        """Add `fields` to the record of round `server_round` and rewrite `metrics.json`; False if there is none.
+
+        Federated evaluation riding on training learns how a round's model does one
+        round later (`federation.py`); the record it belongs to gets it then.
+        """
+        for record in reversed(self.rounds):
+            if record["round"] == server_round:
+                record.update(fields)
+                self._write_metrics()
+                return True
+        return False
+
     def _write_metrics(self) -> None:
         document = {"run": self.header, "rounds": self.rounds}
         atomic_write_text(self.folder / METRICS_FILE, json.dumps(document, indent=1) + "\n")

@@ -19,6 +19,7 @@ class StrategySpec:
     local_training: bool = True
     supports_dp: bool = False
     heterogeneous_clients: bool = False
+    evaluates_global_model: bool = True
 
 
 def _builtin(description: str) -> StrategySpec:
@@ -43,6 +44,7 @@ STRATEGIES: dict[str, StrategySpec] = {
         "Federated distillation (FD/FedMD): clients exchange soft labels on a public set",
         uses_public_set=True,
         heterogeneous_clients=True,
+        evaluates_global_model=False,
     ),
     "fedadam": _builtin("Flower's FedAdam (Reddi et al. 2021): server-side Adam on the averaged update"),
     "fedyogi": _builtin("Flower's FedYogi (Reddi et al. 2021): server-side Yogi"),

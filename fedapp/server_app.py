@@ -10,6 +10,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedapp.checkpoint import resume_point
 from fedapp.config import ConfigError, RunConfig
+from fedapp.dispatch_index import index_simulation_state
 from fedapp.evaluation import CentralEvaluator, initial_arrays
 from fedapp.federation import Federation
 from fedapp.nodes import NodeDirectory
@@ -31,6 +32,8 @@ def main(grid: Grid, context: Context) -> None:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
+    if config.simulation_fast_path and index_simulation_state(grid) is not None:
+        log(INFO, "[fedapp] simulation fast path: shared arrays once per worker process, indexed message dispatch")
     directory = NodeDirectory(grid, config.round_timeout)
     strategy = build_strategy(config, directory)
     if resumed is not None:

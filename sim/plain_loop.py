@@ -4,10 +4,12 @@
 does what the simulated nodes and the ServerApp do, with nothing in between: each
 node (all of them, in key order) trains from the global weights with the same
 partition, batch size, number of SGD steps and data order (`Node`, `train_sgd`),
-the models are averaged with FedAvg's weights, every node evaluates the result on
-its validation split when `fraction-evaluate` > 0, and the server evaluates it on
-the test set (`CentralEvaluator`). Round 0 is the initial central evaluation, as in
-`metrics.json`.
+the models are averaged with FedAvg's weights, and the server evaluates the result
+on the test set (`CentralEvaluator`). When `fraction-evaluate` > 0 every node also
+evaluates each global model on its validation split, when the simulation does: with
+`federated-evaluation = "with-train"` right before training from it (and once more
+after the last round), with `separate` right after it is made. Round 0 is the initial
+central evaluation, as in `metrics.json`.
 
 It runs as its own process (`python -m sim.plain_loop CONFIG.json NODES OUT.json`),
 so its whole-run time includes the interpreter and torch start-up like a simulation's.
@@ -58,22 +60,31 @@ def plain_loop(config: RunConfig, num_nodes: int) -> LoopResult:
     seconds = [time.monotonic() - started]
     for server_round in range(1, config.num_server_rounds + 1):
         started = time.monotonic()
-        global_state = _train_round(nodes, global_state, server_round)
-        if config.fraction_evaluate > 0:
-            for node in nodes:
-                evaluate(node.model(ArrayRecord(global_state)), node.data().validation)
+        global_state = _train_round(nodes, global_state, server_round, config.evaluates_with_train)
+        if config.fraction_evaluate > 0 and not config.evaluates_with_train:
+            _evaluate_everywhere(nodes, global_state)
         accuracy.append(evaluator(ArrayRecord(global_state))[1])
         seconds.append(time.monotonic() - started)
+    if config.evaluates_with_train:
+        _evaluate_everywhere(nodes, global_state)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return LoopResult(round_seconds=seconds, central_accuracy=accuracy, peak_rss_bytes=peak_kib * 1024)
 
 
+def _evaluate_everywhere(nodes: list[Node], global_state: dict[str, torch.Tensor]) -> None:
+    """Every node evaluates `global_state` on its validation split (federated evaluation)."""
+    for node in nodes:
+        evaluate(node.model(ArrayRecord(global_state)), node.data().validation)
+
+
 def _train_round(
-    nodes: list[Node], global_state: dict[str, torch.Tensor], server_round: int
+    nodes: list[Node], global_state: dict[str, torch.Tensor], server_round: int, evaluate_first: bool
 ) -> dict[str, torch.Tensor]:
-    """Train every node from `global_state` and return the FedAvg average of their models."""
+    """Train every node from `global_state` (evaluating it first if asked); return the FedAvg average."""
     models, examples = [], []
     for node in nodes:
+        if evaluate_first:
+            evaluate(node.model(ArrayRecord(global_state)), node.data().validation)
         model = node.model(ArrayRecord(global_state))
         result = train_sgd(
             model,

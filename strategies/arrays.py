@@ -6,17 +6,43 @@ helpers are the only place that crosses between `ArrayRecord` and NumPy.
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Iterable
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
 Arrays = dict[str, np.ndarray]
+NUMPY_STYPE = "numpy.ndarray"
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def to_numpy(record: ArrayRecord) -> Arrays:
-    """Deserialize an `ArrayRecord` into an ordered dict of arrays."""
-    return {key: array.numpy() for key, array in record.items()}
+    """Deserialize an `ArrayRecord` into an ordered dict of (read-only) arrays, without copying their values."""
+    return {key: array_view(array) for key, array in record.items()}
+
+
+def array_view(array: Array) -> np.ndarray:
+    """The values of a Flower `Array` as a read-only NumPy view of its bytes.
+
+    An `Array` holds its values as `.npy` bytes. Flower's `Array.numpy()` parses them
+    with `np.load`, which copies every value: for a round of 100 CNN replies, 660 MB
+    copied twice (reply checks, then aggregation). This reads the same `.npy` header
+    and returns the values in place; the result equals `array.numpy()` bit for bit.
+    Other formats (object arrays, `.npy` version 3) are left to `array.numpy()`.
+    """
+    if array.stype != NUMPY_STYPE:
+        return array.numpy()
+    header = io.BytesIO(array.data)
+    read_header = HEADER_READERS.get(np.lib.format.read_magic(header))
+    if read_header is None:
+        return array.numpy()
+    shape, fortran_order, dtype = read_header(header)
+    if dtype.hasobject:
+        return array.numpy()
+    values = np.frombuffer(array.data, dtype=dtype, count=math.prod(shape), offset=header.tell())
+    return values.reshape(shape, order="F" if fortran_order else "C")
 
 
 def to_record(arrays: Arrays) -> ArrayRecord:

@@ -19,7 +19,7 @@ Sampling and message construction are Flower's `FedAvg`; the arithmetic lives in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from logging import INFO
 from typing import Any
 
@@ -155,9 +155,9 @@ class FedAvg(FlowerFedAvg, FederationHooks):
             if not r.has_error() and not (self.drop_stragglers and r.metadata.src_node_id in self.stragglers)
         ]
 
-    def client_updates(self, contents: list[RecordDict]) -> list[Arrays]:
-        """Each reply's change to the global weights, w_k - w."""
-        return [difference(reply_arrays(content), self.global_arrays) for content in contents]
+    def client_updates(self, contents: list[RecordDict]) -> Iterator[Arrays]:
+        """Each reply's change to the global weights, w_k - w, one at a time (each is used once, then freed)."""
+        return (difference(reply_arrays(content), self.global_arrays) for content in contents)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -174,7 +174,9 @@ class FedAvg(FlowerFedAvg, FederationHooks):
             return None, None
         updates = self.client_updates(contents)
         if self.privacy:
-            average, privacy_metrics = self.privacy.average(updates, self.num_sampled, self.population, server_round)
+            average, privacy_metrics = self.privacy.average(
+                list(updates), self.num_sampled, self.population, server_round
+            )
             self._round_metrics.update(privacy_metrics)
         else:
             weights = aggregation_weights(
