@@ -82,7 +82,7 @@ live_pid() {
     [[ -f "$1" ]] || return 1
     pid="$(cat "$1")"
     [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq '(flower|start)-super(link|node)' && echo "$pid"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq '(flower|start)-super(link|node)|deploy[.]supernode' && echo "$pid"
 }
 
 # $1 and all its descendants.

@@ -33,7 +33,9 @@ from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import run_clientapp
 
-POLL_SECONDS = 0.1
+POLL_MIN = 0.01
+POLL_MAX = 0.1
+GROWTH = 1.5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,18 +64,31 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"[fedapp] warm executor PID {os.getpid()} serving ClientApp tasks of {args.runtime_api_address}", flush=True)
+    wait = POLL_MAX
     while not stopping and (args.parent_pid is None or os.getppid() == args.parent_pid):
         _reap_children()
         try:
             response = client.AcquireTask(AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))
         except httpx.TransportError:  # the SuperNode's Runtime API is not up yet (or gone: checked above)
-            time.sleep(POLL_SECONDS)
+            time.sleep(POLL_MAX)
             continue
         if response.HasField("task") and response.token:
             _fork_task(args.runtime_api_address, response.token)
+            wait = POLL_MIN
         else:
-            time.sleep(POLL_SECONDS)
+            time.sleep(wait)
+            wait = next_wait(wait)
     client.close()
+
+
+def next_wait(wait: float) -> float:
+    """The wait after an empty poll: 1.5 times the last, at most `POLL_MAX`.
+
+    Right after a task the next one of the round follows soon (the SuperNode pulls
+    again at once), so polls start `POLL_MIN` apart; an idle node settles at
+    `POLL_MAX`, ten polls a second of its own local Runtime API.
+    """
+    return min(wait * GROWTH, POLL_MAX)
 
 
 def _fork_task(runtime_api_address: str, token: str) -> None:

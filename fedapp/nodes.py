@@ -25,6 +25,7 @@ from fedapp.protocol import DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITION
 from strategies.protocol import CONFIG
 
 POLL_SECONDS = 0.25
+FIRST_POLL_SECONDS = 0.02
 IN_MEMORY_POLL_SECONDS = 0.01
 DESCRIBE_BATCH = 100
 
@@ -153,11 +154,13 @@ def poll_seconds(grid: Grid) -> tuple[float, float]:
     A pull from the simulation's in-memory grid is a lookup in this process, so it is
     repeated after `IN_MEMORY_POLL_SECONDS`, backing off while nothing arrives (each
     pull scans the pending messages, which competes with the clients for the CPU); a
-    deployment's grid pulls over the network from the SuperLink, every `POLL_SECONDS`.
+    deployment's grid pulls over the network from the SuperLink (one request per
+    pull, from the one ServerApp): `FIRST_POLL_SECONDS` after a push or an arrival,
+    doubling up to `POLL_SECONDS` while nothing arrives.
     """
     if isinstance(grid, InMemoryGrid):
         return IN_MEMORY_POLL_SECONDS, IN_MEMORY_POLL_SECONDS * 4
-    return POLL_SECONDS, POLL_SECONDS
+    return FIRST_POLL_SECONDS, POLL_SECONDS
 
 
 def next_poll(wait: float, arrived: int, shortest: float, longest: float) -> float:
@@ -170,7 +173,8 @@ def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | N
 
     Flower's deployment `Grid.send_and_receive` waits 3 s between pulls, which adds up
     to 3 s to every exchange of a round; here a reply is picked up within a quarter
-    second in deployment, and within a few hundredths in simulation.
+    second in deployment (within hundredths right after another), and within a few
+    hundredths in simulation.
     """
     pending = {message_id for message_id in grid.push_messages(messages) if message_id}
     deadline = None if timeout is None else time.monotonic() + timeout
