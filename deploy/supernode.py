@@ -8,17 +8,23 @@ flag or environment variable sets them, and together they put 0-3 s of waiting p
 up to a second on every exchange of every round.
 
 This entry point runs `flower-supernode` unchanged (ARGS are its arguments) after
-replacing two names in that one module, before the loop starts:
+replacing three names in that one module, before the loop starts:
 
 - its `time` by a `Pacing` whose `sleep` turns the idle 3 s into a wait that starts at
-  `--poll-min` after the node last received a message and grows 1.5 times with every
+  `--poll-min` after the node last received a message and grows 1.25 times with every
   empty poll, up to `--poll-max` (Flower's 3 s by default), and turns the 0.5 s reply
   and object waits (checks of the node's own state, no network) into `REPLY_POLL`;
-- `_pull_and_store_message` by a wrapper that tells the `Pacing` when a message arrived.
+- `_pull_and_store_message` by a wrapper that tells the `Pacing` when a message arrived;
+- `pull_objects` by `quick_retries(pull_objects)`: a message's objects that are not
+  there yet (still being uploaded) are asked for again after 0.02 s, doubling up to
+  1 s, where Flower waits 1 s, doubling up to 10 s. The warm executor does the same in
+  each ClientApp task, which pulls its message from the SuperNode as soon as the task
+  exists, often before the SuperNode has stored the message's objects.
 
-Load on the SuperLink: per node, about log_1.5(gap / (2 poll-min) + 1) + 1 polls
-while it waits `gap` seconds (up to ~6 s) for its next message, then one per
-`poll-max`, against Flower's one per 3 s (docs/performance-cohorts.md has the figures).
+Load on the SuperLink: per node, about log_1.25(gap / (4 poll-min) + 1) + 1 polls
+while it waits `gap` seconds for its next message (up to the ~12 s it takes to grow
+to 3 s), then one per `poll-max`, against Flower's one per 3 s
+(docs/performance-cohorts.md has the figures).
 `tests/unit/test_supernode_launcher.py` pins the Flower code this relies on, so a
 Flower upgrade that changes it fails there. Started by `deploy/start-supernode.sh`.
 """
@@ -26,6 +32,7 @@ Flower upgrade that changes it fails there. Started by `deploy/start-supernode.s
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +44,9 @@ from flwr.supernode import start_client_internal as supernode_loop
 IDLE_SECONDS = 3  # Flower's `time.sleep(3)` when no message was pulled
 REPLY_SECONDS = 0.5  # Flower's `time.sleep(0.5)` while waiting for a reply and its objects
 REPLY_POLL = 0.01
-GROWTH = 1.5
+GROWTH = 1.25
+PULL_FIRST_RETRY = 0.02
+PULL_RETRY_CAP = 1.0
 POLL_MIN = 0.05
 POLL_MAX = 3.0
 
@@ -81,11 +90,17 @@ def noting_arrivals(pull: Callable[..., int | None], pacing: Pacing) -> Callable
     return pull_and_note
 
 
+def quick_retries(pull_objects: Callable[..., dict[str, bytes]]) -> Callable[..., dict[str, bytes]]:
+    """Flower's `pull_objects`, retrying a missing object after `PULL_FIRST_RETRY` s, doubling to `PULL_RETRY_CAP`."""
+    return functools.partial(pull_objects, initial_backoff=PULL_FIRST_RETRY, backoff_cap=PULL_RETRY_CAP)
+
+
 def install(poll_min: float, poll_max: float) -> Pacing:
     """Re-time the SuperNode loop of this process (see the module docstring); return its `Pacing`."""
     pacing = Pacing(poll_min, poll_max)
     supernode_loop.time = pacing  # type: ignore[assignment]
     supernode_loop._pull_and_store_message = noting_arrivals(supernode_loop._pull_and_store_message, pacing)
+    supernode_loop.pull_objects = quick_retries(supernode_loop.pull_objects)
     return pacing
 
 

@@ -11,8 +11,13 @@ runtime and torch once, asks the SuperNode's Runtime API for ClientApp tasks as
 Flower's own `run_clientapp`. A task still gets its own process (a crash ends only
 that task; the FAB's code is loaded fresh in it), but starts in milliseconds.
 
-fedapp's own modules are deliberately not imported here: Flower's app loader would
-reuse an already imported module instead of loading the run's FAB. This relies on
+What every task would import on its own is imported once here: torch, and torch's
+compiler front end (`torch._dynamo`), which creating an optimizer pulls in (seconds
+per task otherwise). A task pulls its message from the SuperNode as soon as the task
+exists, often before the SuperNode has stored the message's objects; it retries them
+quickly (`deploy.supernode.quick_retries`) instead of after Flower's 1 s. fedapp's own
+modules are deliberately not imported here: Flower's app loader would reuse an
+already imported module instead of loading the run's FAB. This relies on
 Flower internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`; unchanged from 1.41
 to 1.42); pyproject.toml pins the version. Started by `deploy/start-supernode.sh`.
 """
@@ -29,9 +34,12 @@ from types import FrameType
 import httpx
 from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=no-name-in-module
 from flwr.supercore.constant import TaskType
+from flwr.supercore.inflatable import inflatable_utils
 from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+from deploy.supernode import quick_retries
 
 POLL_MIN = 0.01
 POLL_MAX = 0.1
@@ -48,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Serve ClientApp tasks until stopped (SIGTERM/SIGINT) or the parent process is gone."""
     args = _parser().parse_args(argv)
-    import torch  # noqa: F401, PLC0415 (loaded once here, so that every forked task has it)
+    import torch._dynamo  # noqa: F401, PLC0415 (torch, and what `torch.optim` loads on first use, once for all tasks)
 
     client = RuntimeHttpClient.from_server_address(
         server_address=args.runtime_api_address,
@@ -98,6 +106,7 @@ def _fork_task(runtime_api_address: str, token: str) -> None:
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    inflatable_utils.pull_objects = quick_retries(inflatable_utils.pull_objects)
     code = 0
     try:
         run_clientapp(

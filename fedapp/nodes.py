@@ -11,6 +11,7 @@ pulls replies more often than Flower's deployment `Grid` does.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ from logging import INFO, WARNING
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
-from flwr.superlink.grid import InMemoryGrid
+from flwr.superlink.grid import InMemoryGrid, http_grid
 
 from fedapp.protocol import DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
 from strategies.protocol import CONFIG
 
 POLL_SECONDS = 0.25
 FIRST_POLL_SECONDS = 0.02
+PULL_FIRST_RETRY = 0.02
+PULL_RETRY_CAP = 1.0
 IN_MEMORY_POLL_SECONDS = 0.01
 DESCRIBE_BATCH = 100
 
@@ -190,6 +193,24 @@ def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | N
         wait = next_poll(wait, len(arrived), shortest, longest)
         time.sleep(wait)
     return replies
+
+
+def quick_reply_pulls() -> None:
+    """Make this process's deployment grid retry reply objects that are not uploaded yet after 0.02 s, not 1 s.
+
+    A reply becomes visible on the SuperLink before its arrays have finished
+    uploading; Flower's `HttpGrid.pull_messages` then pulls them with `pull_objects`,
+    which retries a missing object after 1 s, doubling up to 10 s: a second added to
+    most exchanges once replies are polled for quickly. This replaces that module's
+    `pull_objects` (only in the ServerApp's own process) by the same function with a
+    first retry after `PULL_FIRST_RETRY` s, doubling to `PULL_RETRY_CAP` s.
+    `deploy/supernode.py` does the same on the nodes; `tests/unit/test_nodes.py` pins
+    the Flower code this relies on.
+    """
+    if not isinstance(http_grid.pull_objects, functools.partial):
+        http_grid.pull_objects = functools.partial(
+            http_grid.pull_objects, initial_backoff=PULL_FIRST_RETRY, backoff_cap=PULL_RETRY_CAP
+        )
 
 
 def plain_exchange(grid: Grid, messages: list[Message], timeout: float | None) -> list[Message | None]:

@@ -7,13 +7,14 @@ from logging import ERROR, INFO
 from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
+from flwr.superlink.grid import InMemoryGrid
 
 from fedapp.checkpoint import resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.dispatch_index import index_simulation_state
 from fedapp.evaluation import CentralEvaluator, initial_arrays
 from fedapp.federation import Federation
-from fedapp.nodes import NodeDirectory
+from fedapp.nodes import NodeDirectory, quick_reply_pulls
 from fedapp.outputs import RunOutputs
 from fedapp.strategy_factory import build_strategy
 from strategies.builtin import hooks_for
@@ -32,7 +33,9 @@ def main(grid: Grid, context: Context) -> None:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
-    if config.simulation_fast_path and index_simulation_state(grid) is not None:
+    if not isinstance(grid, InMemoryGrid):
+        quick_reply_pulls()
+    elif config.simulation_fast_path and index_simulation_state(grid) is not None:
         log(INFO, "[fedapp] simulation fast path: shared arrays once per worker process, indexed message dispatch")
     directory = NodeDirectory(grid, config.round_timeout)
     strategy = build_strategy(config, directory)

@@ -7,20 +7,37 @@ import inspect
 import time
 
 import pytest
+from flwr.supercore.inflatable import inflatable_utils
 from flwr.supernode import start_client_internal as supernode_loop
 
 from deploy import supernode
-from deploy.supernode import IDLE_SECONDS, REPLY_POLL, REPLY_SECONDS, Pacing, noting_arrivals
+from deploy.supernode import (
+    GROWTH,
+    IDLE_SECONDS,
+    PULL_FIRST_RETRY,
+    REPLY_POLL,
+    REPLY_SECONDS,
+    Pacing,
+    noting_arrivals,
+    quick_retries,
+)
 from deploy.warm_executor import POLL_MAX, POLL_MIN, next_wait
 
 # The Flower code the launcher relies on: the SuperNode's loop calls the module global
 # `_pull_and_store_message` and sleeps `time.sleep(3)` when it got nothing; `_push_messages`
-# waits `time.sleep(0.5)` for the reply and for its objects. A Flower upgrade that changes
-# either function fails here: re-read them, check deploy/supernode.py still holds, then
-# update the digests.
+# waits `time.sleep(0.5)` for the reply and for its objects; message objects are pulled with
+# the module global `pull_objects` (its keyword arguments set the retries), in the loop and,
+# in a ClientApp task, through `pull_and_inflate_object_from_tree`. A Flower upgrade that
+# changes any of them fails here: re-read them, check deploy/supernode.py and
+# deploy/warm_executor.py still hold, then update the digests.
 PINNED = {
     supernode_loop.start_client_internal: "9e89a6eb68fbec6821e817cd2c09f7894fc7b0f5725c2365b19a7122307f11f3",
     supernode_loop._push_messages: "00bb86faffdec114db87e7f716af2acd901d12284e44f51f5c2a84704db05f64",
+    supernode_loop._pull_and_store_message: "eaf5d0e36dc34e4cf46a490511d077ac55cc8edbbcdbe938c1f6dbcb758628be",
+    inflatable_utils.pull_and_inflate_object_from_tree: (
+        "139811483a15e4a6c1f8523614c12f28dd3049194e5713816be0931387adb1cf"
+    ),
+    inflatable_utils.pull_objects: "31bb2de46b450e6acfadb7a8bb15e3f2074bb112199826a40a5eaa648bad5b2b",
 }
 
 
@@ -44,7 +61,8 @@ def test_idle_waits_start_short_after_a_message_and_grow_to_the_maximum() -> Non
         pacing.sleep(IDLE_SECONDS)
     pacing.active()
     pacing.sleep(IDLE_SECONDS)
-    assert clock.slept == pytest.approx([0.05, 0.075, 0.1125, 0.16875, 0.2, 0.05])
+    expected = [0.05, 0.05 * GROWTH, 0.05 * GROWTH**2, 0.05 * GROWTH**3, 0.05 * GROWTH**4]
+    assert clock.slept == pytest.approx([min(wait, 0.2) for wait in expected] + [0.05])
 
 
 def test_reply_waits_are_short_and_other_sleeps_and_names_pass_through() -> None:
@@ -64,12 +82,30 @@ def test_a_pulled_message_resets_the_idle_wait() -> None:
     assert pull(state=None) == 17 and pacing.wait == 0.05
 
 
-def test_install_replaces_the_loops_time_and_pull_in_that_module_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supernode_loop, "time", supernode_loop.time)
-    monkeypatch.setattr(supernode_loop, "_pull_and_store_message", supernode_loop._pull_and_store_message)
+def test_install_replaces_the_loops_time_pull_and_object_pulls_in_that_module_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("time", "_pull_and_store_message", "pull_objects"):
+        monkeypatch.setattr(supernode_loop, name, getattr(supernode_loop, name))
     pacing = supernode.install(0.05, 3.0)
     assert supernode_loop.time is pacing and time.sleep is not pacing.sleep
     assert supernode_loop._pull_and_store_message.__name__ == "pull_and_note"
+    assert supernode_loop.pull_objects.keywords["initial_backoff"] == PULL_FIRST_RETRY
+    assert inflatable_utils.pull_objects is not supernode_loop.pull_objects
+
+
+def test_a_missing_object_is_asked_for_again_within_hundredths_of_a_second() -> None:
+    calls = []
+
+    def pull(object_id: str) -> bytes:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise inflatable_utils.ObjectUnavailableError(object_id)
+        return b"content"
+
+    started = time.monotonic()
+    assert quick_retries(inflatable_utils.pull_objects)(["id"], pull) == {"id": b"content"}
+    assert len(calls) == 3 and time.monotonic() - started < 0.5  # Flower's own first retry alone takes ~1 s
 
 
 def test_the_executor_polls_fast_after_a_task_and_settles_at_its_maximum() -> None:
