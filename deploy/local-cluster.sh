@@ -32,7 +32,7 @@ status  shows which of them run and what the SuperLink knows about the nodes.
 --connection  name of the flwr connection to write (default: local-cluster)
 --executor    how the nodes run ClientApp messages (default: warm; see start-supernode.sh)
 --poll-min, --poll-max
-              how the nodes poll the SuperLink (see start-supernode.sh; defaults 0.05 and 3)
+              how the nodes poll the SuperLink (see start-supernode.sh; defaults 0.1 and 3)
 
 Nothing is downloaded; runs use this project's .venv.
 USAGE

@@ -33,7 +33,7 @@ never leaves this machine.
 --node-config  more node-config entries, e.g. 'partition-id=0 num-partitions=2' instead
                of --data-path for a demo share of the run's dataset
 --poll-min     seconds between the node's first polls of the SuperLink after a message
-               (default 0.05); every empty poll waits 1.25 times longer, up to
+               (default 0.1); every empty poll waits 1.25 times longer, up to
                --poll-max (default 3, Flower's fixed interval). The SuperNode runs
                through python -m deploy.supernode, which sets these waits in Flower's
                SuperNode loop (see docs/performance-cohorts.md for the load on the SuperLink)
