@@ -18,13 +18,15 @@ import torch
 
 from fedapp.checkpoint import check_same_nodes, resume_point
 from fedapp.config import ConfigError, RunConfig
-from fedapp.data import synthetic
+from fedapp.data import DataSpec, pool_size, synthetic
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
 from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
 from sim.presets import federation_settings
 from sim.superlink import LocalSuperLink
+
+EMBEDDED_MNIST = "mnist"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
         raise ConfigError(
             f"--nodes = {nodes} exceeds the {synthetic.NUM_DEVICES} devices of partitioner 'natural'; "
             f"allowed: <= {synthetic.NUM_DEVICES}"
+        )
+    if config.dataset == EMBEDDED_MNIST and nodes > (samples := pool_size(DataSpec.from_config(config))):
+        raise ConfigError(
+            f"--nodes = {nodes} exceeds the {samples} training samples of the embedded MNIST, so some nodes would "
+            f"get none (the partitioner fails); allowed: <= {samples}, or a larger dataset (run-config key 'dataset')"
         )
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
