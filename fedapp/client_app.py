@@ -26,7 +26,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
 from fedapp.broadcast import receive_broadcast
-from fedapp.config import RunConfig
+from fedapp.config import RunConfig, refuse_seeded_noise
 from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
 from fedapp.device import compute_device
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
@@ -231,8 +231,13 @@ def evaluate_received(message: Message, context: Context, call_next: ClientAppCa
 
 @app.train(mods=[evaluate_received, inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
-    """Run local SGD from the global weights; reply with the new weights."""
+    """Run local SGD from the global weights; reply with the new weights.
+
+    A node with its own data refuses to train for a run whose DP noise is seeded
+    (anyone could subtract it), whatever server sent the message.
+    """
     node = Node.from_context(context)
+    refuse_seeded_noise(node.config, own_data_nodes=node.partitions == 0)
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
     server_round = int(instructions[SERVER_ROUND])

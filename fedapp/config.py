@@ -20,7 +20,11 @@ from fedapp.registry import STRATEGIES, StrategySpec
 
 MODELS = ("cnn", "2nn", "logreg")
 SAME_MODEL = "same"
-DP_MODES = ("none", "client-fixed", "server-fixed")
+DP_MODES = ("none", "client-fixed", "server-fixed", "server-adaptive")  # strategies.dp.DP_MODES and "none"
+DP_NOISE_SOURCES = ("secret", "seeded-insecure")  # strategies.noise.NOISE_SOURCES
+SEEDED_NOISE = "seeded-insecure"
+CLIENT_SAMPLINGS = ("fixed", "poisson")  # strategies.sampling.SAMPLING_METHODS
+AUTO_COUNT_NOISE = -1.0
 AUTO_PUBLIC_SIZE = -1
 DEFAULT_PUBLIC_SIZE = 500
 EMBEDDED_DATASETS = ("mnist", "synthetic")
@@ -65,6 +69,7 @@ class RunConfig:
     round_timeout: float
     strategy: str
     weighting: str
+    client_sampling: str
     server_learning_rate: float
     server_momentum: float
     proximal_mu: float
@@ -79,6 +84,11 @@ class RunConfig:
     dp_clipping_norm: float
     dp_noise_multiplier: float
     dp_delta: float
+    dp_noise: str
+    dp_max_epsilon: float
+    dp_target_quantile: float
+    dp_clipping_norm_lr: float
+    dp_count_noise_stddev: float
     synthetic_alpha: float
     synthetic_beta: float
     max_update_norm: float
@@ -242,9 +252,7 @@ class RunConfig:
             _check(self, name, lambda v: v > 0, "a number > 0")
         _check(self, "distill_epochs", lambda v: v >= 1, "an integer >= 1")
         _check(self, "digest_epochs", lambda v: v >= 0, "an integer >= 0")
-        _choice(self, "dp", DP_MODES)
-        _check(self, "dp_noise_multiplier", lambda v: v >= 0, "a number >= 0")
-        _check(self, "dp_delta", lambda v: 0 < v < 1, "a number in (0, 1)")
+        self._validate_privacy()
         spec = self._strategy_spec()
         _check(
             self,
@@ -267,6 +275,13 @@ class RunConfig:
         )
         _check(
             self,
+            "client_sampling",
+            lambda v: v == "fixed" or spec.own_sampling,
+            f"'fixed' with strategy {self.strategy!r} (poisson sampling is implemented by "
+            f"{', '.join(name for name, s in STRATEGIES.items() if s.own_sampling)})",
+        )
+        _check(
+            self,
             "client_model",
             lambda v: v in (SAME_MODEL, self.model) or spec.heterogeneous_clients,
             f"'{SAME_MODEL}' with strategy {self.strategy!r} "
@@ -277,6 +292,44 @@ class RunConfig:
             "public_size",
             lambda _: self.public_set_size > 0 or not spec.uses_public_set,
             f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set",
+        )
+
+    def _validate_privacy(self) -> None:
+        """DP's mode, noise, budget and adaptive clipping's knobs."""
+        _choice(self, "client_sampling", CLIENT_SAMPLINGS)
+        _choice(self, "dp", DP_MODES)
+        _choice(self, "dp_noise", DP_NOISE_SOURCES)
+        _check(self, "dp_noise_multiplier", lambda v: v >= 0, "a number >= 0")
+        _check(self, "dp_delta", lambda v: 0 < v < 1, "a number in (0, 1)")
+        _check(self, "dp_max_epsilon", lambda v: v >= 0, "a number >= 0 (0: no budget)")
+        _check(self, "dp_target_quantile", lambda v: 0 < v < 1, "a number in (0, 1)")
+        _check(self, "dp_clipping_norm_lr", lambda v: v > 0, "a number > 0")
+        _check(
+            self,
+            "dp_count_noise_stddev",
+            lambda v: v == AUTO_COUNT_NOISE or v > self.dp_noise_multiplier / 2 or self.dp != "server-adaptive",
+            f"{AUTO_COUNT_NOISE:g} (auto: expected clients / 20) or a number > dp-noise-multiplier / 2 "
+            f"= {self.dp_noise_multiplier / 2:g} (Andrew et al.: z < 2 sigma_b)",
+        )
+
+
+def refuse_seeded_noise(config: RunConfig, own_data_nodes: int) -> None:
+    """Refuse seeded DP noise when any node trains on its own data (a deployment).
+
+    Every node receives the run config, so seeded noise can be regenerated and
+    subtracted by any of them: it protects nobody. Run by the ServerApp once it knows
+    its nodes and by every node with a `data-path` before it trains.
+
+    Raises
+    ------
+    ConfigError
+        With dp on, `dp-noise` seeded-insecure and `own_data_nodes` > 0.
+    """
+    if own_data_nodes and config.dp != "none" and config.dp_noise == SEEDED_NOISE:
+        raise ConfigError(
+            f"run-config key 'dp-noise' = {SEEDED_NOISE!r} is not allowed with nodes that train on their own "
+            "data (data-path): anyone who knows the run config can regenerate and subtract seeded noise; "
+            "allowed: 'secret'"
         )
 
 

@@ -20,7 +20,16 @@ adds what a research run needs around them:
   after the round its checkpoint completed;
 - bytes down and up are measured from the records actually sent, per client;
 - what a strategy reports about its round (`round_metrics()`: stragglers, epsilon, ...)
-  goes into the round's record, and its `state_dict()` into the checkpoint;
+  goes into the round's record, and its `state_dict()` into the checkpoint; what it
+  says about the whole run (`run_summary()`: client sampling, the terms of its privacy
+  guarantee) goes into the run's record once the nodes are known;
+- before the first round, DP settings the connected nodes cannot run safely are
+  refused (`privacy.py`: seeded noise among nodes with their own data);
+- before every round the strategy may end the run (`stop_reason()`: its privacy
+  budget would be exceeded): the last model is kept, the reason is recorded in
+  `metrics.json`, and the run completes with all its outputs;
+- under DP every round is aggregated, even with no valid reply: the mechanism releases
+  its noise whatever arrives, and its accounting assumes so;
 - the global model is evaluated centrally after every round and each round is
   written to `metrics.json` as it completes;
 - federated evaluation rides on the training message by default (`federated-evaluation`):
@@ -54,6 +63,7 @@ from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid, plain_exchange
 from fedapp.outputs import RunOutputs
+from fedapp.privacy import check_nodes, secret_sampling_in_use
 from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION
 from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
 from strategies.builtin import hooks_for
@@ -125,22 +135,45 @@ class Federation:
         self.directory.wait_for_nodes(self.config.min_available_nodes)
         partition_counts = self.directory.partition_counts()
         self.outputs.record_partition_counts(partition_counts)
+        self._check_privacy()
         if resumed is None:
             self._record(0, arrays, time.monotonic(), {})
             completed_rounds = 0
         else:
             check_same_nodes(self.config, resumed, partition_counts)
             arrays, completed_rounds = resumed.arrays, resumed.server_round
+        last_round = completed_rounds
         try:
             for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
-                arrays = self.play_round(server_round, arrays)
+                reason = self.hooks.stop_reason(server_round, len(list(self.grid.get_node_ids())))
+                if reason is not None:
+                    log(WARNING, "[fedapp] stopping before round %d: %s", server_round, reason)
+                    self.outputs.record_stop(server_round, reason)
+                    break
+                arrays, last_round = self.play_round(server_round, arrays), server_round
             if self.config.evaluates_with_train:
-                last_round = self.config.num_server_rounds
                 self._amend_evaluation(last_round, self._federated_evaluation(last_round, arrays), "after the run")
         finally:
             if self.broadcast is not None:
                 self.broadcast.close()
         return arrays
+
+    def _check_privacy(self) -> None:
+        """Refuse unsafe DP settings for the connected nodes; record the strategy's terms (sampling, privacy)."""
+        own_data_nodes = self.directory.own_data_nodes()
+        check_nodes(self.config, len(self.directory.online()), own_data_nodes)
+        summary = self.hooks.run_summary()
+        privacy = summary.get("privacy")
+        if privacy:
+            secret = secret_sampling_in_use(self.config, own_data_nodes)
+            privacy["sampling_randomness"] = "secret" if secret else "seeded"
+            if not privacy["private"]:
+                log(
+                    WARNING,
+                    "[fedapp] NOT PRIVATE: dp-noise=%s, the noise follows from the run config",
+                    privacy["noise"],
+                )
+        self.outputs.record_run_summary(summary)
 
     def play_round(self, server_round: int, arrays: ArrayRecord) -> ArrayRecord:
         """Train, aggregate, evaluate and record one round; return the new global arrays."""
@@ -161,7 +194,8 @@ class Federation:
         train_metrics: MetricRecord | None = None
         strategy_metrics: dict[str, float] = {}
         new_arrays = None
-        if len(valid) >= self.config.min_train_nodes:
+        required = 0 if self.config.dp != "none" else self.config.min_train_nodes
+        if len(valid) >= required:
             new_arrays, train_metrics = self.strategy.aggregate_train(server_round, valid)
             arrays = _with_dtypes_of(arrays, new_arrays) if new_arrays is not None else arrays
             strategy_metrics = self.hooks.round_metrics()
@@ -183,7 +217,7 @@ class Federation:
             "failed_nodes": exchange.failed_nodes,
             "updates_rejected": len(rejected),
             "rejected_updates": rejected,
-            "updates_aggregated": len(valid) if len(valid) >= self.config.min_train_nodes else 0,
+            "updates_aggregated": len(valid) if len(valid) >= required else 0,
             "kept_previous_model": new_arrays is None,
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,

@@ -5,10 +5,13 @@ and call `start`. With fedapp's ClientApp it trains as usual; select it with
 `serverapp = "fedapp.flower_server_app:app"` in `[tool.flwr.app.components]`.
 
 What fedapp's federation loop (`server_app.py`) adds is absent here: nodes are not
-described, so sampling is Flower's (unseeded) and federated distillation never sends
-the server's weights to a node; replies are not screened; there are no checkpoints,
-no resume, no per-round metrics.json or plot; the client learning rate does not
-decay; a round whose replies all fail ends the run (Flower raises). The run writes
+described, so the nodes are listed in Flower's order (seeded sampling draws the same
+positions, not the same nodes; under DP the sample is always secret, since the app
+cannot tell whether the nodes hold their own data) and federated distillation never
+sends the server's weights to a node; replies are not screened; seeded DP noise is
+refused only by the nodes with their own data, and no privacy budget stops the run;
+there are no checkpoints, no resume, no per-round metrics.json or plot; the client
+learning rate does not decay; a round whose replies all fail ends the run (Flower raises). The run writes
 Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) to
 `<output-dir>/<run-name or run-id>/`.
 """

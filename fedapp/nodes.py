@@ -82,6 +82,10 @@ class NodeDirectory:
         """
         return sorted({self._info[node_id].partitions for node_id in self.online()} - {0})
 
+    def own_data_nodes(self) -> int:
+        """How many online nodes train on their own data (`data-path`): more than 0 in a deployment."""
+        return sum(1 for node_id in self.online() if self._info[node_id].partitions == 0)
+
     def info(self, node_id: int) -> NodeInfo:
         """What node `node_id` said about itself."""
         return self._info[node_id]

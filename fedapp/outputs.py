@@ -1,11 +1,13 @@
 """A run's outputs: `<output-dir>/<run-name or run-id>/` with metrics, model and plot.
 
-- `metrics.json`: the run's settings and one record per round (round 0 is the
-  initial model), rewritten atomically after every round so it is always readable;
-  a resumed run's starts with the records of the run it resumes. Each record is
-  turned into JSON once (`RoundTexts`), so a round's rewrite costs a copy of the
-  file, not a new serialization of every earlier round (1,500 rounds of 100 clients:
-  18 MB, about a second to serialize);
+- `metrics.json`: the run's settings, what its strategy promises (`client_sampling`,
+  `privacy`: the terms its epsilon refers to), why it stopped early if it did
+  (`stopped`), and one record per round (round 0 is the initial model), rewritten
+  atomically after every round so it is always readable; a resumed run's starts with
+  the records of the run it resumes. Each record is turned into JSON once
+  (`RoundTexts`), so a round's rewrite costs a copy of the file, not a new
+  serialization of every earlier round (1,500 rounds of 100 clients: 18 MB, about a
+  second to serialize);
 - `checkpoint.pt`: what resuming the run needs, rewritten atomically after every
   round (`checkpoint.py`);
 - `final_model.pt`: the final global weights as a PyTorch `state_dict`;
@@ -75,6 +77,15 @@ class RunOutputs:
     def record_partition_counts(self, partition_counts: list[int]) -> None:
         """Note how the connected nodes share the dataset (checked when the run is resumed)."""
         self.header["partition_counts"] = partition_counts
+
+    def record_run_summary(self, summary: dict[str, Any]) -> None:
+        """Note what the strategy says about the whole run (client sampling, privacy terms)."""
+        self.header.update(summary)
+
+    def record_stop(self, next_round: int, reason: str) -> None:
+        """Note that the run ended before `next_round` (e.g. its privacy budget is spent) and why."""
+        self.header["stopped"] = {"before_round": next_round, "reason": reason}
+        self._write_metrics()
 
     def add_round(self, record: dict[str, Any]) -> None:
         """Append one round's record and rewrite `metrics.json`."""

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """What a strategy is, and which settings it needs or allows (config validation enforces them)."""
+    """What a strategy is, and which settings it needs or allows (config validation enforces them).
+
+    `supports_dp`: `dp` may wrap its averaging; `own_sampling`: it samples clients itself,
+    so `client-sampling = "poisson"` is allowed.
+    """
 
     description: str
     uses_public_set: bool = False
     local_training: bool = True
     supports_dp: bool = False
+    own_sampling: bool = False
     heterogeneous_clients: bool = False
     evaluates_global_model: bool = True
 
@@ -29,16 +34,24 @@ def _builtin(description: str) -> StrategySpec:
 
 STRATEGIES: dict[str, StrategySpec] = {
     "fedavg": StrategySpec(
-        "FedAvg (McMahan et al. 2017): weighted average of client models, server lr/momentum", supports_dp=True
+        "FedAvg (McMahan et al. 2017): weighted average of client models, server lr/momentum",
+        supports_dp=True,
+        own_sampling=True,
     ),
     "fedsgd": StrategySpec(
-        "FedSGD (McMahan et al. 2017): one full-batch gradient per client per round", local_training=False
+        "FedSGD (McMahan et al. 2017): one full-batch gradient per client per round",
+        local_training=False,
+        own_sampling=True,
     ),
     "fedprox": StrategySpec(
-        "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept", supports_dp=True
+        "FedProx (Li et al. 2020): proximal term on clients, stragglers' partial work kept",
+        supports_dp=True,
+        own_sampling=True,
     ),
+    # No DP for FedDF: the server distils the ensemble of the clients' raw (unclipped,
+    # unnoised) models into the global model, so the released model is not private.
     "feddf": StrategySpec(
-        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, supports_dp=True
+        "FedDF (Lin et al. 2020): FedAvg + server-side ensemble distillation", uses_public_set=True, own_sampling=True
     ),
     "feddistill": StrategySpec(
         "Federated distillation (FD/FedMD): clients exchange soft labels on a public set",

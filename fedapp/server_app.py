@@ -46,7 +46,7 @@ def main(grid: Grid, context: Context) -> None:
     try:
         final_arrays = federation.run(initial_arrays(config), resumed)
     except ConfigError as error:
-        log(ERROR, "[fedapp] cannot resume: %s", error)
+        log(ERROR, "[fedapp] refused for these nodes: %s", error)
         raise
     model_path = outputs.save_model(final_arrays)
     plot_path = outputs.save_plot()

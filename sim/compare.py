@@ -5,8 +5,9 @@ SuperLink, then the centralized baseline of that seed (`sim/centralized.py`). Th
 results go to `--out`:
 
 - `runs/<strategy>-<seed>/` and `runs/centralized-<seed>/`: each run's own outputs;
-- `summary.csv`, `report.md`, `curves.png`: rewritten after every run, so progress is
-  visible and an interrupted comparison keeps what it measured.
+- `summary.csv`, `report.md`, `curves.png` (and `privacy.png` when some runs are
+  differentially private): rewritten after every run, so progress is visible and an
+  interrupted comparison keeps what it measured.
 
 A run that fails is a row marked failed, never skipped; the command then exits 1.
 
@@ -41,7 +42,18 @@ from sim.centralized import CentralizedRequest, train_centralized
 from sim.flwr_cli import FlwrCommandError, echo
 from sim.overrides import parse_overrides
 from sim.paper_presets import PAPER_PRESETS
-from sim.report import CENTRALIZED, CURVES_FILE, REPORT_FILE, SUMMARY_FILE, plot_curves, write_report, write_summary_csv
+from sim.report import (
+    CENTRALIZED,
+    CURVES_FILE,
+    PRIVACY_FILE,
+    REPORT_FILE,
+    SUMMARY_FILE,
+    is_private,
+    plot_curves,
+    plot_privacy_utility,
+    write_report,
+    write_summary_csv,
+)
 from sim.run import RunRequest, ensure_superlink, execute
 from sim.summary import COMPLETED, RunResult, best_accuracy, summarize
 
@@ -277,6 +289,8 @@ def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan,
     baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
     baseline = sum(baselines) / len(baselines) if baselines else None
     plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison))
+    if any(is_private(label, comparison.settings) for label in labels):
+        plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison))
     write_report(
         out / REPORT_FILE, request.command, rows, results, comparison.settings, _start_checks(results, comparison)
     )

@@ -5,6 +5,11 @@ the report (mean ± standard deviation, for people). The picture has central acc
 against rounds and against cumulative training traffic, one line per strategy (the
 mean over its completed seeds, with a ±1 standard deviation band), the centralized
 baseline's best accuracy as a horizontal line, and the target as a dotted line.
+
+When some runs are differentially private, the report adds a privacy table (noise
+multiplier, epsilon at delta and for which neighbours, accuracy) and `privacy.png`:
+final accuracy against epsilon, one point per noise multiplier (mean ± standard
+deviation over seeds), the non-private runs and the centralized baseline as lines.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from fedapp.atomic import atomic_write, atomic_write_text
 from sim.summary import COLUMNS, MEGABYTE, RunResult, final_accuracy, rounds_to_target
+from strategies.accounting import NEIGHBOURING_RELATIONS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -28,6 +34,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 SUMMARY_FILE = "summary.csv"
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
+PRIVACY_FILE = "privacy.png"
 CENTRALIZED = "centralized"
 
 
@@ -181,6 +188,77 @@ def _accuracy_floor(curves: dict[str, list[list[dict[str, Any]]]], target: float
     return max(0.0, low - 0.02)
 
 
+def is_private(label: str, settings: dict[str, dict[str, Any]]) -> bool:
+    """Whether strategy `label`'s runs are differentially private (the centralized baseline never is)."""
+    return label != CENTRALIZED and settings.get(label, {}).get("dp", "none") != "none"
+
+
+def privacy_table(rows: Sequence[dict[str, Any]], settings: dict[str, dict[str, Any]]) -> str:
+    """Accuracy against privacy: z, epsilon (delta, neighbouring relation) and accuracy per strategy."""
+    lines = [
+        "| strategy | noise multiplier z | epsilon | delta | neighbours | final accuracy | best accuracy |",
+        "|" + "---|" * 7,
+    ]
+    for row in rows:
+        own = settings.get(row["strategy"], {})
+        private = is_private(row["strategy"], settings)
+        relation = NEIGHBOURING_RELATIONS[own["client-sampling"]] if private else MISSING
+        lines.append(
+            f"| {row['strategy']} | {own['dp-noise-multiplier'] if private else MISSING} | "
+            f"{_number(row['final_epsilon_mean'], '.2f') if private else 'not private'} | "
+            f"{own['dp-delta'] if private else MISSING} | {relation} | "
+            f"{_pm(row['final_accuracy_mean'], row['final_accuracy_std'], '.4f')} | "
+            f"{_pm(row['best_accuracy_mean'], row['best_accuracy_std'], '.4f')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_privacy_utility(
+    rows: Sequence[dict[str, Any]], settings: dict[str, dict[str, Any]], path: Path, title: str
+) -> None:
+    """Final accuracy (mean ± sd over seeds) against epsilon, one line per DP mode; non-private runs as lines."""
+    figure, axis = plt.subplots(figsize=(7, 5))
+    private = [r for r in rows if is_private(r["strategy"], settings) and r["final_epsilon_mean"] is not None]
+    modes = list(dict.fromkeys(settings[r["strategy"]]["dp"] for r in private))
+    for index, mode in enumerate(modes):
+        points = sorted(
+            (r for r in private if settings[r["strategy"]]["dp"] == mode), key=lambda r: r["final_epsilon_mean"]
+        )
+        axis.errorbar(
+            [r["final_epsilon_mean"] for r in points],
+            [r["final_accuracy_mean"] for r in points],
+            yerr=[r["final_accuracy_std"] or 0.0 for r in points],
+            marker="os^"[index % 3],
+            capsize=4,
+            color=f"C{index}",
+            label=f"DP-FedAvg, {mode} clipping",
+        )
+        for r in points:
+            z = settings[r["strategy"]]["dp-noise-multiplier"]
+            xy = (r["final_epsilon_mean"], r["final_accuracy_mean"])
+            axis.annotate(f"z={z:g}", xy, textcoords="offset points", xytext=(6, -12 - 12 * index))
+    plain = [r for r in rows if not is_private(r["strategy"], settings) and r["final_accuracy_mean"] is not None]
+    for index, r in enumerate(plain, start=len(modes)):
+        color, spread = f"C{index}", r["final_accuracy_std"] or 0.0
+        axis.axhline(r["final_accuracy_mean"], color=color, linestyle="--", label=f"{r['strategy']} (not private)")
+        axis.axhspan(r["final_accuracy_mean"] - spread, r["final_accuracy_mean"] + spread, color=color, alpha=0.12)
+    delta = next((settings[r["strategy"]]["dp-delta"] for r in private), None)
+    axis.set(
+        xscale="log", xlabel=f"epsilon at delta = {delta:g}" if delta else "epsilon", ylabel="final central accuracy"
+    )
+    plain_numbers = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.xaxis.set_major_formatter(plain_numbers)
+    axis.xaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}" if _is_leading_digit(value, (2, 5)) else "")
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best", frameon=False)
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    plt.close(figure)
+
+
 def write_report(
     path: Path,
     command: str,
@@ -207,6 +285,7 @@ def write_report(
             "its rounds are epochs and it sends nothing over a federation."
         ),
         f"![accuracy per round and per megabyte]({CURVES_FILE})",
+        *_privacy_section(rows, settings),
         "## Settings",
         _settings_text(settings),
         "## Identical start",
@@ -215,6 +294,21 @@ def write_report(
         runs_table(results, target),
     ]
     atomic_write_text(path, "\n\n".join(sections) + "\n")
+
+
+def _privacy_section(rows: Sequence[dict[str, Any]], settings: dict[str, dict[str, Any]]) -> list[str]:
+    """The privacy table and figure, when some strategy of the comparison is differentially private."""
+    if not any(is_private(label, settings) for label in settings):
+        return []
+    return [
+        "## Privacy",
+        privacy_table(rows, settings),
+        (
+            "Epsilon is the cumulative epsilon after the last round (RDP accountant, dp-accounting), the same for "
+            "every seed: it depends on the noise, the sampling and the number of rounds, not on the data."
+        ),
+        f"![final accuracy against epsilon]({PRIVACY_FILE})",
+    ]
 
 
 def _settings_text(settings: dict[str, dict[str, Any]]) -> str:

@@ -20,6 +20,7 @@ from fedapp.checkpoint import check_same_nodes, resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.data import DataSpec, pool_size, synthetic
 from fedapp.outputs import METRICS_FILE, resolve_run_folder
+from fedapp.privacy import check_nodes
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
 from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
@@ -122,6 +123,7 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             f"--nodes = {nodes} exceeds the {samples} training samples of the embedded MNIST, so some nodes would "
             f"get none (the partitioner fails); allowed: <= {samples}, or a larger dataset (run-config key 'dataset')"
         )
+    check_nodes(config, nodes, own_data_nodes=0)
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
             f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "

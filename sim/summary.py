@@ -8,6 +8,7 @@ that round (`bytes_up`, `bytes_down`). From them:
   FedAvg paper counts rounds on the best-so-far accuracy curve, which first reaches
   the target at exactly this round;
 - traffic to target: the bytes sent up and down in rounds 1 to that round;
+- privacy spent: the epsilon of the last round that reports one (DP runs);
 - one summary row per strategy: mean and sample standard deviation over its seeds'
   completed runs (no deviation with a single run); failed runs are counted, never
   averaged in.
@@ -40,6 +41,7 @@ COLUMNS = (
     "total_mb_down",
     "total_mb",
     "wall_seconds_mean",
+    "final_epsilon_mean",
 )
 
 Rounds = Sequence[dict[str, Any]]
@@ -69,6 +71,12 @@ def final_accuracy(rounds: Rounds) -> float:
 def best_accuracy(rounds: Rounds) -> float:
     """Highest central accuracy of any round."""
     return max(float(r["central_accuracy"]) for r in rounds)
+
+
+def final_epsilon(rounds: Rounds) -> float | None:
+    """The cumulative epsilon after the last round that reports one, or None for a run without DP."""
+    spent = [float(r["epsilon"]) for r in rounds if r.get("epsilon") is not None]
+    return spent[-1] if spent else None
 
 
 def rounds_to_target(rounds: Rounds, target: float) -> int | None:
@@ -110,6 +118,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
     reached = [(n, traffic) for n, traffic in reached if n is not None and traffic is not None]
     rounds_needed = mean_std([n for n, _ in reached])
     totals = [total_traffic(r.rounds) for r in done]
+    epsilons = [e for e in (final_epsilon(r.rounds) for r in done) if e is not None]
     return {
         "strategy": label,
         "runs": len(results),
@@ -128,6 +137,7 @@ def summarize(label: str, results: Sequence[RunResult], target: float) -> dict[s
         "total_mb_down": _mean_mb([down for _, down in totals]),
         "total_mb": _mean_mb([up + down for up, down in totals]),
         "wall_seconds_mean": mean_std([r.seconds for r in done])[0],
+        "final_epsilon_mean": mean_std(epsilons)[0],
     }
 
 

@@ -10,30 +10,38 @@ FedAvgM (Hsu et al. 2019).
 Deliberate additions:
 - systems heterogeneity (FedProx paper, section 5.2): `straggler-fraction` of the
   sampled clients are told to run fewer epochs; FedAvg drops their updates;
+- clients are sampled by a `ClientSampler` (`sampling.py`): Flower's fixed-size rule
+  without replacement (the default, drawing what Flower's `FedAvg` draws), or Poisson
+  sampling as DP-FedAvg assumes; the app decides whether the draws are seeded or secret;
 - with `dp` set, the weighted average is replaced by DP-FedAvg's clipped,
-  fixed-denominator, noised average (`strategies/dp.py`).
+  fixed-denominator, noised average (`strategies/dp.py`), released in every round,
+  even one in which no update arrived.
 
-Sampling and message construction are Flower's `FedAvg`; the arithmetic lives in
-`aggregation.py`, `server_optimizer.py`, `stragglers.py` and `privacy.py`.
+Why sampling is not left to Flower's `FedAvg.configure_train`: it draws a fixed number
+of nodes from Python's global `random`, which can be neither Poisson nor secret.
+Flower's `FedAvg` still provides evaluation, metric aggregation and its settings; the
+arithmetic lives in `aggregation.py`, `server_optimizer.py`, `stragglers.py` and `privacy.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from logging import INFO
+from logging import INFO, WARNING
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from strategies.aggregation import aggregation_weights, difference, weighted_average
 from strategies.arrays import Arrays, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.dp import DifferentialPrivacy
 from strategies.hooks import FederationHooks
 from strategies.messages import readdressed
-from strategies.protocol import LOCAL_EPOCHS
+from strategies.protocol import LOCAL_EPOCHS, SERVER_ROUND
+from strategies.sampling import FIXED, ClientSampler, seeded_sampling
 from strategies.seeding import numpy_rng
 from strategies.server_optimizer import ServerOptimizer
 from strategies.stragglers import choose_stragglers
@@ -52,10 +60,18 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         server_momentum: float = 0.0,
         straggler_fraction: float = 0.0,
         seed: int = 0,
+        sampler: ClientSampler | None = None,
         privacy: DifferentialPrivacy | None = None,
         **sampling: float | int,
     ) -> None:
         super().__init__(**sampling)  # type: ignore[arg-type]
+        self.sampler = sampler or (
+            privacy.sampler
+            if privacy
+            else ClientSampler(FIXED, self.fraction_train, self.min_train_nodes, seeded_sampling(seed))
+        )
+        if privacy is not None and privacy.sampler is not self.sampler:
+            raise ValueError("the DP mechanism must account the strategy's own client sampler")
         self.weighting = weighting
         self.optimizer = ServerOptimizer(server_learning_rate, server_momentum)
         self.straggler_fraction = straggler_fraction
@@ -63,7 +79,6 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         self.privacy = privacy
         self.global_arrays: Arrays = {}
         self.stragglers: dict[int, int] = {}
-        self.num_sampled = 0
         self.population = 0
         self._round_metrics: dict[str, float] = {}
 
@@ -84,40 +99,67 @@ class FedAvg(FlowerFedAvg, FederationHooks):
                 100 * self.straggler_fraction,
                 action,
             )
+        log(INFO, "\t├──> Client sampling: %s, q=%s", self.sampler.method, self.sampler.fraction)
         if self.privacy:
+            terms = self.privacy.describe()
             log(
                 INFO,
-                "\t├──> Differential privacy: %s clipping C=%s, noise multiplier z=%s, delta=%s",
-                self.privacy.mode,
-                self.privacy.clipping_norm,
-                self.privacy.noise_multiplier,
-                self.privacy.ledger.delta,
+                "\t├──> Differential privacy: %s, C=%s, z=%s, delta=%s, epsilon for %s neighbours, %s noise",
+                terms["mode"],
+                terms["clipping_norm"],
+                terms["noise_multiplier"],
+                terms["delta"],
+                terms["neighbouring_relation"],
+                terms["noise"],
             )
+            if not self.privacy.noise.private:
+                log(WARNING, "\t├──> NOT PRIVATE: the DP noise is seeded from the run config (dp-noise)")
         super().summary()
 
+    def run_summary(self) -> dict[str, Any]:
+        """How clients are sampled, and the terms of the privacy guarantee (None without DP)."""
+        return {
+            "client_sampling": self.sampler.method,
+            "privacy": self.privacy.describe() if self.privacy else None,
+        }
+
+    def stop_reason(self, server_round: int, num_nodes: int) -> str | None:
+        """Stop before a round whose release would spend more than the privacy budget."""
+        return self.privacy.stop_reason(server_round, num_nodes) if self.privacy else None
+
     def state_dict(self) -> dict[str, Any]:
-        """What carries over between rounds: the server optimizer's momentum and the privacy ledger."""
+        """What carries over between rounds: the server optimizer's momentum and the privacy state."""
         return {
             "server_optimizer": self.optimizer.state_dict(),
-            "privacy_ledger": self.privacy.ledger.state_dict() if self.privacy else None,
+            "privacy": self.privacy.state_dict() if self.privacy else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned (resuming a run)."""
         self.optimizer.load_state_dict(state["server_optimizer"])
         if self.privacy:
-            self.privacy.ledger.load_state_dict(state["privacy_ledger"])
+            self.privacy.load_state_dict(state["privacy"])
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Sample as Flower does, then make some sampled clients stragglers."""
+        """Sample this round's clients, then make some of them stragglers."""
         self.global_arrays = to_numpy(arrays)
         if self.privacy:
             self.privacy.configure(config)
-        messages = list(super().configure_train(server_round, arrays, config, grid))
-        self.num_sampled = len(messages)
-        self.population = len(list(grid.get_node_ids()))
+        _, population = sample_nodes(grid, self.min_available_nodes, 0)  # only waits for enough nodes
+        node_ids = self.sampler.sample(population, server_round)
+        log(
+            INFO,
+            "configure_train: Sampled %s nodes (out of %s, %s sampling)",
+            len(node_ids),
+            len(population),
+            self.sampler.method,
+        )
+        config[SERVER_ROUND] = server_round
+        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        messages = [Message(record, dst_node_id=node_id, message_type=MessageType.TRAIN) for node_id in node_ids]
+        self.population = len(population)
         rng = numpy_rng(self.seed, "stragglers", server_round)
         epochs = int(config[LOCAL_EPOCHS]) if LOCAL_EPOCHS in config else 1
         self.stragglers = choose_stragglers(
@@ -162,20 +204,23 @@ class FedAvg(FlowerFedAvg, FederationHooks):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average the replies' updates (weighted, or privately) and take the server optimizer step."""
+        """Average the replies' updates (weighted, or privately) and take the server optimizer step.
+
+        Without DP a round with no usable update keeps the model (None); with DP the round
+        still releases its noise on the empty sum, as the accounted mechanism does.
+        """
         replies = [r for r in replies if not r.has_error()]
         contents = [r.content for r in self.usable_replies(replies)]
         self._round_metrics = {
             "stragglers": float(len(self.stragglers)),
             "stragglers_dropped": float(len(replies) - len(contents)),
         }
-        if not contents:
-            self._round_metrics.update(self.skipped_round_metrics())
+        if not contents and not self.privacy:
             return None, None
         updates = self.client_updates(contents)
         if self.privacy:
-            average, privacy_metrics = self.privacy.average(
-                list(updates), self.num_sampled, self.population, server_round
+            average, privacy_metrics = self.privacy.release(
+                list(updates), self.global_arrays, self.population, server_round
             )
             self._round_metrics.update(privacy_metrics)
         else:
@@ -185,4 +230,5 @@ class FedAvg(FlowerFedAvg, FederationHooks):
             average = weighted_average(updates, weights)
         pseudo_gradient = {key: -value for key, value in average.items()}
         new_arrays = self.optimizer.step(self.global_arrays, pseudo_gradient)
-        return to_record(new_arrays), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key) if contents else None
+        return to_record(new_arrays), metrics

@@ -2,8 +2,10 @@
 
 Flower's `Strategy.start` only calls `configure_*`/`aggregate_*`. fedapp's federation
 loop (`fedapp/federation.py`) also records what a strategy reports about each round,
-screens replies against what they must carry, and checkpoints the strategy's state
-between rounds. Those extension points are declared here, once, with defaults that
+screens replies against what they must carry, checkpoints the strategy's state
+between rounds, records what the strategy promises (e.g. the terms of its privacy
+guarantee) and stops the run early when the strategy must not play another round
+(e.g. its privacy budget is spent). Those extension points are declared here, once, with defaults that
 fit a stateless strategy whose replies return weights shaped like the global model:
 our strategies subclass `FederationHooks` and override what differs, and Flower's
 built-ins get an adapter (`strategies/builtin.py`).
@@ -20,6 +22,14 @@ from strategies.arrays import Arrays
 
 class FederationHooks:
     """A strategy's answers to the federation loop; every method has a stateless default."""
+
+    def run_summary(self) -> dict[str, Any]:
+        """What the run's record says about the strategy as a whole (e.g. the terms of its privacy guarantee)."""
+        return {}
+
+    def stop_reason(self, server_round: int, num_nodes: int) -> str | None:  # noqa: ARG002 (overrides read them)
+        """Why the run must end before `server_round` among `num_nodes` connected nodes, or None to play it."""
+        return None
 
     def round_metrics(self) -> dict[str, float]:
         """Figures about the round just aggregated (stragglers, epsilon, ...) for its record."""

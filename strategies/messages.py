@@ -1,8 +1,9 @@
 """Rebuilding the messages Flower's `configure_*` hooks return, to change their type or content.
 
-Our strategies let Flower's `FedAvg` sample nodes and build messages, then adjust
-them through the public hooks (a gradient request instead of a train request, fewer
-epochs for a straggler) rather than overriding Flower's private message builder.
+Our strategies build a round's messages in `configure_train` (Flower's `FedAvg` for
+federated distillation, `strategies/fedavg.py` for the weight-averaging ones), then
+adjust them through the public hooks (a gradient request instead of a train request,
+fewer epochs for a straggler) rather than overriding Flower's private message builder.
 """
 
 from __future__ import annotations

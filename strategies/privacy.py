@@ -1,9 +1,15 @@
 """Differential-privacy math for DP-FedAvg (McMahan et al. 2018, arXiv:1710.06963), as pure functions.
 
 Each client's update is clipped to L2 norm C; the server averages the clipped updates
-with a fixed denominator (the number of sampled clients m, whatever replies arrive)
-and adds Gaussian noise of standard deviation z * C / m to the average, z being the
-noise multiplier. Equivalently: noise of std z * C on the sum of clipped updates.
+with a fixed denominator (the expected number of clients: m of N with fixed-size
+sampling, q * N with Poisson sampling, whatever replies arrive) and adds Gaussian
+noise of standard deviation z * C / denominator to the average, z being the noise
+multiplier. Equivalently: noise of std z * C on the sum of clipped updates.
+
+The release happens even when no update arrives (a Poisson round may sample nobody):
+the mechanism the accountant analyses outputs "sum + noise" in every round, so an
+empty round releases noise alone. Keeping the model unchanged instead would reveal
+that nobody took part, an output the analysis does not cover.
 """
 
 from __future__ import annotations
@@ -25,28 +31,32 @@ def clip_update(update: Arrays, clipping_norm: float) -> Arrays:
     return {key: (value * scale).astype(value.dtype) for key, value in update.items()}
 
 
-def noise_std(noise_multiplier: float, clipping_norm: float, num_sampled: int) -> float:
-    """Standard deviation of the noise added to the average of `num_sampled` clipped updates."""
-    return noise_multiplier * clipping_norm / num_sampled
+def noise_std(noise_multiplier: float, clipping_norm: float, denominator: float) -> float:
+    """Standard deviation of the noise on the average of clipped updates with a fixed `denominator`."""
+    return noise_multiplier * clipping_norm / denominator
 
 
 def private_average(
     updates: Sequence[Arrays],
-    num_sampled: int,
+    like: Arrays,
+    denominator: float,
     clipping_norm: float,
     noise_multiplier: float,
     rng: np.random.Generator,
 ) -> Arrays:
-    """Clip each update, sum, divide by `num_sampled` (fixed denominator) and add Gaussian noise."""
-    if not updates:
-        raise ValueError("private_average needs at least one update")
-    std = noise_std(noise_multiplier, clipping_norm, num_sampled)
+    """Clip each update, sum, divide by `denominator` and add Gaussian noise; shaped like `like`.
+
+    `updates` may be empty: the result is then the noise alone.
+    """
+    if denominator <= 0:
+        raise ValueError(f"the denominator of a private average must be > 0, got {denominator}")
+    std = noise_std(noise_multiplier, clipping_norm, denominator)
     clipped = [clip_update(update, clipping_norm) for update in updates]
     averaged: Arrays = {}
-    for key, first in updates[0].items():
-        total = np.zeros(first.shape, dtype=np.float64)
+    for key, reference in like.items():
+        total = np.zeros(reference.shape, dtype=np.float64)
         for update in clipped:
             total += update[key]
-        noised = total / num_sampled + rng.normal(0.0, std, size=first.shape)
-        averaged[key] = noised.astype(first.dtype)
+        noised = total / denominator + rng.normal(0.0, std, size=reference.shape)
+        averaged[key] = noised.astype(reference.dtype)
     return averaged

@@ -138,6 +138,19 @@ def test_an_insecure_cli_connection_to_the_tls_superlink_says_why_it_fails(
     assert f"likely cause: the SuperLink at {address} serves TLS, but connection 'edge-insecure' is insecure" in message
 
 
+def test_seeded_dp_noise_is_refused_on_nodes_with_their_own_data(
+    cluster: LocalCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = _deploy_request(tmp_path, run_name="seeded", dp="server-fixed", dp_noise="seeded-insecure")
+    outcome = execute_on(request, CONNECTION, "deploy")
+    assert outcome.status != FINISHED_OK
+    assert (
+        "run-config key 'dp-noise' = 'seeded-insecure' is not allowed with nodes that train on their own data"
+        in capsys.readouterr().out
+    )
+    assert not (outcome.folder / "metrics.json").exists(), "refused before round 0"
+
+
 def test_a_node_killed_mid_run_fails_that_round_and_the_run_completes(cluster: LocalCluster, tmp_path: Path) -> None:
     request = _deploy_request(
         tmp_path, run_name="killed", round_timeout=20.0, fraction_evaluate=0.0, min_available_nodes=2, min_train_nodes=2

@@ -65,6 +65,7 @@ def test_fedprox_keeps_stragglers_and_client_side_dp_clips_and_accounts(
         assert record["stragglers"] == 1 and record["stragglers_dropped"] == 0
         assert record["max_received_update_norm"] <= 5.0 * (1 + 1e-5)
     assert 0 < rounds[0]["epsilon"] < rounds[1]["epsilon"]
+    assert rounds[0]["dp_expected_clients"] == 3.0 and rounds[0]["dp_clipping_norm"] == 5.0
 
 
 def test_fedsgd_sends_one_gradient_per_client(superlink: LocalSuperLink, tmp_path: Path) -> None:
@@ -73,13 +74,10 @@ def test_fedsgd_sends_one_gradient_per_client(superlink: LocalSuperLink, tmp_pat
         assert_weights_travel(record, TWO_NN_BYTES)
 
 
-def test_feddf_with_server_side_dp_reports_epsilon(superlink: LocalSuperLink, tmp_path: Path) -> None:
-    rounds = training_rounds(
-        superlink, tmp_path, strategy="feddf", dp="server-fixed", dp_clipping_norm=5.0, dp_noise_multiplier=0.01
-    )
+def test_feddf_sends_weights_both_ways(superlink: LocalSuperLink, tmp_path: Path) -> None:
+    rounds = training_rounds(superlink, tmp_path, strategy="feddf")
     for record in rounds:
         assert_weights_travel(record, TWO_NN_BYTES)
-    assert 0 < rounds[0]["epsilon"] < rounds[1]["epsilon"]
 
 
 def test_feddistill_clients_of_another_architecture_upload_only_soft_labels(

@@ -110,3 +110,17 @@ def test_when_one_strategy_distils_every_run_reserves_the_same_public_set(tmp_pa
     comparison = plan(_request(tmp_path, strategies="fedavg,feddistill"), APP_DIR)
     assert {r.request.config.public_set_size for r in comparison.runs} == {500}
     assert {b.config.public_set_size for b in comparison.baselines.values()} == {500}
+
+
+def test_the_dp_utility_preset_plans_private_runs_beside_a_non_private_one(tmp_path: Path) -> None:
+    request = _request(tmp_path, strategies=None, preset="dp-utility", rounds=None, nodes=None, seeds=None)
+    comparison = plan(request, APP_DIR)
+    assert len(comparison.runs) == 6 * 3 and sorted(comparison.baselines) == [0, 1, 2]
+    configs = {run.label: run.request.config for run in comparison.runs if run.seed == 0}
+    assert configs["non-private"].dp == "none"
+    assert [configs[f"z{z:g}"].dp_noise_multiplier for z in (0.5, 1, 2, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert configs["z1-adaptive"].dp == "server-adaptive" and configs["z1-adaptive"].dp_clipping_norm == 0.1
+    assert {(c.client_sampling, c.fraction_train, c.num_server_rounds) for c in configs.values()} == {
+        ("poisson", 0.1, 100)
+    }
+    assert comparison.runs[0].request.num_nodes == 500

@@ -26,6 +26,7 @@ SERVER_ONLY = (
     "fedapp.federation",
     "fedapp.nodes",
     "fedapp.distillation",
+    "fedapp.privacy",
     "strategies.dp",
     "strategies.accounting",
     "strategies.fedavg",

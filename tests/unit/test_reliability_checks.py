@@ -23,8 +23,9 @@ from sim.overrides import app_defaults
 from sim.run import RunRequest
 from strategies.accounting import RoundEvent
 from strategies.builtin import hooks_for
-from strategies.dp import DifferentialPrivacy
+from strategies.dp import DifferentialPrivacy, PrivacySettings
 from strategies.fedavg import FedAvg
+from strategies.sampling import FIXED, ClientSampler, seeded_sampling
 from strategies.validation import (
     DTYPE,
     MISSING,
@@ -109,12 +110,18 @@ def test_fault_injection_needs_its_environment_variable(monkeypatch: pytest.Monk
 # --- checkpoints -----------------------------------------------------------------
 
 
+def _adaptive_privacy() -> DifferentialPrivacy:
+    sampler = ClientSampler(FIXED, 0.5, 1, seeded_sampling(0))
+    return DifferentialPrivacy(PrivacySettings("server-adaptive", 1.0, 0.5, 1e-5), sampler)
+
+
 def test_strategy_state_survives_a_checkpoint(tmp_path: Path) -> None:
-    privacy = DifferentialPrivacy("server-fixed", 1.0, 0.5, 1e-5, seed=0)
+    privacy = _adaptive_privacy()
     strategy = FedAvg(server_momentum=0.9, privacy=privacy)
     strategy.optimizer.step({"w": np.zeros(3, dtype=np.float32)}, {"w": np.array([1, 2, 3], dtype=np.float32)})
-    privacy_event = RoundEvent(2, 4, 0.5)
+    privacy_event = RoundEvent.fixed(2, 4, 0.5)
     privacy.ledger.record(privacy_event)
+    privacy.clipping_norm = 0.7
     adam = FedAdam()
     adam.m_t, adam.v_t = {"w": np.ones(2)}, {"w": np.full(2, 0.5)}
     arrays = initial_arrays(config())
@@ -124,10 +131,11 @@ def test_strategy_state_survives_a_checkpoint(tmp_path: Path) -> None:
         path, Checkpoint(2, config().to_mapping(), arrays, state, [{"round": 0}, {"round": 1}, {"round": 2}], [10])
     )
     loaded = read_checkpoint(path)
-    restored = FedAvg(server_momentum=0.9, privacy=DifferentialPrivacy("server-fixed", 1.0, 0.5, 1e-5, seed=0))
+    restored = FedAvg(server_momentum=0.9, privacy=_adaptive_privacy())
     hooks_for(restored).load_state_dict(loaded.strategy_state["fedavg"])
     np.testing.assert_array_equal(restored.optimizer.velocity["w"], [1, 2, 3])
-    assert restored.privacy is not None and restored.privacy.ledger.events == [privacy_event]
+    assert restored.privacy is not None and restored.privacy.ledger.counts == {privacy_event: 1}
+    assert restored.privacy.clipping_norm == 0.7
     fresh_adam = FedAdam()
     hooks_for(fresh_adam).load_state_dict(loaded.strategy_state["fedadam"])
     np.testing.assert_array_equal(fresh_adam.v_t["w"], [0.5, 0.5])  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""Exact math of the strategies: FedSGD, FedProx, stragglers, DP, accounting, distillation.
+"""Exact math of the strategies: FedSGD, FedProx, stragglers, distillation (DP: `test_privacy.py`).
 
 The ClientApp handlers are called in-process (no Ray) so these tests run the real
 client code and the real strategies on real MNIST partitions in seconds.
@@ -6,31 +6,22 @@ client code and the real strategies on real MNIST partitions in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
-from flwr.serverapp import Grid
-from flwr.supercore.task_identity import TaskIdentity
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from fedapp.client_app import app as client_app
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, load_node_data
 from fedapp.models import build_model
 from fedapp.training import fit_soft_labels, full_batch_gradient
-from sim.overrides import app_defaults
-from strategies.accounting import RoundEvent, epsilon
 from strategies.aggregation import global_norm
 from strategies.arrays import to_numpy, to_record
-from strategies.dp import DifferentialPrivacy
 from strategies.fedavg import FedAvg
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
 from strategies.losses import distillation_loss, proximal_term, soft_labels
-from strategies.privacy import clip_update, noise_std, private_average
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
@@ -43,65 +34,7 @@ from strategies.protocol import (
 )
 from strategies.seeding import torch_generator
 from strategies.stragglers import choose_stragglers
-from tests.helpers import APP_DIR
-
-NUM_NODES = 3
-
-
-def run_config(**changes: Any) -> dict[str, Any]:
-    return {**app_defaults(APP_DIR), "model": "2nn", **{k.replace("_", "-"): v for k, v in changes.items()}}
-
-
-class FakeGrid(Grid):
-    """Just enough of a Grid for a strategy's configure step: a fixed list of node ids."""
-
-    def __init__(self, node_ids: list[int]) -> None:
-        self.node_ids = node_ids
-
-    def get_node_ids(self) -> Iterable[int]:
-        return list(self.node_ids)
-
-    def set_run(self, run: Any) -> None: ...
-    def run(self) -> Any: ...  # type: ignore[override]
-    def create_message(self, *args: Any, **kwargs: Any) -> Message: ...  # type: ignore[empty-body]
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]: ...  # type: ignore[empty-body]
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]: ...  # type: ignore[empty-body]
-    def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
-
-
-def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Message]:
-    """Deliver `messages` to the real ClientApp, node id i+1 being partition i."""
-    replies = []
-    for message in messages:
-        node_id = message.metadata.dst_node_id
-        monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
-        context = Context(
-            run_id=1,
-            node_id=node_id,
-            node_config={"partition-id": node_id - 1, "num-partitions": NUM_NODES},
-            state=RecordDict(),
-            run_config=config,
-        )
-        replies.append(client_app(message, context))
-    assert not any(reply.has_error() for reply in replies), [r.error for r in replies if r.has_error()]
-    return replies
-
-
-def play_round(
-    strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrays: ArrayRecord
-) -> tuple[list[Message], ArrayRecord]:
-    train_config = ConfigRecord(
-        {SERVER_ROUND: 1, LEARNING_RATE: float(config["learning-rate"]), LOCAL_EPOCHS: int(config["local-epochs"])}
-    )
-    messages = list(strategy.configure_train(1, arrays, train_config, FakeGrid(list(range(1, NUM_NODES + 1)))))
-    replies = answer(messages, config, monkeypatch)
-    new_arrays, _ = strategy.aggregate_train(1, replies)
-    return messages, new_arrays
-
-
-def initial() -> ArrayRecord:
-    return ArrayRecord(build_model("2nn", (1, 28, 28), 10, seed=0).state_dict())
-
+from tests.helpers import NUM_NODES, FakeGrid, answer, initial, play_round, run_config
 
 # --- FedSGD --------------------------------------------------------------------
 
@@ -225,62 +158,6 @@ def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(
     assert strategy.round_metrics() == {"stragglers": 2.0, "stragglers_dropped": 0.0 if kept else 2.0}
 
 
-# --- Differential privacy ------------------------------------------------------
-
-
-def test_clip_update_bounds_the_norm_and_keeps_small_updates() -> None:
-    big = {"a": np.full((10,), 3.0, dtype=np.float32), "b": np.full((3, 3), -2.0, dtype=np.float32)}
-    clipped = clip_update(big, 1.5)
-    assert global_norm(clipped) == pytest.approx(1.5, rel=1e-6)
-    np.testing.assert_allclose(clipped["a"] / big["a"], clipped["b"][0, 0] / big["b"][0, 0], rtol=1e-6)
-    small = {"a": np.array([0.1, 0.2])}
-    assert clip_update(small, 1.5) is small
-
-
-def test_private_average_clips_every_update_and_uses_a_fixed_denominator() -> None:
-    updates = [{"w": np.full(4, 10.0 * (i + 1))} for i in range(3)]
-    average = private_average(
-        updates, num_sampled=5, clipping_norm=1.0, noise_multiplier=0.0, rng=np.random.default_rng(0)
-    )
-    np.testing.assert_allclose(average["w"], np.full(4, 3 * 0.5 / 5))
-
-
-def test_noise_std_matches_multiplier_times_norm_over_sampled_clients() -> None:
-    zero = [{"w": np.zeros(400_000)} for _ in range(4)]
-    average = private_average(
-        zero, num_sampled=8, clipping_norm=2.0, noise_multiplier=1.3, rng=np.random.default_rng(0)
-    )
-    expected = noise_std(1.3, 2.0, 8)
-    assert expected == pytest.approx(0.325)
-    assert np.std(average["w"]) == pytest.approx(expected, rel=0.01)
-    assert abs(np.mean(average["w"])) < 3 * expected / np.sqrt(400_000)
-
-
-def test_client_side_clipping_clips_every_update_on_the_client(
-    message_identity: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = run_config(dp="client-fixed", learning_rate=0.1)
-    start = to_numpy(initial())
-    train_config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1, "clipping_norm": 0.25})
-    messages = [
-        Message(RecordDict({ARRAYS: initial(), CONFIG: train_config}), dst_node_id=n, message_type=MessageType.TRAIN)
-        for n in (1, 2, 3)
-    ]
-    for reply in answer(messages, config, monkeypatch):
-        update = {k: v - start[k] for k, v in to_numpy(reply.content[ARRAYS]).items()}
-        assert global_norm(update) <= 0.25 * (1 + 1e-5)
-
-
-def test_epsilon_grows_with_rounds_and_shrinks_with_noise() -> None:
-    def eps(rounds: int, z: float, sampled: int = 10) -> float:
-        return epsilon([RoundEvent(sampled, 10, z)] * rounds, delta=1e-5)
-
-    assert eps(1, 1.0) < eps(5, 1.0) < eps(20, 1.0)
-    assert eps(10, 4.0) < eps(10, 2.0) < eps(10, 1.0)
-    assert eps(10, 1.0, sampled=2) < eps(10, 1.0, sampled=10), "subsampling amplifies privacy"
-    assert epsilon([RoundEvent(10, 10, 0.0)], 1e-5) == float("inf")
-
-
 # --- Distillation --------------------------------------------------------------
 
 
@@ -302,35 +179,6 @@ def test_distillation_loss_is_zero_at_the_teacher_and_fitting_lowers_it() -> Non
         generator=torch_generator(0),
     )
     assert distillation_loss(model(features), teacher, 2.0).item() < 0.5 * before
-
-
-def test_state_of_private_strategy_records_epsilon(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = run_config(dp="server-fixed")
-    strategy = FedAvg(
-        privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1
-    )
-    play_round(strategy, config, monkeypatch, initial())
-    first = strategy.round_metrics()["epsilon"]
-    play_round(strategy, config, monkeypatch, initial())
-    assert 0 < first < strategy.round_metrics()["epsilon"] < float("inf")
-    assert strategy.round_metrics()["dp_noise_std"] == pytest.approx(1.0 / NUM_NODES)
-
-
-def test_private_round_that_aggregates_nothing_reports_the_unchanged_epsilon(
-    message_identity: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = run_config(dp="server-fixed")
-    strategy = FedAvg(
-        privacy=DifferentialPrivacy("server-fixed", 1.0, 1.0, 1e-5, seed=0), min_train_nodes=1, min_available_nodes=1
-    )
-    play_round(strategy, config, monkeypatch, initial())
-    spent = strategy.round_metrics()["epsilon"]
-    strategy.configure_train(
-        2, initial(), ConfigRecord({SERVER_ROUND: 2, LOCAL_EPOCHS: 1}), FakeGrid(list(range(1, NUM_NODES + 1)))
-    )
-    assert strategy.aggregate_train(2, []) == (None, None)
-    assert strategy.round_metrics()["epsilon"] == spent
-    assert strategy.skipped_round_metrics() == {"epsilon": spent}
 
 
 def test_uploads_of_soft_labels_are_tiny_next_to_weights() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+from sim.report import MISSING, plot_privacy_utility, privacy_table
 from sim.summary import (
     COLUMNS,
     RunResult,
@@ -81,3 +83,29 @@ def test_summary_of_a_strategy_that_never_reaches_the_target_or_always_fails() -
     assert never["final_accuracy_std"] is None
     failed = summarize("broken", [RunResult("broken", 0, "failed: no such run", [], 0.0, "runs/broken-0")], target=0.9)
     assert (failed["runs"], failed["failed"], failed["final_accuracy_mean"], failed["total_mb"]) == (1, 1, None, None)
+
+
+def test_private_runs_get_a_table_and_a_figure_of_accuracy_against_epsilon(tmp_path: Path) -> None:
+    def private(label: str, seed: int, accuracy: float, spent: float) -> RunResult:
+        run = result(label, seed, [accuracy - 0.1, accuracy])
+        for record in run.rounds[1:]:
+            record["epsilon"] = spent
+        return run
+
+    settings = {
+        "plain": {"dp": "none"},
+        "z1": {"dp": "server-fixed", "dp-noise-multiplier": 1.0, "dp-delta": 1e-5, "client-sampling": "poisson"},
+        "z2": {"dp": "server-fixed", "dp-noise-multiplier": 2.0, "dp-delta": 1e-5, "client-sampling": "fixed"},
+    }
+    rows = [
+        summarize("plain", [result("plain", seed, [0.9]) for seed in (0, 1)], 0.8),
+        summarize("z1", [private("z1", seed, 0.85 + seed / 100, 7.9039) for seed in (0, 1)], 0.8),
+        summarize("z2", [private("z2", seed, 0.8, 83.94) for seed in (0, 1)], 0.8),
+    ]
+    assert rows[1]["final_epsilon_mean"] == 7.9039 and rows[0]["final_epsilon_mean"] is None
+    table = privacy_table(rows, settings)
+    assert f"| plain | {MISSING} | not private | {MISSING} | {MISSING} | 0.9000 ± 0.0000 |" in table
+    assert "| z1 | 1.0 | 7.90 | 1e-05 | add-or-remove-one | 0.8550 ± 0.0071 |" in table
+    assert "| z2 | 2.0 | 83.94 | 1e-05 | replace-one |" in table
+    plot_privacy_utility(rows, settings, tmp_path / "privacy.png", "test")
+    assert (tmp_path / "privacy.png").stat().st_size > 10_000
