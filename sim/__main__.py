@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     overhead.add_argument(
         "--sections", help="comma-separated subset of cohorts,overhead,scale,report,gpu (default: all, or --quick's)"
     )
+    overhead.add_argument("--rounds", type=int, help="rounds of every run (default: 10, or 3 with --quick)")
     overhead.add_argument("--out", type=Path, help="a new JSON file for the figures (default: ./bench-<time>.json)")
     overhead.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
             from sim.bench import bench_command as overhead_command  # noqa: PLC0415
 
             sections = tuple(args.sections.split(",")) if args.sections else None
-            return overhead_command(args.app.resolve(), args.quick, args.out, sections)
+            return overhead_command(args.app.resolve(), args.quick, args.out, sections, args.rounds)
         if args.command == "bench-plot":
             from sim.bench_plot import plot_command  # noqa: PLC0415
 

@@ -153,9 +153,22 @@ def memory_figure(name: str, measured: Measurement, floor: Measurement, target: 
     )
 
 
-def bench_command(app_dir: Path, quick: bool, out: Path | None, sections: tuple[str, ...] | None = None) -> int:
-    """Run the chosen sections, print one line per figure, write them all to `out`; return the exit code."""
-    rounds = QUICK_ROUNDS if quick else FULL_ROUNDS
+def bench_command(
+    app_dir: Path,
+    quick: bool,
+    out: Path | None,
+    sections: tuple[str, ...] | None = None,
+    rounds: int | None = None,
+) -> int:
+    """Run the chosen sections, print one line per figure, write them all to `out`; return the exit code.
+
+    `rounds` overrides the number of rounds of every run but the 100,000-node report
+    (default: 10, or 3 with `quick`); the steady state needs at least 3.
+    """
+    if rounds is not None and rounds < 3:
+        raise ValueError(f"--rounds {rounds} is not allowed; allowed: 3 or more (the steady state is rounds 2..N)")
+    requested_rounds = rounds
+    rounds = rounds or (QUICK_ROUNDS if quick else FULL_ROUNDS)
     chosen = sections or (QUICK_SECTIONS if quick else SECTIONS)
     unknown = [section for section in chosen if section not in SECTIONS]
     if unknown:
@@ -184,7 +197,8 @@ def bench_command(app_dir: Path, quick: bool, out: Path | None, sections: tuple[
         print(figure.line(), flush=True)
     report = {
         "command": f"python -m sim bench{' --quick' if quick else ''}"
-        + (f" --sections {','.join(sections)}" if sections else ""),
+        + (f" --sections {','.join(sections)}" if sections else "")
+        + (f" --rounds {requested_rounds}" if requested_rounds else ""),
         "app": {"folder": str(app_dir), "commit": app_commit(app_dir)},
         "rounds": rounds,
         "sections": list(chosen),
