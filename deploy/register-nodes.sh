@@ -9,9 +9,9 @@ Usage: deploy/register-nodes.sh --connection NAME KEY.pub...
 
 Register each public key with the SuperLink behind the flwr connection NAME (see
 add-connection.sh) and print the node id Flower gives it. A key registered before
-is reported and left as it is. To revoke a node later:
+is reported and left as it is. To revoke a node later, with the node id printed here
+(`flwr supernode list NAME` lists ids and status, not names):
 
-  flwr supernode list NAME                 # find its node id
   flwr supernode unregister NODE_ID NAME   # it is refused from then on
 
 Example:

@@ -31,6 +31,7 @@ import httpx
 import psutil
 
 REQUIRED_FLAGS = ("--simulation", "--disable-runtime-dependency-installation")
+LOCAL_RAY = "local"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
@@ -65,6 +66,16 @@ def flwr_environment() -> dict[str, str]:
         "FLWR_DISABLE_UPDATE_CHECK": "1",
         "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
     }
+
+
+def superlink_environment(ray_address: str | None) -> dict[str, str]:
+    """The simulation SuperLink's environment: Flower's, with `RAY_ADDRESS` naming its runs' Ray cluster.
+
+    Without a cluster address it is Ray's `local`, so every run starts a Ray of its own:
+    `ray.init()` without an address would otherwise attach to a cluster that `ray start`
+    runs on this machine (Ray finds it through `ray_current_cluster` in its temp folder).
+    """
+    return {**flwr_environment(), "RAY_ADDRESS": ray_address or LOCAL_RAY}
 
 
 def flower_version() -> str:
@@ -168,10 +179,7 @@ class LocalSuperLink:
     def _start(self, app_dir: Path, ray_address: str | None) -> None:
         """Launch a detached SuperLink in its own session and wait until it answers."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        environment = flwr_environment()
-        environment.pop("RAY_ADDRESS", None)
-        if ray_address:
-            environment["RAY_ADDRESS"] = ray_address
+        environment = superlink_environment(ray_address)
         command = [
             venv_executable("flower-superlink"),
             "--insecure",
@@ -248,6 +256,8 @@ def _unsuitable(proc: psutil.Process, ray_address: str | None) -> str | None:
     try:
         current = proc.environ().get("RAY_ADDRESS")
     except psutil.AccessDenied:
+        current = None
+    if current == LOCAL_RAY:
         current = None
     if (current or None) != (ray_address or None):
         return (

@@ -1,4 +1,5 @@
-"""The local simulation SuperLink `python -m sim` manages: reused only when it runs this Flower version."""
+"""The local simulation SuperLink `python -m sim` manages: reused only when it runs this Flower version,
+and its runs use the Ray cluster asked for or one of their own."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ray._private.services import canonicalize_bootstrap_address
 
 import sim.superlink as superlink_module
-from sim.superlink import LocalSuperLink
+from sim.superlink import LocalSuperLink, superlink_environment
 from tests.helpers import APP_DIR
 
 
@@ -37,3 +39,20 @@ def test_a_superlink_started_with_another_flower_version_is_restarted_not_reused
     link.version_file.write_text(f"{running.pid} 1.41.0")
     calls.clear()
     assert link.ensure_running(APP_DIR, None) is False and calls == []
+
+
+def test_without_a_cluster_address_every_run_starts_a_ray_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")  # a stray address in the user's shell must not leak in
+    environment = superlink_environment(None)
+    assert environment["RAY_ADDRESS"] == "local"
+    # Ray reads "local" as "start a new local instance", even when `ray start` runs a cluster on this
+    # machine (which `ray.init()` without an address would attach to).
+    monkeypatch.setenv("RAY_ADDRESS", environment["RAY_ADDRESS"])
+    assert canonicalize_bootstrap_address(None) is None
+
+
+def test_a_cluster_address_reaches_the_superlinks_simulations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    environment = superlink_environment("127.0.0.1:6379")
+    assert environment["RAY_ADDRESS"] == "127.0.0.1:6379"
+    assert environment["FLWR_TELEMETRY_ENABLED"] == "0"
