@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sim.bench import TARGETS, Figure, Measurement, _Bench, cohort_figures, ratio_figure, steady_state
+from sim.bench import TARGETS, Figure, Measurement, _Bench, bench_command, cohort_figures, ratio_figure, steady_state
 from sim.bench_plot import cohort_series, plot_cohorts
 
 
@@ -82,3 +82,9 @@ def test_without_cuda_the_gpu_section_says_so_and_adds_no_figure(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert _Bench(tmp_path, tmp_path, rounds=1).gpu_section() == []
     assert "GPU section skipped: no CUDA device" in capsys.readouterr().out
+
+
+def test_fewer_than_three_rounds_are_refused_before_any_run(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^--rounds 2 is not allowed; allowed: 3 or more"):
+        bench_command(tmp_path, False, tmp_path / "bench.json", ("cohorts",), rounds=2)
+    assert list(tmp_path.iterdir()) == []
