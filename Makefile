@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint stop clean
+.PHONY: demo test test-fast lint stop tracking clean
 
 demo: $(STAMP)
 	$(PY) -m sim run
@@ -26,11 +26,15 @@ lint: $(STAMP)
 stop: $(STAMP)
 	$(PY) -m sim stop
 
+# The optional experiment-tracking packages (TensorBoard, MLflow), for a .venv made otherwise.
+tracking: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[tracking]"
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,tracking]"
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs mlflow.db mlartifacts .pytest_cache

@@ -3,14 +3,16 @@
 For trying edge deployment on one machine (or copying to real devices): node `i` of
 `N` gets exactly partition `i` of `N` that a simulation with the same run config
 (`dataset`, `partitioner`, `seed`, ...) would give it, written as a local dataset that
-a SuperNode started with `--node-config 'data-path="<out>/node-<i>"'` trains on.
+a SuperNode started with `--node-config 'data-path="<out>/node-<i>"'` trains on, under
+the column names the run reads (images as PNG in parquet or an image folder, table
+rows as parquet).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fedapp.data import DataSpec, partition_arrays
+from fedapp.data import DataSpec, load_source, partition_arrays
 from fedapp.data.local import write_local_dataset
 from sim.flwr_cli import echo
 from sim.overrides import parse_overrides, validated_config
@@ -27,10 +29,13 @@ def write_node_data(app_dir: Path, out: Path, nodes: int, layout: str, override_
         raise ValueError(f"--nodes = {nodes} is not allowed; allowed: an integer >= 1")
     config = validated_config(app_dir, parse_overrides(override_texts))
     spec = DataSpec.from_config(config)
+    source = load_source(spec.dataset)
     folders = []
     for index in range(nodes):
-        images, labels = partition_arrays(spec, index, nodes)
-        folder = write_local_dataset(node_folder(out.absolute(), index), images, labels, layout)
+        features, labels = partition_arrays(spec, index, nodes)
+        folder = write_local_dataset(
+            node_folder(out.absolute(), index), features, labels, layout, source.input_names, source.label_name
+        )
         echo(f"node {index}: {len(labels)} samples in {folder}")
         folders.append(folder)
     return folders

@@ -3,8 +3,9 @@
 `checkpoint.pt` is rewritten atomically after each round (a crash mid-write leaves
 the previous round's). It holds the round just completed, the run config, the global
 arrays, the strategy's state between rounds (`strategies/hooks.py` `state_dict`: server momentum,
-DP ledger, distillation consensus, FedOpt moments), the metrics records so far and
-how the nodes shared the dataset (`partition_counts`).
+DP ledger, distillation consensus, FedOpt moments), the metrics records so far, how
+the nodes shared the dataset (`partition_counts`) and the tracked runs it logs to
+(`tracking`: TensorBoard's log folder, MLflow's run), so a resumed run continues them.
 Every random choice of a run is derived from (seed, round, ...) (`seeding.py`), so no
 RNG state needs saving: a run resumed after round k makes the draws an uninterrupted
 run makes from round k + 1 on.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ MAY_CHANGE_ON_RESUME = (
     "resume-from",
     "round-timeout",
     "fault-injection",
+    "tracking",
+    "tracking-uri",
+    "tracking-experiment",
 )
 
 
@@ -55,6 +59,7 @@ class Checkpoint:
     strategy_state: dict[str, Any]
     rounds: list[dict[str, Any]]
     partition_counts: list[int] | None = None
+    tracking: dict[str, Any] = field(default_factory=dict)
 
 
 def atomic_torch_save(path: Path, document: Any) -> None:
@@ -72,6 +77,7 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint, rounds_json: str | None
         "strategy": _to_tensors(checkpoint.strategy_state),
         "rounds": json.dumps(checkpoint.rounds) if rounds_json is None else rounds_json,
         "partition_counts": json.dumps(checkpoint.partition_counts),
+        "tracking": json.dumps(checkpoint.tracking),
     }
     atomic_torch_save(path, document)
 
@@ -95,6 +101,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
             strategy_state=_to_arrays(document["strategy"]),
             rounds=json.loads(document["rounds"]),
             partition_counts=json.loads(document.get("partition_counts", "null")),
+            tracking=json.loads(document.get("tracking", "{}")),
         )
     except (RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"{path} is corrupt or truncated ({type(error).__name__}: {str(error)[:200]})") from error

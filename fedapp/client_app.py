@@ -8,11 +8,23 @@ simulation actors serve many nodes and rounds. Every message first passes
 `receive_broadcast` (arrays shared by reference in simulation, `broadcast.py`); a
 train message may ask the node to evaluate the weights it brings before training
 (`evaluate_received`, `federated-evaluation = "with-train"`).
+
+In federated distillation (FD, FedMD) a node keeps its own model for the whole run in
+its Flower `Context.state` (`LOCAL_MODEL`), which Flower keeps per run and node in
+simulation and in deployment; a new run (a resumed one too) starts from the node's
+initial model. After its round the node reports its model's accuracy on its validation
+split and, when it holds a share of the run's dataset (simulation and demos, which
+can load the run's held-out test set as the server does), on that test set; a node
+with its own data (`data-path`) has no such test set and reports validation only.
+
+What a node keeps between rounds for SCAFFOLD, FedBN and Ditto is on its disk
+(`node_state.py`), so that it survives a resumed run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,29 +39,85 @@ from torch import nn
 
 from fedapp.broadcast import receive_broadcast
 from fedapp.config import RunConfig, refuse_seeded_noise
-from fedapp.data import DataSpec, NodeData, dataset_shape, load_local_node_data, load_node_data, load_public_features
+from fedapp.data import (
+    DataError,
+    DataSpec,
+    LabelledSplit,
+    NodeData,
+    SourceSpec,
+    data_source,
+    load_local_node_data,
+    load_node_data,
+    load_public_split,
+    load_test_split,
+    run_schema,
+)
+from fedapp.data.images import augmentation
 from fedapp.device import compute_device
+from fedapp.evaluation import run_model
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
-from fedapp.models import build_model
-from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
-from fedapp.training import evaluate, fit_soft_labels, full_batch_gradient, predict_soft_labels, train_sgd
-from strategies.arrays import reply_arrays, to_record
+from fedapp.models import batch_norm_keys, build_model
+from fedapp.node_state import NodeStateStore
+from fedapp.protocol import (
+    EVALUATE_RECEIVED,
+    EVALUATION,
+    EVALUATION_KEYS,
+    LOCAL_MODEL,
+    NODE,
+    NODE_KEY,
+    NODE_MODEL,
+    NODE_PARTITIONS,
+    PERSONAL_STATE,
+)
+from fedapp.training import (
+    Augment,
+    ExtraLoss,
+    LabelLogitSums,
+    LogitObserver,
+    TrainResult,
+    evaluate,
+    fit_logits,
+    full_batch_gradient,
+    predict_logits,
+    train_ditto,
+    train_scaffold,
+    train_sgd,
+)
+from strategies.arrays import reply_arrays, to_numpy, to_record
+from strategies.consensus import alignment_subset
+from strategies.label_logits import label_means
+from strategies.losses import label_distillation_term
+from strategies.personalization import personal_arrays
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     CONSENSUS,
-    EVAL_ACCURACY,
-    EVAL_LOSS,
+    CONSENSUS_ROUND,
+    CONTROL_VARIATE,
+    DITTO_LAMBDA,
+    HAS_TEACHER,
+    LABEL_COUNTS,
+    LABEL_LOGITS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    LOCAL_STEPS,
     METRICS,
     NUM_EXAMPLES,
+    PERSONAL_ACCURACY,
+    PERSONAL_LOSS,
+    PERSONAL_TRAIN_LOSS,
     PROXIMAL_MU,
+    PUBLIC_LOGITS,
     SERVER_ROUND,
-    SOFT_LABELS,
+    TEACHER,
+    TEST_ACCURACY,
+    TEST_LOSS,
     TRAIN_LOSS,
+    VALIDATION_ACCURACY,
 )
 from strategies.seeding import torch_generator
+
+Weights = ArrayRecord | Mapping[str, torch.Tensor]
 
 app = ClientApp(mods=[receive_broadcast])
 
@@ -110,34 +178,83 @@ class Node:
     def data(self) -> NodeData:
         """This node's train and validation splits."""
         if self.data_path is not None:
-            _, num_classes = dataset_shape(self.config.dataset)
+            source = data_source(self.config)
+            if not isinstance(source, SourceSpec):
+                raise DataError("dataset 'synthetic' is generated, not read: a node with a data-path needs another")
             return load_local_node_data(
-                self.data_path, self.config.validation_fraction, self.config.seed, self.key, num_classes
+                self.data_path,
+                source,
+                run_schema(self.config),
+                self.config.validation_fraction,
+                self.config.seed,
+                self.key,
             )
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
 
-    def public_features(self) -> torch.Tensor:
-        """The unlabelled public set shared with the server (federated distillation)."""
-        return load_public_features(DataSpec.from_config(self.config))
+    def augmentation(self) -> Augment | None:
+        """The training-batch augmentation `augment` asks for (None for "none")."""
+        return augmentation(self.config.augment, run_schema(self.config).input_shape)
 
-    def model(self, arrays: ArrayRecord | None = None) -> nn.Module:
-        """This node's architecture holding `arrays` (or its seeded initial weights)."""
-        shape, num_classes = dataset_shape(self.config.dataset)
+    def public_split(self) -> LabelledSplit:
+        """The public set shared with the server (FedMD), with the labels its transfer learning uses."""
+        return load_public_split(DataSpec.from_config(self.config))
+
+    def test_split(self) -> LabelledSplit | None:
+        """The run's held-out test set, for a node holding a share of the run's dataset; None for own data."""
+        return load_test_split(data_source(self.config)) if self.data_path is None else None
+
+    def model(self, arrays: Weights | None = None, role: str = "global") -> nn.Module:
+        """This node's architecture holding `arrays` (or its seeded initial weights).
+
+        Models holding arrays are reused per process, one per `role`: a handler that needs
+        two models at once (Ditto's global copy and personal model) gives them different roles.
+        """
+        schema = run_schema(self.config)
         if arrays is None:
-            return build_model(self.architecture, shape, num_classes, self.config.seed)
-        model = _model_instance(self.architecture, shape, num_classes, self.config.seed)
-        model.load_state_dict(_state_dict(arrays))
+            return run_model(self.config, schema, self.architecture)
+        model = _model_instance(
+            self.architecture,
+            schema.input_shape,
+            schema.num_outputs,
+            self.config.seed,
+            self.config.hidden_layer_sizes,
+            role,
+        )
+        model.load_state_dict(_state_dict(arrays) if isinstance(arrays, ArrayRecord) else dict(arrays))
         return model
 
     def generator(self, purpose: str, server_round: int) -> torch.Generator:
         """The random stream for `purpose` in `server_round` on this node (same in every run)."""
         return torch_generator(self.config.seed, purpose, server_round, self.key)
 
+    def state(self, instructions: ConfigRecord) -> NodeStateStore:
+        """Where this node keeps its state for the scope and round a message names."""
+        return NodeStateStore.for_message(instructions, self.key)
+
+    def sgd_settings(self, instructions: ConfigRecord) -> dict[str, Any]:
+        """The local SGD settings of a train message: epochs, batch, learning rate, data order, momentum."""
+        return {
+            "epochs": int(instructions[LOCAL_EPOCHS]),
+            "batch_size": self.config.batch_size,
+            "learning_rate": float(instructions[LEARNING_RATE]),
+            "generator": self.generator("train", int(instructions[SERVER_ROUND])),
+            "momentum": self.config.client_momentum,
+            "device": compute_device(),
+            "augment": self.augmentation(),
+        }
+
 
 @lru_cache(maxsize=8)
-def _model_instance(name: str, shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """One model object per architecture and process, reloaded with each message's weights."""
-    return build_model(name, shape, num_classes, seed)
+def _model_instance(
+    name: str,
+    shape: tuple[int, ...],
+    num_outputs: int,
+    seed: int,
+    hidden_sizes: tuple[int, ...],
+    role: str,  # noqa: ARG001 (part of the cache key: one instance per role)
+) -> nn.Module:
+    """One model object per architecture, role and process, reloaded with each message's weights."""
+    return build_model(name, shape, num_outputs, seed, hidden_sizes)
 
 
 @lru_cache(maxsize=4)
@@ -211,22 +328,24 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
 def evaluate_received(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """If the server asks (`federated-evaluation = "with-train"`), evaluate the received weights before training.
 
-    The weights a train message brings are the previous round's global model; their
-    loss and accuracy on this node's validation split go back under `EVALUATION`,
-    beside the training result, so one exchange serves both. Evaluation changes no
-    weight and draws no random number, so training is exactly as without it.
+    The weights a train message brings are the previous round's global model; its
+    means on this node's validation split go back under `EVALUATION`, beside the
+    training result, so one exchange serves both. Evaluation changes no weight and
+    draws no random number, so training is exactly as without it.
     """
     if not message.content[CONFIG].get(EVALUATE_RECEIVED, False):
         return call_next(message, context)
     node = Node.from_context(context)
-    validation = node.data().validation
-    loss, accuracy = evaluate(node.model(message.content[ARRAYS]), validation, compute_device())
+    metrics = _evaluation_metrics(node, node.model(message.content[ARRAYS]))
     reply = call_next(message, context)
     if not reply.has_error():
-        reply.content[EVALUATION] = ConfigRecord(
-            {NUM_EXAMPLES: len(validation), EVAL_LOSS: loss, EVAL_ACCURACY: accuracy}
-        )
+        reply.content[EVALUATION] = ConfigRecord(dict(metrics))
     return reply
+
+
+def _train_metrics(result: TrainResult, **extra: float) -> MetricRecord:
+    """What every local training reports: examples, mean loss and the steps it ran (FedNova needs them)."""
+    return MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, LOCAL_STEPS: result.steps, **extra})
 
 
 @app.train(mods=[evaluate_received, inject_faults, clip_if_requested])
@@ -240,18 +359,87 @@ def train(message: Message, context: Context) -> Message:
     refuse_seeded_noise(node.config, own_data_nodes=node.partitions == 0)
     instructions = message.content[CONFIG]
     model = node.model(message.content[ARRAYS])
-    server_round = int(instructions[SERVER_ROUND])
-    result = train_sgd(
+    result = _train_private(node, model, instructions, int(instructions[SERVER_ROUND]))
+    return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: _train_metrics(result)})
+
+
+@dataclass(frozen=True)
+class StatefulRequest:
+    """A message to a node that keeps state between rounds (SCAFFOLD, FedBN, Ditto), unpacked."""
+
+    node: Node
+    instructions: ConfigRecord
+    state: NodeStateStore
+    received: dict[str, torch.Tensor]
+
+    @classmethod
+    def unpack(cls, message: Message, context: Context) -> StatefulRequest:
+        """The node, the message's instructions, the node's state they point to, and the global weights."""
+        node = Node.from_context(context)
+        instructions = message.content[CONFIG]
+        return cls(node, instructions, node.state(instructions), message.content[ARRAYS].to_torch_state_dict())
+
+    @property
+    def server_round(self) -> int:
+        return int(self.instructions[SERVER_ROUND])
+
+    def personal_arrays(self) -> dict[str, torch.Tensor]:
+        """The node's own model: the global weights with the arrays it keeps (if any yet) in their place."""
+        return personal_arrays(self.received, self.state.load(PERSONAL_STATE))
+
+
+@app.train("scaffold", mods=[evaluate_received, inject_faults])
+def train_with_control_variates(message: Message, context: Context) -> Message:
+    """SCAFFOLD: corrected local SGD; reply with the new weights and the change of this node's c_i."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    server_control = message.content[CONTROL_VARIATE].to_torch_state_dict()
+    client_control = request.state.load(CONTROL_VARIATE) or {k: torch.zeros_like(c) for k, c in server_control.items()}
+    result, updated = train_scaffold(
         model,
-        node.data().train,
-        epochs=int(instructions[LOCAL_EPOCHS]),
-        batch_size=node.config.batch_size,
-        learning_rate=float(instructions[LEARNING_RATE]),
-        generator=node.generator("train", server_round),
-        proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
-        device=compute_device(),
+        request.node.data().train,
+        server_control=server_control,
+        client_control=client_control,
+        **request.node.sgd_settings(request.instructions),
     )
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
+    request.state.save(CONTROL_VARIATE, request.server_round, updated)
+    delta = {key: updated[key] - client_control[key] for key in updated}
+    return _reply(
+        message,
+        **{
+            ARRAYS: ArrayRecord(_cpu_state(model)),
+            CONTROL_VARIATE: ArrayRecord(delta),
+            METRICS: _train_metrics(result),
+        },
+    )
+
+
+@app.train("fedbn", mods=[inject_faults])
+def train_with_local_batch_norm(message: Message, context: Context) -> Message:
+    """FedBN: local SGD of the global weights with this node's own BatchNorm layers, which it keeps."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.personal_arrays())
+    result = train_sgd(model, request.node.data().train, **request.node.sgd_settings(request.instructions))
+    weights = _cpu_state(model)
+    request.state.save(PERSONAL_STATE, request.server_round, {key: weights[key] for key in batch_norm_keys(model)})
+    return _reply(message, **{ARRAYS: ArrayRecord(weights), METRICS: _train_metrics(result)})
+
+
+@app.train("ditto", mods=[inject_faults])
+def train_with_personal_model(message: Message, context: Context) -> Message:
+    """Ditto: local SGD of the global weights and, on the same batches, of this node's personal model."""
+    request = StatefulRequest.unpack(message, context)
+    model = request.node.model(request.received)
+    personal = request.node.model(request.personal_arrays(), role="personal")
+    result, personal_loss = train_ditto(
+        model,
+        personal,
+        request.node.data().train,
+        lam=float(request.instructions[DITTO_LAMBDA]),
+        **request.node.sgd_settings(request.instructions),
+    )
+    request.state.save(PERSONAL_STATE, request.server_round, _cpu_state(personal))
+    metrics = _train_metrics(result, **{PERSONAL_TRAIN_LOSS: personal_loss})
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
@@ -272,40 +460,129 @@ def gradient(message: Message, context: Context) -> Message:
 
 @app.train("distill", mods=[inject_faults])
 def distill(message: Message, context: Context) -> Message:
-    """Federated distillation: digest the consensus, train privately, reply with soft labels."""
+    """FedMD: digest the consensus, revisit the private data, reply with logits on this round's public subset."""
     node = Node.from_context(context)
+    config = node.config
     instructions = message.content[CONFIG]
     server_round = int(instructions[SERVER_ROUND])
-    own = message.content[ARRAYS] if ARRAYS in message.content else context.state.get(LOCAL_MODEL)
-    model = node.model(own)
-    public = node.public_features()
+    public = node.public_split()
     device = compute_device()
-    if CONSENSUS in message.content and node.config.digest_epochs > 0:
-        consensus = message.content[CONSENSUS].to_torch_state_dict()[SOFT_LABELS]
-        fit_soft_labels(
+    model = _fedmd_model(node, message, context, public, server_round)
+    if CONSENSUS in message.content and config.digest_epochs > 0:
+        samples = alignment_subset(
+            len(public), config.public_samples_per_round, config.seed, int(instructions[CONSENSUS_ROUND])
+        )
+        consensus = to_numpy(message.content[CONSENSUS])[PUBLIC_LOGITS]
+        fit_logits(
             model,
-            public,
-            consensus,
-            epochs=node.config.digest_epochs,
-            batch_size=node.config.batch_size,
-            learning_rate=node.config.distill_learning_rate,
-            temperature=node.config.distill_temperature,
+            public.features[torch.from_numpy(samples)],
+            torch.tensor(consensus),
+            epochs=config.digest_epochs,
+            batch_size=config.digest_batch_size,
+            learning_rate=config.distill_learning_rate,
             generator=node.generator("digest", server_round),
             device=device,
         )
-    result = train_sgd(
+    result = _train_private(node, model, instructions, server_round)
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    samples = alignment_subset(len(public), config.public_samples_per_round, config.seed, server_round)
+    logits = predict_logits(model, public.features[torch.from_numpy(samples)], device)
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
+    return _reply(message, **{ARRAYS: ArrayRecord({PUBLIC_LOGITS: logits}), METRICS: metrics})
+
+
+def _fedmd_model(node: Node, message: Message, context: Context, public: LabelledSplit, server_round: int) -> nn.Module:
+    """The party's model: the server's weights if pushed, else its own, else a fresh one after transfer learning."""
+    if ARRAYS in message.content:
+        return node.model(message.content[ARRAYS])
+    if LOCAL_MODEL in context.state:
+        return node.model(context.state[LOCAL_MODEL])
+    model = node.model()
+    train_sgd(
+        model,
+        public,
+        epochs=node.config.transfer_epochs,
+        batch_size=node.config.batch_size,
+        learning_rate=node.config.learning_rate,
+        generator=node.generator("transfer", server_round),
+        device=compute_device(),
+    )
+    return model
+
+
+@app.train("fd", mods=[inject_faults])
+def fd(message: Message, context: Context) -> Message:
+    """FD: train with the per-label teacher as a regulariser; reply with the round's per-label average logits."""
+    node = Node.from_context(context)
+    instructions = message.content[CONFIG]
+    server_round = int(instructions[SERVER_ROUND])
+    model = node.model(context.state.get(LOCAL_MODEL))
+    sums = LabelLogitSums(run_schema(node.config).num_classes)
+    regulariser = None
+    if TEACHER in message.content and node.config.fd_gamma > 0:
+        teacher = to_numpy(message.content[TEACHER])
+        regulariser = _label_regulariser(
+            torch.tensor(teacher[LABEL_LOGITS]), torch.tensor(teacher[HAS_TEACHER]) > 0, node.config
+        )
+    result = _train_private(node, model, instructions, server_round, extra_loss=regulariser, observe=sums.observe)
+    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
+    label_sums, counts = sums.numpy()
+    table = {LABEL_LOGITS: label_means(label_sums, counts), LABEL_COUNTS: counts.astype("float32")}
+    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
+    return _reply(message, **{ARRAYS: to_record(table), METRICS: metrics})
+
+
+def _label_regulariser(teacher: torch.Tensor, has_teacher: torch.Tensor, config: RunConfig) -> ExtraLoss:
+    """FD's gamma * CE(softmax(teacher[y] / T), softmax(logits / T)) as a loss term for `train_sgd`."""
+    device = compute_device()
+    teacher, has_teacher = teacher.to(device), has_teacher.to(device)
+
+    def term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return config.fd_gamma * label_distillation_term(
+            logits, labels, teacher, has_teacher, config.distill_temperature
+        )
+
+    return term
+
+
+def _train_private(
+    node: Node,
+    model: nn.Module,
+    instructions: ConfigRecord,
+    server_round: int,
+    extra_loss: ExtraLoss | None = None,
+    observe: LogitObserver | None = None,
+) -> TrainResult:
+    """The round's SGD on the node's private training split, with the epochs, learning rate (and mu) it was
+    sent and the run's client momentum."""
+    return train_sgd(
         model,
         node.data().train,
         epochs=int(instructions[LOCAL_EPOCHS]),
         batch_size=node.config.batch_size,
         learning_rate=float(instructions[LEARNING_RATE]),
         generator=node.generator("train", server_round),
-        device=device,
+        proximal_mu=float(instructions.get(PROXIMAL_MU, 0.0)),
+        momentum=node.config.client_momentum,
+        extra_loss=extra_loss,
+        observe=observe,
+        device=compute_device(),
+        augment=node.augmentation(),
     )
-    context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
-    soft = predict_soft_labels(model, public, node.config.distill_temperature, device)
-    metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss})
-    return _reply(message, **{ARRAYS: ArrayRecord({SOFT_LABELS: soft}), METRICS: metrics})
+
+
+def _own_model_quality(node: Node, model: nn.Module) -> dict[str, float]:
+    """The node's own model after the round: accuracy on its validation split and (if it has it) the test set."""
+    device = compute_device()
+    quality: dict[str, float] = {}
+    validation = node.data().validation
+    if len(validation):
+        quality[VALIDATION_ACCURACY] = evaluate(model, validation, device)["accuracy"]
+    test = node.test_split()
+    if test is not None:
+        means = evaluate(model, test, device)
+        quality[TEST_LOSS], quality[TEST_ACCURACY] = means["loss"], means["accuracy"]
+    return quality
 
 
 @app.evaluate()
@@ -322,11 +599,36 @@ def evaluate_local(message: Message, context: Context) -> Message:
     return _evaluation_reply(message, node, node.model(context.state.get(LOCAL_MODEL)))
 
 
-def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:
-    validation = node.data().validation
-    loss, accuracy = evaluate(model, validation, compute_device())
-    metrics = MetricRecord({NUM_EXAMPLES: len(validation), EVAL_LOSS: loss, EVAL_ACCURACY: accuracy})
+@app.evaluate("personal")
+def evaluate_personal(message: Message, context: Context) -> Message:
+    """Evaluate the global weights and this node's personal model (FedBN, Ditto) on its validation split.
+
+    A node that has not trained its personal model yet has the global model as its own.
+    """
+    request = StatefulRequest.unpack(message, context)
+    validation, device = request.node.data().validation, compute_device()
+    means = evaluate(request.node.model(request.received), validation, device)
+    personal = evaluate(request.node.model(request.personal_arrays(), role="personal"), validation, device)
+    metrics = MetricRecord(
+        {
+            NUM_EXAMPLES: len(validation),
+            **{EVALUATION_KEYS[key]: value for key, value in means.items()},
+            PERSONAL_LOSS: personal["loss"],
+            **({PERSONAL_ACCURACY: personal["accuracy"]} if "accuracy" in personal else {}),
+        }
+    )
     return _reply(message, **{METRICS: metrics})
+
+
+def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:
+    return _reply(message, **{METRICS: _evaluation_metrics(node, model)})
+
+
+def _evaluation_metrics(node: Node, model: nn.Module) -> MetricRecord:
+    """The examples of the node's validation split and `model`'s means on it, under the protocol's keys."""
+    validation = node.data().validation
+    means = evaluate(model, validation, compute_device())
+    return MetricRecord({NUM_EXAMPLES: len(validation), **{EVALUATION_KEYS[k]: v for k, v in means.items()}})
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -15,10 +15,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fedapp.choices import (
+    AUGMENTATIONS,
+    BATCH_NORM_MODELS,
+    BUILTIN_MODELS,
+    CLASSIFICATION,
+    FACTORY_RULE,
+    IMAGE_MODELS,
+    REGRESSION,
+    TASKS,
+    is_factory,
+)
 from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
 from fedapp.registry import STRATEGIES, StrategySpec
 
-MODELS = ("cnn", "2nn", "logreg")
+MODELS = BUILTIN_MODELS
+MODEL_RULE = f"{', '.join(MODELS)}, or {FACTORY_RULE}"
 SAME_MODEL = "same"
 DP_MODES = ("none", "client-fixed", "server-fixed", "server-adaptive")  # strategies.dp.DP_MODES and "none"
 DP_NOISE_SOURCES = ("secret", "seeded-insecure")  # strategies.noise.NOISE_SOURCES
@@ -27,16 +39,23 @@ CLIENT_SAMPLINGS = ("fixed", "poisson")  # strategies.sampling.SAMPLING_METHODS
 AUTO_COUNT_NOISE = -1.0
 AUTO_PUBLIC_SIZE = -1
 DEFAULT_PUBLIC_SIZE = 500
-EMBEDDED_DATASETS = ("mnist", "synthetic")
+DEFAULT_SERVER_VALIDATION_SIZE = 400
+NO_DATASET = "none"
+EMBEDDED_DATASETS = ("mnist", "synthetic", "diabetes", NO_DATASET)
+DEFAULT_DATASETS = {CLASSIFICATION: "mnist", REGRESSION: "diabetes"}
+CLASSIFICATION_DATASETS = ("mnist", "synthetic")
 DATASET_RULE = (
-    f"{', '.join(EMBEDDED_DATASETS)}, a hub dataset id 'owner/name', "
-    "or the absolute path of an existing local dataset directory"
+    f"'' (the task's default: mnist, or diabetes for regression), {', '.join(EMBEDDED_DATASETS)}, a hub dataset id "
+    "'owner/name', or the absolute path of an existing local dataset (file or folder)"
 )
 PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
+CLASS_PARTITIONERS = ("dirichlet", "shard")
 WEIGHTINGS = ("examples", "uniform")
 WITH_TRAIN = "with-train"
 SEPARATE = "separate"
 FEDERATED_EVALUATIONS = (WITH_TRAIN, SEPARATE)
+NO_TRACKING = "none"
+TRACKERS = ("tensorboard", "mlflow")
 
 
 class ConfigError(ValueError):
@@ -52,8 +71,19 @@ class RunConfig:
     output_dir: str
     run_name: str
     model: str
+    hidden_sizes: str
+    task: str
     dataset: str
+    image_column: str
+    label_column: str
+    target_column: str
+    feature_columns: str
+    image_size: int
+    augment: str
+    input_shape: str
+    num_classes: int
     partitioner: str
+    partition_by: str
     dirichlet_alpha: float
     classes_per_node: int
     validation_fraction: float
@@ -73,13 +103,26 @@ class RunConfig:
     server_learning_rate: float
     server_momentum: float
     proximal_mu: float
+    client_momentum: float
+    ditto_lambda: float
     straggler_fraction: float
     client_model: str
     public_size: int
     distill_temperature: float
-    distill_epochs: int
+    distill_steps: int
+    distill_batch_size: int
     distill_learning_rate: float
+    distill_eval_every: int
+    distill_patience: int
+    distill_validation_size: int
+    distill_fallback: bool
+    distill_dataset: str
     digest_epochs: int
+    digest_batch_size: int
+    transfer_epochs: int
+    public_samples_per_round: int
+    push_server_weights: bool
+    fd_gamma: float
     dp: str
     dp_clipping_norm: float
     dp_noise_multiplier: float
@@ -95,6 +138,9 @@ class RunConfig:
     simulation_fast_path: bool
     resume_from: str
     fault_injection: str
+    tracking: str
+    tracking_uri: str
+    tracking_experiment: str
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -111,6 +157,8 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown run-config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         values = {f.name: _typed(raw, _key(f.name), f.type) for f in dataclasses.fields(cls)}
+        if values["dataset"] == "" and values["task"] in DEFAULT_DATASETS:
+            values["dataset"] = DEFAULT_DATASETS[values["task"]]
         config = cls(**values)
         config._validate()
         return config
@@ -131,8 +179,8 @@ class RunConfig:
     def evaluates_with_train(self) -> bool:
         """True when clients evaluate the global model they receive with the training message (one exchange a round).
 
-        Federated distillation evaluates each node's own model, which no training
-        message carries, so it always evaluates in an exchange of its own.
+        Federated distillation, FedBN and Ditto evaluate each node's own model, which no
+        training message carries, so they always evaluate in an exchange of its own.
         """
         return (
             self.fraction_evaluate > 0
@@ -141,9 +189,41 @@ class RunConfig:
         )
 
     @property
+    def feature_column_names(self) -> tuple[str, ...]:
+        """`feature-columns` as a tuple of names (empty: every numeric column but the target)."""
+        return _names(self.feature_columns)
+
+    @property
+    def hidden_layer_sizes(self) -> tuple[int, ...]:
+        """`hidden-sizes` as a tuple of widths (the `mlp` model's hidden layers)."""
+        return tuple(int(size) for size in _names(self.hidden_sizes))
+
+    @property
+    def input_dimensions(self) -> tuple[int, ...]:
+        """`input-shape` as a tuple (`3x32x32` -> (3, 32, 32)); empty unless `dataset = "none"`."""
+        return tuple(int(size) for size in self.input_shape.split("x")) if self.input_shape else ()
+
+    @property
+    def server_validation_set_size(self) -> int:
+        """Labelled samples carved from the pool after the public set to validate server distillation.
+
+        `distill-validation-size`, -1 = auto: `DEFAULT_SERVER_VALIDATION_SIZE` for the
+        strategies that distil on the server (FedDF, FedMD's server model), 0 for the
+        others; an explicit size applies to every strategy (identical partitions).
+        """
+        if self.distill_validation_size != AUTO_PUBLIC_SIZE:
+            return self.distill_validation_size
+        return DEFAULT_SERVER_VALIDATION_SIZE if self._strategy_spec().distils_on_server else 0
+
+    @property
     def fault_plan(self) -> dict[str, str]:
         """Test-only faults by node key (`fault-injection`); empty in a normal run."""
         return parse_fault_plan(self.fault_injection)
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        """The tracking sinks of `tracking` (none for 'none')."""
+        return parse_trackers(self.tracking)
 
     def client_model_for(self, partition_id: int) -> str:
         """The model architecture of node `partition_id` (`client-model`: same, a name, or a list)."""
@@ -162,7 +242,8 @@ class RunConfig:
     def _validate(self) -> None:
         """Check ranges, names and combinations; raise `ConfigError` on the first bad one."""
         _choice(self, "strategy", tuple(STRATEGIES))
-        _choice(self, "model", MODELS)
+        _choice(self, "task", TASKS)
+        _check(self, "model", _is_model, MODEL_RULE)
         _check(self, "dataset", _is_dataset_name, DATASET_RULE)
         _choice(self, "partitioner", PARTITIONERS)
         _choice(self, "weighting", WEIGHTINGS)
@@ -194,13 +275,67 @@ class RunConfig:
                 "allowed: > 0 while fraction-evaluate > 0 (or set fraction-evaluate=0)"
             )
         self._validate_strategy_settings()
+        self._validate_data_settings()
         self._validate_synthetic()
         self._validate_reliability()
+        self._validate_tracking()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
                 f"run-config key 'min-available-nodes' = {self.min_available_nodes} is below "
                 f"min-train-nodes = {self.min_train_nodes}; allowed: >= min-train-nodes"
             )
+
+    def _validate_data_settings(self) -> None:
+        """The columns, image size and augmentation, the model's settings, regression, and `dataset = "none"`."""
+        _choice(self, "augment", AUGMENTATIONS)
+        _check(self, "image_size", lambda v: v >= 0, "an integer >= 0 (0 keeps the images' own size)")
+        _check(self, "hidden_sizes", _is_size_list, "'' or widths >= 1 separated by commas, e.g. '200,200'")
+        _check(self, "input_shape", _is_shape, "'' or sizes >= 1 joined by 'x', e.g. '3x32x32' or '10'")
+        _check(self, "num_classes", lambda v: v >= 0, "an integer >= 0 (0: from the data)")
+        if self.dataset == NO_DATASET:
+            _check(self, "input_shape", bool, "a shape with dataset='none' (the server has no data to take it from)")
+            _check(
+                self,
+                "num_classes",
+                lambda v: v >= 2 if self.task == CLASSIFICATION else v == 0,
+                "an integer >= 2 with dataset='none' and classification (0 for a regression)",
+            )
+        else:
+            unset = "'' and 0: the dataset gives its shape and classes (set them only with dataset='none')"
+            _check(self, "input_shape", lambda v: not v, unset)
+            _check(self, "num_classes", lambda v: v == 0, unset)
+        if self.task == REGRESSION:
+            self._validate_regression()
+        _check(
+            self,
+            "partition_by",
+            lambda v: not v or self.partitioner == "natural",
+            "'' unless partitioner = natural (it names the column whose values are the nodes)",
+        )
+
+    def _validate_regression(self) -> None:
+        """Regression has no classes: no class-based splits, no soft-label strategies, no class datasets."""
+        spec = self._strategy_spec()
+        _check(
+            self,
+            "strategy",
+            lambda _: not spec.classification_only,
+            f"a strategy without class probabilities with task='regression' ({', '.join(_regression_strategies())}); "
+            f"{self.strategy!r} distils soft labels (class probabilities), which a regression has not",
+        )
+        _check(
+            self,
+            "partitioner",
+            lambda v: v not in CLASS_PARTITIONERS,
+            "iid or natural with task='regression' (dirichlet and shard split by class)",
+        )
+        _check(
+            self,
+            "dataset",
+            lambda v: v not in CLASSIFICATION_DATASETS,
+            "diabetes, a table or image dataset with a numeric target, or 'none' with task='regression' "
+            f"({self.dataset!r} is a classification dataset)",
+        )
 
     def _validate_synthetic(self) -> None:
         """Synthetic(alpha, beta) comes in devices: it is split by device, for flat-input models."""
@@ -210,13 +345,20 @@ class RunConfig:
         _check(
             self,
             "partitioner",
-            lambda v: (v == "natural") == synthetic,
-            "natural (each device is a node) with dataset 'synthetic'"
-            if synthetic
-            else "iid, dirichlet, shard (natural needs dataset 'synthetic')",
+            lambda v: v == "natural" or not synthetic,
+            "natural (each device is a node) with dataset 'synthetic'",
         )
         _check(
-            self, "model", lambda v: v != "cnn" or not synthetic, "2nn or logreg with dataset 'synthetic' (60 features)"
+            self,
+            "partitioner",
+            lambda v: v != "natural" or synthetic or bool(self.partition_by),
+            "iid, dirichlet, shard, or natural with partition-by naming the column of node ids",
+        )
+        _check(
+            self,
+            "model",
+            lambda v: v not in IMAGE_MODELS or not synthetic,
+            "2nn or logreg with dataset 'synthetic' (60 features)",
         )
 
     def _validate_reliability(self) -> None:
@@ -235,23 +377,38 @@ class RunConfig:
                 "environment of the ServerApp and ClientApps (tests only); allowed here: ''"
             )
 
+    def _validate_tracking(self) -> None:
+        """Sinks by name; an MLflow store only for MLflow (the packages are checked on the server's side)."""
+        _check(
+            self,
+            "tracking",
+            _is_tracking,
+            f"'{NO_TRACKING}' or a comma list of {', '.join(TRACKERS)} (each at most once)",
+        )
+        _check(
+            self,
+            "tracking_uri",
+            lambda v: v == "" or ("mlflow" in self.trackers and _is_uri(v)),
+            "'' (the local store mlflow.db), or an MLflow tracking URI such as http://host:5000 or "
+            "sqlite:///path/mlflow.db while tracking includes mlflow",
+        )
+        _check(self, "tracking_experiment", lambda v: bool(v.strip()), "a non-empty MLflow experiment name")
+
     def _validate_strategy_settings(self) -> None:
         """Check the strategy's own keys and which strategies a setting is allowed with."""
-        _check(self, "server_learning_rate", lambda v: v > 0, "a number > 0")
         _check(self, "server_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "proximal_mu", lambda v: v >= 0, "a number >= 0")
+        _check(self, "client_momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check(self, "ditto_lambda", lambda v: v >= 0, "a number >= 0")
         _check(self, "straggler_fraction", lambda v: 0 <= v <= 1, "a number in [0, 1]")
         _check(
             self,
             "client_model",
             _is_client_model,
-            f"'{SAME_MODEL}', or one or more of {', '.join(MODELS)} separated by commas",
+            f"'{SAME_MODEL}', or one or more of {MODEL_RULE} separated by commas",
         )
-        _check(self, "public_size", lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
-        for name in ("distill_temperature", "distill_learning_rate", "dp_clipping_norm"):
+        for name in ("dp_clipping_norm", "server_learning_rate"):
             _check(self, name, lambda v: v > 0, "a number > 0")
-        _check(self, "distill_epochs", lambda v: v >= 1, "an integer >= 1")
-        _check(self, "digest_epochs", lambda v: v >= 0, "an integer >= 0")
         self._validate_privacy()
         spec = self._strategy_spec()
         _check(
@@ -265,6 +422,18 @@ class RunConfig:
             "straggler_fraction",
             lambda v: v == 0 or self.local_epochs >= 2,
             f"0 while local-epochs < 2 (stragglers do fewer than local-epochs={self.local_epochs})",
+        )
+        _check(
+            self,
+            "client_momentum",
+            lambda v: v == 0 or spec.local_training,
+            f"0 with strategy {self.strategy!r} (no local SGD to add momentum to)",
+        )
+        _check(
+            self,
+            "model",
+            lambda v: v in BATCH_NORM_MODELS or not spec.needs_batch_norm,
+            f"{' or '.join(BATCH_NORM_MODELS)} with strategy {self.strategy!r} (it keeps BatchNorm layers local)",
         )
         _check(
             self,
@@ -287,11 +456,39 @@ class RunConfig:
             f"'{SAME_MODEL}' with strategy {self.strategy!r} "
             "(only logit-exchanging strategies allow other client architectures)",
         )
+        self._validate_distillation(spec)
+
+    def _validate_distillation(self, spec: StrategySpec) -> None:
+        """The public set, server distillation (FedDF, FedMD) and the clients' side of FD and FedMD."""
+        for name in ("public_size", "distill_validation_size"):
+            _check(self, name, lambda v: v >= AUTO_PUBLIC_SIZE, f"{AUTO_PUBLIC_SIZE} (auto) or an integer >= 0")
+        for name in ("distill_temperature", "distill_learning_rate"):
+            _check(self, name, lambda v: v > 0, "a number > 0")
+        for name in ("distill_steps", "distill_batch_size", "distill_eval_every", "distill_patience"):
+            _check(self, name, lambda v: v >= 1, "an integer >= 1")
+        _check(self, "digest_batch_size", lambda v: v >= 1, "an integer >= 1")
+        for name in ("digest_epochs", "transfer_epochs", "public_samples_per_round"):
+            _check(self, name, lambda v: v >= 0, "an integer >= 0")
+        _check(self, "fd_gamma", lambda v: v >= 0, "a number >= 0")
         _check(
             self,
             "public_size",
             lambda _: self.public_set_size > 0 or not spec.uses_public_set,
             f"-1 (auto) or > 0 with strategy {self.strategy!r}, which distils on a public set",
+        )
+        _check(
+            self,
+            "distill_dataset",
+            lambda v: (
+                v == "" or (spec.distils_ensemble and _is_dataset_name(v) and v not in (self.dataset, NO_DATASET))
+            ),
+            f"'' (the public slice), or with strategy feddf another dataset than {self.dataset!r}: {DATASET_RULE}",
+        )
+        _check(
+            self,
+            "push_server_weights",
+            lambda v: not v or spec.server_distillation == "consensus",
+            f"false with strategy {self.strategy!r} (only fedmd/feddistill have a server model to push)",
         )
 
     def _validate_privacy(self) -> None:
@@ -333,8 +530,56 @@ def refuse_seeded_noise(config: RunConfig, own_data_nodes: int) -> None:
         )
 
 
+def parse_trackers(value: str) -> tuple[str, ...]:
+    """`'tensorboard, mlflow'` -> ('tensorboard', 'mlflow'); 'none' -> ()."""
+    if value.strip() == NO_TRACKING:
+        return ()
+    return tuple(name.strip() for name in value.split(","))
+
+
+def _is_tracking(value: str) -> bool:
+    """True for 'none' or distinct known sink names separated by commas."""
+    names = parse_trackers(value)
+    return value.strip() == NO_TRACKING or (
+        bool(names) and all(name in TRACKERS for name in names) and len(set(names)) == len(names)
+    )
+
+
+def _is_uri(value: str) -> bool:
+    """True for `scheme:...` (http://, https://, sqlite:///, postgresql://, databricks, ...)."""
+    scheme, sep, rest = value.partition(":")
+    return value == "databricks" or (bool(sep) and scheme.isidentifier() and bool(rest))
+
+
 def _dp_strategies() -> list[str]:
     return [name for name, spec in STRATEGIES.items() if spec.supports_dp]
+
+
+def _regression_strategies() -> list[str]:
+    return [name for name, spec in STRATEGIES.items() if not spec.classification_only]
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """Comma-separated names, stripped, empty ones dropped."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _is_size_list(value: str) -> bool:
+    """True for '' or positive integers separated by commas."""
+    return all(size.isdigit() and int(size) >= 1 for size in _names(value)) and (
+        value.strip() == "" or len(_names(value)) == len(value.split(","))
+    )
+
+
+def _is_shape(value: str) -> bool:
+    """True for '' or positive integers joined by 'x' (1 or 3 of them: features, or channels x height x width)."""
+    sizes = value.split("x")
+    return value == "" or (len(sizes) in (1, 3) and all(size.isdigit() and int(size) >= 1 for size in sizes))
+
+
+def _is_model(value: str) -> bool:
+    """True for a built-in model name or a `package.module:factory` reference."""
+    return value in MODELS or is_factory(value)
 
 
 def _is_fault_plan(value: str) -> bool:
@@ -348,7 +593,7 @@ def _is_fault_plan(value: str) -> bool:
 
 def _is_client_model(value: str) -> bool:
     """True for 'same' or a comma-separated list of known model names."""
-    return value == SAME_MODEL or all(name.strip() in MODELS for name in value.split(","))
+    return value == SAME_MODEL or all(_is_model(name.strip()) for name in value.split(","))
 
 
 def _key(field_name: str) -> str:

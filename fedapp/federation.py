@@ -30,13 +30,20 @@ adds what a research run needs around them:
   `metrics.json`, and the run completes with all its outputs;
 - under DP every round is aggregated, even with no valid reply: the mechanism releases
   its noise whatever arrives, and its accounting assumes so;
-- the global model is evaluated centrally after every round and each round is
-  written to `metrics.json` as it completes;
+- the global model is evaluated centrally after every round (unless the server
+  holds no data; a strategy without one, FD, is scored by its client models' mean
+  accuracy on the test set) with the task's metrics (accuracy, or RMSE, MAE and R²),
+  nodes' evaluations are pooled into the same metrics, and each round is written to
+  `metrics.json` as it completes, then handed to the run's trackers (TensorBoard,
+  MLflow: `fedapp/tracking/`); with federated evaluation of a classification, so is
+  the spread (mean, min, max) of each evaluated node's own model's accuracy on its
+  validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
+  the global model for the other strategies);
 - federated evaluation rides on the training message by default (`federated-evaluation`):
   each trained client first evaluates the global model it received, which is the previous
-  round's, so those figures go into the previous round's record; a last exchange after
-  the final round evaluates the final model. `separate` sends an evaluation exchange
-  of its own after every round instead;
+  round's, so those figures go into the previous round's record (and reach the
+  trackers then); a last exchange after the final round evaluates the final model.
+  `separate` sends an evaluation exchange of its own after every round instead;
 - in simulation (`simulation-fast-path`), arrays that several messages share reach each
   worker process once (`broadcast.py`) and the engine finds messages by index
   (`dispatch_index.py`).
@@ -57,6 +64,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.superlink.grid import InMemoryGrid
 
+from fedapp import tasks
 from fedapp.broadcast import ArrayBroadcast
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
@@ -64,16 +72,21 @@ from fedapp.evaluation import CentralEvaluator
 from fedapp.nodes import NodeDirectory, OrderedGrid, plain_exchange
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
-from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION
-from strategies.arrays import content_bytes, reply_arrays, single_array_record, to_numpy, to_record
+from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION, EVALUATION_KEYS
+from fedapp.tracking import Trackers
+from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
+from strategies.personalization import accuracy_spread
 from strategies.protocol import (
+    ARRAYS,
     EVAL_ACCURACY,
-    EVAL_LOSS,
     LEARNING_RATE,
     LOCAL_EPOCHS,
     METRICS,
+    NUM_EXAMPLES,
+    PERSONAL_ACCURACY,
     SERVER_ROUND,
+    TRAIN_GRADIENT,
     TRAIN_LOSS,
 )
 from strategies.schedule import round_learning_rate
@@ -111,10 +124,12 @@ class Federation:
         directory: NodeDirectory,
         strategy: Strategy,
         config: RunConfig,
-        evaluator: CentralEvaluator,
+        evaluator: CentralEvaluator | None,
         outputs: RunOutputs,
+        tracker: Trackers | None = None,
     ) -> None:
         self.config = config
+        self.tracker = tracker if tracker is not None else Trackers({})  # none: an untracked run
         self.strategy = strategy
         self.hooks = hooks_for(strategy)
         self.evaluator = evaluator
@@ -218,7 +233,7 @@ class Federation:
             "updates_rejected": len(rejected),
             "rejected_updates": rejected,
             "updates_aggregated": len(valid) if len(valid) >= required else 0,
-            "kept_previous_model": new_arrays is None,
+            "kept_previous_model": len(valid) < required or (new_arrays is None and self.hooks.has_global_model()),
             "bytes_down": exchange.bytes_down,
             "bytes_up": exchange.bytes_up,
             "clients": clients,
@@ -282,33 +297,9 @@ class Federation:
         return valid, rejected
 
     def _reply_problem(self, reply: Message, sent: Message | None, references: dict[int, Any]) -> Rejection | None:
-        """Why `reply` must not be aggregated, checked against what the message it answers asked for.
-
-        A strategy may say what a reply must carry (`reply_reference(message)`, e.g. soft
-        labels); otherwise a reply must return arrays shaped like those it was sent
-        (decoded once per sent record in `references`, not once per reply), and a reply
-        to a plain train message (new weights, not a gradient) must not move further
-        than `max-update-norm` from them.
-        """
-        if sent is None:
-            return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
-        reference = self.hooks.reply_reference(sent)
-        sent_arrays = single_array_record(sent.content) if reference is None else None
-        if sent_arrays is not None:
-            if id(sent_arrays) not in references:
-                references[id(sent_arrays)] = to_numpy(sent_arrays)
-            reference = references[id(sent_arrays)]
-        if reference is None:
-            return None
-        returned_records = len(reply.content.array_records)
-        if returned_records == 0:
-            return Rejection(NO_ARRAYS, "reply carries no arrays")
-        if returned_records > 1:
-            return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
-        returned = reply_arrays(reply.content)
-        if sent_arrays is not None and sent.metadata.message_type == MessageType.TRAIN:
-            return weights_problem(returned, reference, self.config.max_update_norm)
-        return structure_problem(returned, reference)
+        """Why `reply` must not be aggregated (see `reply_problem`), given what the strategy says replies carry."""
+        reference = self.hooks.reply_reference(sent) if sent is not None else None
+        return reply_problem(reply, sent, reference, self.config.max_update_norm, references)
 
     def _node_key(self, node_id: int) -> str:
         try:
@@ -344,8 +335,7 @@ class Federation:
         self._seed_sampler(server_round, "evaluate")
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
-        metrics = self.strategy.aggregate_evaluate(server_round, exchange.replies) if exchange.replies else None
-        return _evaluation_record(metrics, len(exchange.replies), exchange.bytes_down + exchange.bytes_up)
+        return self._evaluation_fields(server_round, exchange.replies, exchange.bytes_down + exchange.bytes_up)
 
     def _evaluation_on_arrival(self, evaluated_round: int, exchange: Exchange) -> dict[str, Any]:
         """The federated evaluation of round `evaluated_round`'s model that a training exchange's replies carry.
@@ -359,36 +349,126 @@ class Federation:
         replies = [
             Message(RecordDict({METRICS: MetricRecord(dict(result))}), reply_to=sent) for sent, result in carried
         ]
-        metrics = self.strategy.aggregate_evaluate(evaluated_round, replies) if replies else None
-        return _evaluation_record(metrics, len(replies), sum(result.count_bytes() for _, result in carried))
+        return self._evaluation_fields(evaluated_round, replies, sum(result.count_bytes() for _, result in carried))
+
+    def _evaluation_fields(self, server_round: int, replies: list[Message], traffic: int) -> dict[str, Any]:
+        """A round record's federated evaluation fields: the pooled task metrics, their spread, nodes and bytes."""
+        measured = measured_replies(replies)
+        metrics = self.strategy.aggregate_evaluate(server_round, measured) if measured else None
+        means = None
+        if metrics is not None:
+            means = {name: float(metrics[key]) for name, key in EVALUATION_KEYS.items() if key in metrics}  # type: ignore[arg-type]
+        pooled = tasks.pooled_summary(self.config.task, means)
+        return {
+            **{f"federated_{name}": value for name, value in pooled.items()},
+            **personalized_accuracy(measured),
+            "evaluation_nodes": len(measured),
+            "evaluation_bytes": traffic,
+        }
 
     def _amend_evaluation(self, server_round: int, evaluation: dict[str, Any], when: str) -> None:
-        """Add the federated evaluation of round `server_round`'s global model to that round's record."""
+        """Add the federated evaluation of round `server_round`'s global model to that round's record and trackers."""
         if not evaluation or not self.outputs.amend_round(server_round, evaluation):
             return
-        accuracy = evaluation["federated_accuracy"]
+        self.tracker.log_round({"round": server_round, **evaluation})
         log(
             INFO,
-            "[fedapp] round %d: federated accuracy %s (%d nodes, evaluated %s)",
+            "[fedapp] round %d: %s (%d nodes, evaluated %s)",
             server_round,
-            "n/a" if accuracy is None else f"{accuracy:.4f}",
+            ", ".join(tasks.describe("federated", self.config.task, evaluation)),
             evaluation["evaluation_nodes"],
             when,
         )
 
+    def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> dict[str, float | None]:
+        """The task's metrics of the global model on the test set (none when the server holds no data).
+
+        A strategy without a global model (FD, classification only) is scored by its
+        client models' mean on the test set, once they have reported one; before that,
+        by the initial model.
+        """
+        if not self.hooks.has_global_model() and record.get("client_accuracy_mean") is not None:
+            return {"accuracy": float(record["client_accuracy_mean"]), "loss": float(record["client_loss_mean"])}
+        return {} if self.evaluator is None else self.evaluator(arrays)
+
     def _record(self, server_round: int, arrays: ArrayRecord, started: float, record: dict[str, Any]) -> None:
-        """Evaluate centrally, then checkpoint, write and log the round's record."""
-        central_loss, central_accuracy = self.evaluator(arrays)
+        """Evaluate centrally (if the server has data), then checkpoint, write, track and log the round's record.
+
+        Tracking comes last: a tracked round is always in the checkpoint, so a resumed
+        run knows every round its tracked run may hold.
+        """
+        central = self._central_evaluation(arrays, record)
         full = {
             "round": server_round,
-            "central_accuracy": central_accuracy,
-            "central_loss": central_loss,
+            **{f"central_{name}": value for name, value in central.items()},
             **record,
             "seconds": time.monotonic() - started,
         }
         self.outputs.save_checkpoint(full, arrays, self.hooks.state_dict())
         self.outputs.add_round(full)
-        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds))
+        self.tracker.log_round(full)
+        log(INFO, "[fedapp] %s", _summary_line(full, self.config.num_server_rounds, self.config.task))
+
+
+def reply_problem(
+    reply: Message, sent: Message | None, reference: Arrays | None, max_update_norm: float, references: dict[int, Any]
+) -> Rejection | None:
+    """Why `reply` must not be aggregated, checked against the message `sent` it answers.
+
+    A strategy may say what a reply must carry (`reference`, from its
+    `reply_reference(message)`, e.g. soft labels: one ArrayRecord). Otherwise a reply must
+    return array records under the names it was sent (SCAFFOLD's weights and control
+    variate, most strategies' weights alone), each shaped like the one sent (decoded once
+    per sent record into `references`, not once per reply); and weights returned by local
+    training (not a gradient) must not move further than `max_update_norm` (0: unbounded)
+    from those sent.
+    """
+    if sent is None:
+        return Rejection(UNSOLICITED, "reply from a node that was not sent this round's message")
+    if reference is not None:
+        return _one_record_problem(reply, reference)
+    if not sent.content.array_records:
+        return None
+    return _records_problem(reply, sent, max_update_norm, references)
+
+
+def _records_problem(
+    reply: Message, sent: Message, max_update_norm: float, references: dict[int, Any]
+) -> Rejection | None:
+    """Why the reply's array records are not those sent, name by name, in structure (and weights in norm)."""
+    sent_records = sent.content.array_records
+    returned = reply.content.array_records
+    if not returned:
+        return Rejection(NO_ARRAYS, "reply carries no arrays")
+    if set(returned) != set(sent_records):
+        return Rejection(UNEXPECTED, f"reply carries ArrayRecords {sorted(returned)}, expected {sorted(sent_records)}")
+    for name, record in sent_records.items():
+        if id(record) not in references:
+            references[id(record)] = to_numpy(record)
+        arrays = to_numpy(returned[name])
+        problem = (
+            weights_problem(arrays, references[id(record)], max_update_norm)
+            if name == ARRAYS and _returns_trained_weights(sent.metadata.message_type)
+            else structure_problem(arrays, references[id(record)])
+        )
+        if problem is not None:
+            return problem
+    return None
+
+
+def _one_record_problem(reply: Message, reference: Arrays) -> Rejection | None:
+    """Why `reply` does not carry exactly one ArrayRecord shaped like `reference`; None if it does."""
+    returned_records = len(reply.content.array_records)
+    if returned_records == 0:
+        return Rejection(NO_ARRAYS, "reply carries no arrays")
+    if returned_records > 1:
+        return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
+    return structure_problem(reply_arrays(reply.content), reference)
+
+
+def _returns_trained_weights(message_type: str) -> bool:
+    """True for messages answered with locally trained weights: `train` and its variants but gradient requests."""
+    return message_type.partition(".")[0] == MessageType.TRAIN and message_type != TRAIN_GRADIENT
 
 
 def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
@@ -404,14 +484,38 @@ def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:
     return to_record({key: value.astype(dtypes.get(key, value.dtype)) for key, value in to_numpy(new).items()})
 
 
-def _evaluation_record(metrics: MetricRecord | None, nodes: int, traffic: int) -> dict[str, Any]:
-    """A round record's federated evaluation fields."""
-    return {
-        "federated_loss": _metric(metrics, EVAL_LOSS),
-        "federated_accuracy": _metric(metrics, EVAL_ACCURACY),
-        "evaluation_nodes": nodes,
-        "evaluation_bytes": traffic,
-    }
+def measured_replies(replies: list[Message]) -> list[Message]:
+    """The evaluation replies that measured at least one example.
+
+    A node whose data is too small for a validation split (e.g. 4 digits at
+    `validation-fraction` 0.1) evaluates nothing and reports 0 examples; it has no
+    weight in the average, and when every sampled node is such a node Flower's
+    weighted average would divide by zero.
+    """
+    return [
+        reply
+        for reply in replies
+        if any(record.get(NUM_EXAMPLES, 0) > 0 for record in reply.content.metric_records.values())
+    ]
+
+
+def personalized_accuracy(replies: list[Message]) -> dict[str, float]:
+    """`personalized_accuracy_{mean,min,max}` over the evaluated nodes (none without replies, or for regression).
+
+    Each node's own model is scored on its own validation split: the personal model a
+    node reports (`personal-accuracy`: FedBN, Ditto), else the model it was asked to
+    evaluate, which for every other strategy is the model that node would use (the
+    global one; federated distillation's own model).
+    """
+    accuracies = []
+    for reply in replies:
+        metrics = reply_metrics(reply.content)
+        own = metrics[PERSONAL_ACCURACY] if PERSONAL_ACCURACY in metrics else metrics.get(EVAL_ACCURACY)
+        if own is not None:  # a regression reports no accuracy
+            accuracies.append(float(own))  # type: ignore[arg-type]
+    if not accuracies:
+        return {}
+    return {f"personalized_accuracy_{name}": value for name, value in accuracy_spread(accuracies).items()}
 
 
 def _metric(metrics: MetricRecord | None, key: str) -> float | None:
@@ -421,17 +525,21 @@ def _metric(metrics: MetricRecord | None, key: str) -> float | None:
     return float(metrics[key])  # type: ignore[arg-type]
 
 
-def _summary_line(record: dict[str, Any], num_rounds: int) -> str:
+def _summary_line(record: dict[str, Any], num_rounds: int, task: str) -> str:
     """One human-readable line per round for the log stream."""
-    parts = [
-        f"round {record['round']}/{num_rounds}",
-        f"central accuracy {record['central_accuracy']:.4f}",
-        f"loss {record['central_loss']:.4f}",
-    ]
+    parts = [f"round {record['round']}/{num_rounds}"]
+    if f"central_{tasks.PRIMARY[task]}" in record:
+        parts += tasks.describe("central", task, record)
     if record.get("train_loss") is not None:
         parts.append(f"train loss {record['train_loss']:.4f}")
-    if record.get("federated_accuracy") is not None:
-        parts.append(f"federated accuracy {record['federated_accuracy']:.4f}")
+    if record.get("client_accuracy_mean") is not None:
+        parts.append(
+            f"client models {record['client_accuracy_mean']:.4f} "
+            f"({record['client_accuracy_min']:.4f}..{record['client_accuracy_max']:.4f})"
+        )
+    federated = record.get(f"federated_{tasks.PRIMARY[task]}")
+    if federated is not None:
+        parts.append(f"federated {tasks.LABELS[tasks.PRIMARY[task]]} {federated:.4f}")
     if "nodes_sampled" in record:
         parts.append(
             f"nodes {record['nodes_replied']}/{record['nodes_sampled']} replied, {record['nodes_failed']} failed, "

@@ -7,11 +7,15 @@ and call `start`. With fedapp's ClientApp it trains as usual; select it with
 What fedapp's federation loop (`server_app.py`) adds is absent here: nodes are not
 described, so the nodes are listed in Flower's order (seeded sampling draws the same
 positions, not the same nodes; under DP the sample is always secret, since the app
-cannot tell whether the nodes hold their own data) and federated distillation never
-sends the server's weights to a node; replies are not screened; seeded DP noise is
-refused only by the nodes with their own data, and no privacy budget stops the run;
-there are no checkpoints, no resume, no per-round metrics.json or plot; the client
-learning rate does not decay; a round whose replies all fail ends the run (Flower raises). The run writes
+cannot tell whether the nodes hold their own data) and FedMD never sends the server's
+weights to a node; replies are not screened; seeded DP noise is refused only by the
+nodes with their own data, and no privacy budget stops the run; there are no
+checkpoints, no resume, no per-round metrics.json or plot (FD's and FedMD's
+client-model accuracies appear only in Flower's aggregated train metrics,
+`test-accuracy`, and FD's central evaluation scores the unchanged initial model: FD
+has none of its own), no tracking (`tracking` is ignored, with a warning); the client
+learning rate does not decay; a round whose replies all fail ends the run (Flower
+raises). The run writes
 Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) to
 `<output-dir>/<run-name or run-id>/`.
 """
@@ -19,7 +23,7 @@ Flower's `Result` (`flower_result.json`) and the final model (`final_model.pt`) 
 from __future__ import annotations
 
 import json
-from logging import INFO
+from logging import INFO, WARNING
 from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
@@ -30,7 +34,7 @@ from flwr.serverapp.strategy import Result
 from fedapp.atomic import atomic_write_text
 from fedapp.checkpoint import atomic_torch_save
 from fedapp.config import RunConfig
-from fedapp.evaluation import CentralEvaluator, initial_arrays
+from fedapp.evaluation import central_evaluator, initial_arrays
 from fedapp.outputs import MODEL_FILE, resolve_run_folder
 from fedapp.strategy_factory import build_strategy
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS
@@ -44,11 +48,17 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Run `num-server-rounds` rounds of the configured strategy with `Strategy.start`."""
     config = RunConfig.from_mapping(context.run_config)
-    evaluator = CentralEvaluator(config)
+    if config.trackers:
+        log(
+            WARNING,
+            "[fedapp] tracking=%s is ignored: this ServerApp logs no rounds (fedapp.server_app does)",
+            config.tracking,
+        )
+    evaluator = central_evaluator(config)
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:  # noqa: ARG001 (Flower's signature)
-        loss, accuracy = evaluator(arrays)
-        return MetricRecord({"central_loss": loss, "central_accuracy": accuracy})
+        metrics = evaluator(arrays) if evaluator is not None else {}
+        return MetricRecord({f"central_{name}": value for name, value in metrics.items() if value is not None})
 
     result = build_strategy(config).start(
         grid=grid,
@@ -56,7 +66,7 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=config.num_server_rounds,
         timeout=config.round_timeout,
         train_config=ConfigRecord({LEARNING_RATE: config.learning_rate, LOCAL_EPOCHS: config.local_epochs}),
-        evaluate_fn=evaluate,
+        evaluate_fn=evaluate if evaluator is not None else None,
     )
     folder = resolve_run_folder(config, context.run_id)
     save_result(folder, result)

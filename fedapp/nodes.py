@@ -90,6 +90,11 @@ class NodeDirectory:
         """What node `node_id` said about itself."""
         return self._info[node_id]
 
+    def key(self, node_id: int) -> str | None:
+        """The stable key of node `node_id`, or None if it has not described itself."""
+        info = self._info.get(node_id)
+        return info.key if info is not None else None
+
     def architecture(self, node_id: int) -> str | None:
         """The model architecture node `node_id` trains, or None if it has not described itself."""
         info = self._info.get(node_id)

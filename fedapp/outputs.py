@@ -11,15 +11,18 @@
 - `checkpoint.pt`: what resuming the run needs, rewritten atomically after every
   round (`checkpoint.py`);
 - `final_model.pt`: the final global weights as a PyTorch `state_dict`;
-- `accuracy.png`: central (and federated) accuracy and loss per round.
+- `accuracy.png`: central (and federated) accuracy, or R² for a regression, and loss per round.
 
 The ServerApp's working directory is the SuperLink's, so a relative `output-dir` is
-resolved to an absolute path once, here, and logged.
+resolved to an absolute path once, here, and logged. fedapp's local SuperLink runs in
+the project folder (`sim/superlink.py`), so a plain `flwr run .` writes under
+`<project>/outputs/`; `python -m sim` makes the path absolute where it was typed.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -34,6 +37,32 @@ from fedapp.config import ConfigError, RunConfig
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "final_model.pt"
 PLOT_FILE = "accuracy.png"
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Refuse an `output-dir` in which no run folder can be made, before any work starts.
+
+    Creating a folder is what a run does there first, so the check creates (and removes)
+    a temporary one in the deepest folder of the path that exists: permissions, a
+    read-only or virtual file system (`/proc`) and a file in the way all show up, and
+    nothing is left behind.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, the value and the reason.
+    """
+    path = Path(output_dir).expanduser().absolute()
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        Path(tempfile.mkdtemp(prefix=".fedapp-write-check-", dir=existing)).rmdir()
+    except OSError as error:
+        raise ConfigError(
+            f"run-config key 'output-dir' = {output_dir!r} cannot be created or written "
+            f"({error.strerror or error}); allowed: a folder this user can create and write"
+        ) from None
 
 
 def resolve_run_folder(config: RunConfig, run_id: int) -> Path:
@@ -62,7 +91,13 @@ class RunOutputs:
                 f"output folder {folder} already holds files; choose another 'run-name' or 'output-dir' "
                 "(fedapp never writes over an earlier run)"
             )
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"run-config key 'output-dir' = {config.output_dir!r}: the run folder {folder} cannot be created "
+                f"({error.strerror or error}); allowed: a folder this user can create and write"
+            ) from None
         header = {
             "run_id": run_id,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -86,6 +121,10 @@ class RunOutputs:
         """Note that the run ended before `next_round` (e.g. its privacy budget is spent) and why."""
         self.header["stopped"] = {"before_round": next_round, "reason": reason}
         self._write_metrics()
+
+    def record_tracking(self, identity: dict[str, Any]) -> None:
+        """Note the tracked runs this run logs to (kept in the checkpoint to continue them on resume)."""
+        self.header["tracking"] = identity
 
     def add_round(self, record: dict[str, Any]) -> None:
         """Append one round's record and rewrite `metrics.json`."""
@@ -122,6 +161,7 @@ class RunOutputs:
             strategy_state,
             [*self.rounds, record],
             self.header.get("partition_counts"),
+            self.header.get("tracking", {}),
         )
         write_checkpoint(self.folder / CHECKPOINT_FILE, checkpoint, self.texts.compact([*self.rounds, record]))
 
@@ -138,7 +178,7 @@ class RunOutputs:
         path = self.folder / PLOT_FILE
         config = self.header["config"]
         title = f"{config['strategy']} · {config['model']} · {config['dataset']}"
-        plot_run(self.rounds, path, title)
+        plot_run(self.rounds, path, title, config["task"])
         return path
 
 

@@ -3,7 +3,9 @@
 Each builder passes the strategy what it needs from the app through its constructor:
 sampling and averaging settings, the client sampler and DP mechanism (`privacy.py`:
 seeded or secret draws, secret or seeded noise), a `Distiller` bound to the run's
-model and public set, and (federated distillation) the nodes' architectures.
+model, public set and server validation split, (FedMD) the nodes' architectures,
+(strategies whose clients keep state) the nodes' stable keys, and (SCAFFOLD) which
+arrays of the model are trainable parameters.
 """
 
 from __future__ import annotations
@@ -16,18 +18,25 @@ from typing import Any
 from flwr.serverapp.strategy import Strategy
 
 from fedapp.config import RunConfig
-from fedapp.data import dataset_shape
+from fedapp.data import run_schema
 from fedapp.distillation import ServerDistiller
+from fedapp.evaluation import run_model
+from fedapp.models import parameter_keys
 from fedapp.nodes import NodeDirectory
 from fedapp.privacy import client_sampler, noise_source
 from strategies.builtin import BUILTINS
+from strategies.ditto import Ditto
 from strategies.dp import DifferentialPrivacy, PrivacySettings
+from strategies.fd import FD
 from strategies.fedavg import FedAvg
+from strategies.fedbn import FedBN
 from strategies.feddf import FedDF
-from strategies.feddistill import FedDistill
+from strategies.fedmd import FedMD
+from strategies.fednova import FedNova
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
 from strategies.sampling import ClientSampler
+from strategies.scaffold import Scaffold
 
 
 def sampling_kwargs(config: RunConfig) -> dict[str, Any]:
@@ -94,18 +103,44 @@ def _fedsgd(context: BuildContext) -> Strategy:
     return FedSGD(**_averaging_kwargs(context))
 
 
+def _scaffold(context: BuildContext) -> Strategy:
+    config = context.config
+    control_keys = parameter_keys(run_model(config, run_schema(config)))
+    return Scaffold(control_keys=control_keys, node_keys=context.directory, **_averaging_kwargs(context))
+
+
+def _fednova(context: BuildContext) -> Strategy:
+    return FedNova(client_momentum=context.config.client_momentum, **_averaging_kwargs(context))
+
+
+def _fedbn(context: BuildContext) -> Strategy:
+    return FedBN(node_keys=context.directory, **_averaging_kwargs(context))
+
+
+def _ditto(context: BuildContext) -> Strategy:
+    config = context.config
+    return Ditto(ditto_lambda=config.ditto_lambda, node_keys=context.directory, **_averaging_kwargs(context))
+
+
 def _feddf(context: BuildContext) -> Strategy:
     return FedDF(distiller=ServerDistiller(context.config), **_averaging_kwargs(context))
 
 
-def _feddistill(context: BuildContext) -> Strategy:
+def _fd(context: BuildContext) -> Strategy:
     config = context.config
-    return FedDistill(
+    return FD(num_classes=run_schema(config).num_classes, **sampling_kwargs(config))
+
+
+def _fedmd(context: BuildContext) -> Strategy:
+    config = context.config
+    return FedMD(
         distiller=ServerDistiller(config),
         server_model=config.model,
-        num_classes=dataset_shape(config.dataset)[1],
+        num_classes=run_schema(config).num_classes,
+        public_samples=config.public_samples_per_round,
+        seed=config.seed,
         architectures=context.directory,
-        weighting=config.weighting,
+        push_weights=config.push_server_weights,
         **sampling_kwargs(config),
     )
 
@@ -118,8 +153,14 @@ BUILDERS: dict[str, Callable[[BuildContext], Strategy]] = {
     "fedavg": _fedavg,
     "fedsgd": _fedsgd,
     "fedprox": _fedprox,
+    "scaffold": _scaffold,
+    "fednova": _fednova,
+    "fedbn": _fedbn,
+    "ditto": _ditto,
     "feddf": _feddf,
-    "feddistill": _feddistill,
+    "fd": _fd,
+    "fedmd": _fedmd,
+    "feddistill": _fedmd,
     **{name: partial(_builtin, strategy_class) for name, strategy_class in BUILTINS.items()},
 }
 
@@ -128,7 +169,9 @@ def build_strategy(config: RunConfig, directory: NodeDirectory | None = None) ->
     """The strategy `config.strategy` names, built from `config`.
 
     `directory` tells which model each node trains and which nodes hold their own data;
-    without it (a plain Flower app) federated distillation never sends the server's
-    weights to a node, and under DP the client sample is always secret.
+    without it (a plain Flower app) FedMD never sends the server's weights to a node
+    (even with `push-server-weights`), under DP the client sample is always secret, and
+    node state (SCAFFOLD, FedBN, Ditto) is keyed by Flower's node ids, which hold for
+    one run (a plain Flower app cannot resume anyway).
     """
     return BUILDERS[config.strategy](BuildContext(config, directory))

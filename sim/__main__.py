@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--rounds", type=int, help="num-server-rounds of every run")
     compare.add_argument("--nodes", type=int, help="simulated SuperNodes (default: 10)")
-    compare.add_argument("--seeds", help="comma-separated seeds, one run per strategy and seed (default: 0)")
+    compare.add_argument(
+        "--seeds", help="comma-separated seeds, one run per strategy and seed (default: a preset's 0,1,2, else 0)"
+    )
     compare.add_argument(
         "-c",
         "--run-config",
@@ -51,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="'k=v ...'",
         help="run-config overrides for every run",
     )
-    compare.add_argument("--target", type=float, help="accuracy for rounds/MB-to-target (default: 0.9)")
+    compare.add_argument(
+        "--target", type=float, help="accuracy (R² for a regression) for rounds/MB-to-target (default: 0.9)"
+    )
     compare.add_argument(
         "--centralized-epochs", type=int, help="epochs of the centralized baseline (default: the rounds)"
     )

@@ -49,9 +49,9 @@ import numpy as np
 import psutil
 import torch
 
+from fedapp.data import SourceSpec, load_source
 from fedapp.data.cache import cache_dir
 from fedapp.data.embedded import load_mnist, split_indices
-from fedapp.data.hub import load_hub_dataset
 from sim.flwr_cli import FlwrCommandError, echo
 from sim.process_memory import PeakSampler, tree_rss
 from sim.run import RunRequest, ensure_superlink, execute
@@ -305,12 +305,12 @@ def scale_dataset(samples: int) -> Path:
     """A local dataset folder with `samples` training images: the embedded MNIST pool, each image repeated.
 
     Written once into the cache folder (parquet, the hub layout) and reused, so every
-    bench trains on the same files; its arrays are cached too (`load_hub_dataset`), so
+    bench trains on the same files; its arrays are cached too (`load_source`), so
     no simulated node decodes the images. Its test split is the embedded test set.
     """
     folder = cache_dir() / f"bench-mnist-{samples}"
     if (folder / "test.parquet").exists():
-        load_hub_dataset(str(folder))
+        load_source(SourceSpec(str(folder)))
         return folder
     import datasets  # noqa: PLC0415 (heavy, needed once)
     from PIL import Image  # noqa: PLC0415
@@ -326,7 +326,7 @@ def scale_dataset(samples: int) -> Path:
         )
         table.to_parquet(str(staging / f"{split}.parquet"))
     staging.replace(folder)
-    load_hub_dataset(str(folder))
+    load_source(SourceSpec(str(folder)))
     return folder
 
 

@@ -6,10 +6,12 @@ the nodes train on, public slice excluded) and evaluated on the same held-out te
 after every epoch. One process per rank (`torch.multiprocessing.spawn`), gloo on CPU
 and NCCL on GPUs. Every epoch is one seeded shuffle of the pool split into equal
 shards, one per rank; DDP averages the ranks' gradients, so a step sees a global batch
-of `batch-size` samples, as a node's step does.
+of `batch-size` samples, as a node's step does, with the nodes' SGD momentum
+(`client-momentum`), restarted every epoch as a node restarts it every round.
 
 The outputs are a run folder like a federated run's: `metrics.json` (a record per
-epoch, numbered as `round`), `final_model.pt` and `accuracy.png`.
+epoch, numbered as `round`), `final_model.pt` and `accuracy.png`, and with `tracking`
+the same TensorBoard/MLflow logging (rank 0 logs).
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ import torch.multiprocessing as mp
 from flwr.app import ArrayRecord
 from torch.nn.parallel import DistributedDataParallel
 
+from fedapp import tasks
 from fedapp.config import ConfigError, RunConfig
-from fedapp.data import DataSpec, LabelledSplit, data_source, dataset_shape, load_node_data, load_test_split
-from fedapp.models import build_model
+from fedapp.data import DataSpec, LabelledSplit, data_source, load_node_data, load_test_split, run_schema
+from fedapp.data.images import augmentation
+from fedapp.evaluation import run_model
 from fedapp.outputs import METRICS_FILE, PLOT_FILE, RunOutputs
 from fedapp.plots import plot_run
+from fedapp.tracking import TrackedRun, Trackers, open_tracker
 from fedapp.training import evaluate, train_sgd
 from sim.flwr_cli import echo
 from sim.overrides import parse_overrides
@@ -75,7 +80,8 @@ class CentralizedRequest:
 def pooled_training_data(spec: DataSpec, nodes: int) -> LabelledSplit:
     """The union of the `nodes` nodes' training splits: what the federation trains on, in one place."""
     splits = [load_node_data(spec, partition_id, nodes).train for partition_id in range(nodes)]
-    return LabelledSplit(torch.cat([s.features for s in splits]), torch.cat([s.labels for s in splits]))
+    features, labels = torch.cat([s.features for s in splits]), torch.cat([s.labels for s in splits])
+    return LabelledSplit(features, labels, splits[0].target_offset, splits[0].target_scale)
 
 
 def rank_shard(data: LabelledSplit, seed: int, epoch: int, rank: int, world_size: int) -> LabelledSplit:
@@ -87,7 +93,7 @@ def rank_shard(data: LabelledSplit, seed: int, epoch: int, rank: int, world_size
     order = torch.randperm(len(data), generator=torch_generator(seed, "centralized-order", epoch))
     usable = order[: len(order) - len(order) % world_size]
     mine = usable[rank::world_size]
-    return LabelledSplit(data.features[mine], data.labels[mine])
+    return LabelledSplit(data.features[mine], data.labels[mine], data.target_offset, data.target_scale)
 
 
 def train_centralized(request: CentralizedRequest) -> Path:
@@ -130,14 +136,16 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
     try:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // request.world_size))
         config, device = request.config, _rank_device(rank)
-        shape, num_classes = dataset_shape(config.dataset)
-        model = build_model(config.model, shape, num_classes, config.seed).to(device)
+        schema = run_schema(config)
+        model = run_model(config, schema).to(device)
+        augment = augmentation(config.augment, schema.input_shape)
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         pool = pooled_training_data(DataSpec.from_config(config), request.nodes)
         test_set = load_test_split(data_source(config)) if rank == 0 else None
+        tracker = _open_tracker(config, outputs) if rank == 0 else Trackers({})
         batch_size = max(1, config.batch_size // request.world_size)
         if test_set is not None:
-            _record(outputs, model, test_set, device, request.epochs, {"round": 0}, time.monotonic())
+            _record(outputs, tracker, model, test_set, device, request.epochs, {"round": 0}, time.monotonic())
         for epoch in range(1, request.epochs + 1):
             started = time.monotonic()
             learning_rate = round_learning_rate(config.learning_rate, config.lr_decay, epoch)
@@ -148,7 +156,9 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 batch_size=batch_size,
                 learning_rate=learning_rate,
                 generator=torch_generator(config.seed, "centralized-batches", epoch, rank),
+                momentum=config.client_momentum,
                 device=device,
+                augment=augment,
             )
             train_loss = torch.tensor([result.loss], device=device)
             dist.all_reduce(train_loss)
@@ -160,20 +170,30 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                     "bytes_down": 0,
                     "bytes_up": 0,
                 }
-                _record(outputs, model, test_set, device, request.epochs, record, started)
+                _record(outputs, tracker, model, test_set, device, request.epochs, record, started)
         if test_set is not None:
-            outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
+            model_path = outputs.save_model(ArrayRecord({k: v.detach().cpu() for k, v in model.state_dict().items()}))
             plot_run(
                 outputs.rounds,
                 outputs.folder / PLOT_FILE,
                 f"centralized (DDP, {request.world_size} ranks) · {config.model} · {config.dataset}",
+                config.task,
             )
+            tracker.finish([outputs.folder / METRICS_FILE, model_path, outputs.folder / PLOT_FILE], completed=True)
     finally:
         dist.destroy_process_group()
 
 
+def _open_tracker(config: RunConfig, outputs: RunOutputs) -> Trackers:
+    """The baseline's tracking sinks (`tracking`), named like its folder, beside the federated runs'."""
+    tracker = open_tracker(TrackedRun(config, outputs.folder.name, outputs.folder))
+    outputs.record_tracking(tracker.identity)
+    return tracker
+
+
 def _record(
     outputs: RunOutputs,
+    tracker: Trackers,
     model: torch.nn.Module,
     test_set: LabelledSplit,
     device: torch.device,
@@ -181,20 +201,20 @@ def _record(
     record: dict[str, Any],
     started: float,
 ) -> None:
-    """Evaluate on the test set, append the epoch's record to `metrics.json` and print it."""
-    loss, accuracy = evaluate(model, test_set, device)
-    outputs.add_round(
-        {
-            "round": record["round"],
-            "central_accuracy": accuracy,
-            "central_loss": loss,
-            **record,
-            "seconds": time.monotonic() - started,
-        }
-    )
+    """Evaluate on the test set, append the epoch's record to `metrics.json`, track and print it."""
+    task = tasks.task_of(test_set.labels)
+    metrics = tasks.summary(task, evaluate(model, test_set, device))
+    full = {
+        "round": record["round"],
+        **{f"central_{name}": value for name, value in metrics.items()},
+        **record,
+        "seconds": time.monotonic() - started,
+    }
+    outputs.add_round(full)
+    tracker.log_round(full)
     train = f" | train loss {record['train_loss']:.4f}" if "train_loss" in record else ""
     echo(
-        f"centralized epoch {record['round']}/{epochs} | central accuracy {accuracy:.4f} | loss {loss:.4f}"
+        f"centralized epoch {record['round']}/{epochs} | {' | '.join(tasks.describe('central', task, full))}"
         f"{train} | {time.monotonic() - started:.1f}s"
     )
 
@@ -210,8 +230,9 @@ def centralized_command(
         extra = {}
     else:
         extra = {"run-name": time.strftime("centralized-%Y%m%d-%H%M%S")}
-    folder = train_centralized(CentralizedRequest.build(app_dir, override_texts, nodes, world_size, epochs, extra))
+    request = CentralizedRequest.build(app_dir, override_texts, nodes, world_size, epochs, extra)
+    folder = train_centralized(request)
     final = json.loads((folder / METRICS_FILE).read_text())["rounds"][-1]
     echo(f"outputs: {folder}")
-    echo(f"final central accuracy: {final['central_accuracy']:.4f} (epoch {final['round']})")
+    echo(f"final {tasks.headline('central', request.config.task, final)} (epoch {final['round']})")
     return 0

@@ -5,9 +5,14 @@ SuperLink, then the centralized baseline of that seed (`sim/centralized.py`). Th
 results go to `--out`:
 
 - `runs/<strategy>-<seed>/` and `runs/centralized-<seed>/`: each run's own outputs;
-- `summary.csv`, `report.md`, `curves.png` (and `privacy.png` when some runs are
-  differentially private): rewritten after every run, so progress is visible and an
-  interrupted comparison keeps what it measured.
+  with `-c tracking=...` the runs are tracked under those names too, grouped so
+  their curves overlay: `tensorboard --logdir <out>/runs`, and MLflow's experiment
+  named after `--out`;
+- `summary.csv`, `report.md`, `curves.png` with its data `curves.json` (per strategy
+  and round, mean and sd over seeds), `runs.json` (every run's figures and per-round
+  curves; and `privacy.png` when some runs are differentially private): rewritten
+  after every run, so progress is visible and an interrupted comparison keeps what it
+  measured.
 
 A run that fails is a row marked failed, never skipped; the command then exits 1.
 
@@ -15,8 +20,8 @@ Identical conditions, by construction and checked:
 - the data settings (`DataSpec`: dataset, partitioner and its parameters, validation
   share, public slice, seed) must be the same for every strategy of a seed, or the
   comparison is refused before anything runs. When any strategy distils on a public
-  set, every run is given the same explicit `public-size`, so all hold the same
-  private partitions;
+  set (or validates a server distillation), every run is given the same explicit
+  `public-size` (and `distill-validation-size`), so all hold the same private partitions;
 - model initialization and node sampling derive from the seed alone. After the runs,
   the report checks that every run of a seed with the same model (the centralized
   baseline included) starts from the same round-0 central loss.
@@ -34,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedapp.config import DEFAULT_PUBLIC_SIZE, ConfigError, RunConfig
+from fedapp import tasks
+from fedapp.config import DEFAULT_PUBLIC_SIZE, DEFAULT_SERVER_VALIDATION_SIZE, ConfigError, RunConfig
 from fedapp.data import DataSpec
 from fedapp.outputs import METRICS_FILE
 from fedapp.registry import STRATEGIES
@@ -44,18 +50,22 @@ from sim.overrides import parse_overrides
 from sim.paper_presets import PAPER_PRESETS
 from sim.report import (
     CENTRALIZED,
+    CURVES_DATA_FILE,
     CURVES_FILE,
     PRIVACY_FILE,
     REPORT_FILE,
+    RUNS_FILE,
     SUMMARY_FILE,
     is_private,
     plot_curves,
     plot_privacy_utility,
+    write_curves_json,
     write_report,
+    write_runs_json,
     write_summary_csv,
 )
 from sim.run import RunRequest, ensure_superlink, execute
-from sim.summary import COMPLETED, RunResult, best_accuracy, summarize
+from sim.summary import COMPLETED, METRIC_OF_TASK, RunResult, best_value, summarize
 
 RUNS_FOLDER = "runs"
 DEFAULT_TARGET = 0.9
@@ -155,7 +165,7 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
             raise ConfigError(f"run-config key {key!r} is set by compare for each run; use --seeds and --out instead")
     runs_dir = str(request.out.expanduser().absolute() / RUNS_FOLDER)
     rounds = {} if request.rounds is None else {"num-server-rounds": request.rounds}
-    shared = {**request.common, **rounds, **_shared_public_set(request)}
+    shared = {**_grouped(request), **request.common, **rounds, **_shared_public_set(request)}
     runs, baselines, settings = [], {}, {}
     for seed in request.seeds:
         data_specs: dict[str, DataSpec] = {}
@@ -186,11 +196,31 @@ def plan(request: CompareRequest, app_dir: Path) -> Plan:
     return Plan(runs, baselines, settings)
 
 
+def _grouped(request: CompareRequest) -> dict[str, str]:
+    """The comparison's MLflow experiment: its `--out` folder's name (an explicit `tracking-experiment` wins).
+
+    Its TensorBoard folder is `<out>/runs`, where every run's event files already are.
+    """
+    return {"tracking-experiment": request.out.expanduser().absolute().name}
+
+
 def _shared_public_set(request: CompareRequest) -> dict[str, int]:
-    """`public-size` for every run when a strategy distils and no run sets it: same partitions for all."""
-    distils = any(STRATEGIES[contender.strategy].uses_public_set for contender in request.contenders)
-    explicit = "public-size" in request.common or any("public-size" in c.overrides for c in request.contenders)
-    return {"public-size": DEFAULT_PUBLIC_SIZE} if distils and not explicit else {}
+    """The reserved slices for every run when a strategy needs them and no run sizes them: same partitions for all.
+
+    `public-size` when a strategy distils on a public set, `distill-validation-size`
+    when one distils on the server (and so validates on a labelled server split).
+    """
+    specs = [STRATEGIES[contender.strategy] for contender in request.contenders]
+    needed = {
+        "public-size": (DEFAULT_PUBLIC_SIZE, any(spec.uses_public_set for spec in specs)),
+        "distill-validation-size": (DEFAULT_SERVER_VALIDATION_SIZE, any(spec.distils_on_server for spec in specs)),
+    }
+    shared = {}
+    for key, (size, needs) in needed.items():
+        explicit = key in request.common or any(key in c.overrides for c in request.contenders)
+        if needs and not explicit:
+            shared[key] = size
+    return shared
 
 
 def _visible_settings(config: RunConfig) -> dict[str, Any]:
@@ -274,25 +304,37 @@ def _records(folder: Path) -> list[dict[str, Any]]:
 
 
 def _finish(results: list[RunResult], request: CompareRequest, comparison: Plan, out: Path, started: float) -> None:
-    """Report the run that just ended and rewrite the comparison's three outputs."""
+    """Report the run that just ended and rewrite the comparison's outputs."""
     last = results[-1]
-    accuracy = f"final central accuracy {last.rounds[-1]['central_accuracy']:.4f}" if last.rounds else "no metrics"
+    task = comparison.runs[0].request.config.task
+    metric = METRIC_OF_TASK[task]
+    final = f"final {tasks.headline('central', task, last.rounds[-1])}" if last.rounds else "no metrics"
     echo(
-        f"compare: {last.label} seed {last.seed} {last.status}: {accuracy} in {last.seconds:.0f}s "
+        f"compare: {last.label} seed {last.seed} {last.status}: {final} in {last.seconds:.0f}s "
         f"(elapsed {_clock(started)})"
     )
     labels = [c.label for c in request.contenders] + [CENTRALIZED]
-    rows = [summarize(label, [r for r in results if r.label == label], request.target) for label in labels]
+    rows = [summarize(label, [r for r in results if r.label == label], request.target, metric) for label in labels]
     rows = [row for row in rows if row["runs"]]
-    write_summary_csv(rows, out / SUMMARY_FILE)
+    write_summary_csv(rows, out / SUMMARY_FILE, metric)
+    write_runs_json(request.command, results, request.target, out / RUNS_FILE, metric)
     curves = {label: [r.rounds for r in results if r.label == label and r.completed] for label in labels[:-1]}
-    baselines = [best_accuracy(r.rounds) for r in results if r.label == CENTRALIZED and r.completed and r.rounds]
+    baselines = [
+        best_value(r.rounds, metric.key) for r in results if r.label == CENTRALIZED and r.completed and r.rounds
+    ]
     baseline = sum(baselines) / len(baselines) if baselines else None
-    plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison))
+    plot_curves(curves, baseline, request.target, out / CURVES_FILE, _title(comparison), metric)
+    write_curves_json(curves, out / CURVES_DATA_FILE, metric)
     if any(is_private(label, comparison.settings) for label in labels):
-        plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison))
+        plot_privacy_utility(rows, comparison.settings, out / PRIVACY_FILE, _title(comparison), metric)
     write_report(
-        out / REPORT_FILE, request.command, rows, results, comparison.settings, _start_checks(results, comparison)
+        out / REPORT_FILE,
+        request.command,
+        rows,
+        results,
+        comparison.settings,
+        _start_checks(results, comparison),
+        metric,
     )
 
 
@@ -351,7 +393,9 @@ def build_request(  # noqa: PLR0913 (one keyword per command-line option)
         common.setdefault("num-server-rounds", chosen.rounds)
     target = target if target is not None else chosen.target if chosen else DEFAULT_TARGET
     if not 0 < target <= 1:
-        raise ConfigError(f"--target = {target} is not allowed; allowed: an accuracy in (0, 1]")
+        raise ConfigError(
+            f"--target = {target} is not allowed; allowed: an accuracy (or R² for a regression) in (0, 1]"
+        )
     return CompareRequest(
         contenders=contenders,
         seeds=_parse_seeds(seeds) if seeds is not None else chosen.seeds if chosen else (0,),

@@ -87,7 +87,7 @@ def submit(
 
 
 def configure_default_federation(federation: dict[str, int | float]) -> None:
-    """Make plain `flwr run .` on this SuperLink use `federation` (until the SuperLink restarts)."""
+    """Make plain `flwr run .` (no `--federation-config`) on this SuperLink use `federation`, until it restarts."""
     flags = [f"--{key}={value}" for key, value in federation.items()]
     _flwr("federation", "simulation-config", "@none/default", CONNECTION, *flags)
 

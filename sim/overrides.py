@@ -58,6 +58,21 @@ def app_defaults(app_dir: Path) -> dict[str, Any]:
         return tomllib.load(file)["tool"]["flwr"]["app"]["config"]
 
 
+def as_text_where_declared(app_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Numbers given to keys whose default is text, as text: `hidden-sizes=5`, `input-shape=10`.
+
+    TOML reads a bare `5` as an integer; for a text key (a list of widths, a shape, a
+    column name) the user meant the text, and `flwr run` must be sent the text.
+    """
+    defaults = app_defaults(app_dir)
+    return {
+        key: str(value)
+        if isinstance(defaults.get(key), str) and isinstance(value, int | float) and not isinstance(value, bool)
+        else value
+        for key, value in overrides.items()
+    }
+
+
 def validated_config(app_dir: Path, overrides: dict[str, Any]) -> RunConfig:
     """The run config `flwr run` will produce for these overrides, validated (raises `ConfigError`)."""
-    return RunConfig.from_mapping({**app_defaults(app_dir), **overrides})
+    return RunConfig.from_mapping({**app_defaults(app_dir), **as_text_where_declared(app_dir, overrides)})

@@ -73,7 +73,7 @@ def plain_loop(config: RunConfig, num_nodes: int, workers: int = 1) -> LoopResul
         evaluator = CentralEvaluator(config)
         started = time.monotonic()
         global_state = _numpy(initial_arrays(config).to_torch_state_dict())
-        accuracy = [evaluator(_record(global_state))[1]]
+        accuracy = [evaluator(_record(global_state))["accuracy"]]
         seconds = [time.monotonic() - started]
         for server_round in range(1, config.num_server_rounds + 1):
             started = time.monotonic()
@@ -82,7 +82,7 @@ def plain_loop(config: RunConfig, num_nodes: int, workers: int = 1) -> LoopResul
             global_state = weighted_average(models, aggregation_weights([n for _, n, _ in replies], config.weighting))
             if config.fraction_evaluate > 0:
                 pool.ask("evaluate", global_state, server_round)
-            accuracy.append(evaluator(_record(global_state))[1])
+            accuracy.append(evaluator(_record(global_state))["accuracy"])
             seconds.append(time.monotonic() - started)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return LoopResult(round_seconds=seconds, central_accuracy=accuracy, peak_rss_bytes=peak_kib * 1024)
@@ -161,6 +161,7 @@ class _Share:
             batch_size=node.config.batch_size,
             learning_rate=round_learning_rate(node.config.learning_rate, node.config.lr_decay, server_round),
             generator=node.generator("train", server_round),
+            momentum=node.config.client_momentum,
         )
         return node.partition_id, result.examples, _numpy(model.state_dict())
 

@@ -12,6 +12,9 @@ PRESETS: dict[str, dict[str, int | float]] = {
     "gpu": {"num-supernodes": 10, "client-resources-num-cpus": 1, "client-resources-num-gpus": 0.25},
 }
 
+# What a plain `flwr run .` gets on the SuperLink `python -m sim` started (docs/tracking.md).
+DEFAULT_FEDERATION = PRESETS["cpu"]
+
 
 def federation_settings(preset: str, nodes: int | None) -> dict[str, int | float]:
     """The simulation settings of `preset`, with `nodes` simulated SuperNodes if given."""

@@ -16,18 +16,18 @@ from typing import Any
 
 import torch
 
+from fedapp import tasks
 from fedapp.checkpoint import check_same_nodes, resume_point
-from fedapp.config import ConfigError, RunConfig
-from fedapp.data import DataSpec, pool_size, synthetic
-from fedapp.outputs import METRICS_FILE, resolve_run_folder
+from fedapp.config import NO_DATASET, ConfigError, RunConfig, parse_trackers
+from fedapp.outputs import METRICS_FILE, check_output_dir, resolve_run_folder
+from fedapp.preflight import check_run
 from fedapp.privacy import check_nodes
+from fedapp.tracking import absolute_tracking_uri, check_installed
 from sim import flwr_cli
 from sim.flwr_cli import FINISHED_OK, echo
-from sim.overrides import app_defaults, parse_overrides, to_flwr_arguments, validated_config
-from sim.presets import federation_settings
+from sim.overrides import app_defaults, as_text_where_declared, parse_overrides, to_flwr_arguments, validated_config
+from sim.presets import DEFAULT_FEDERATION, federation_settings
 from sim.superlink import LocalSuperLink
-
-EMBEDDED_MNIST = "mnist"
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,15 @@ class RunRequest:
         extra: dict[str, Any] | None = None,
     ) -> RunRequest:
         """Parse and validate everything a run needs (raises `ConfigError` before any work)."""
-        overrides = _with_absolute_paths(app_dir, {**parse_overrides(override_texts), **(extra or {})})
+        overrides = {**parse_overrides(override_texts), **(extra or {})}
+        overrides = _with_absolute_paths(app_dir, as_text_where_declared(app_dir, overrides))
         config = validated_config(app_dir, overrides)
+        check_output_dir(config.output_dir)
+        check_installed(config)
         resumed = resume_point(config)
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
+        check_run(config, int(federation["num-supernodes"]))
         if resumed is not None:
             check_same_nodes(config, resumed, [int(federation["num-supernodes"])])
         return cls(app_dir, config, overrides, federation, ray_address)
@@ -84,14 +88,18 @@ class RunOutcome:
 
 
 def _with_absolute_paths(app_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Resolve `output-dir`, `resume-from` and a path-like `dataset` against this shell's working directory.
+    """Resolve `output-dir`, `resume-from`, a path-like `dataset` and MLflow's local store against this shell's folder.
 
     The ServerApp runs in the SuperLink's working directory and the clients in Ray's,
-    so relative paths are made absolute here, where the user typed them.
+    so relative paths are made absolute here, where the user typed them. MLflow's
+    default store (`tracking-uri` '') becomes `mlflow.db` here, beside `outputs/`.
     """
     resolved = dict(overrides)
-    output_dir = resolved.get("output-dir", app_defaults(app_dir)["output-dir"])
+    defaults = app_defaults(app_dir)
+    output_dir = resolved.get("output-dir", defaults["output-dir"])
     resolved["output-dir"] = str(Path(output_dir).expanduser().absolute())
+    if "mlflow" in parse_trackers(str(resolved.get("tracking", defaults.get("tracking", "none")))):
+        resolved["tracking-uri"] = absolute_tracking_uri(str(resolved.get("tracking-uri", "")), Path.cwd())
     if resolved.get("resume-from"):
         resolved["resume-from"] = str(Path(str(resolved["resume-from"])).expanduser().absolute())
     dataset = resolved.get("dataset")
@@ -113,16 +121,6 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             raise ConfigError(
                 f"run-config key {key!r} = {value} exceeds the {nodes} simulated nodes; allowed: <= {nodes}"
             )
-    if config.partitioner == "natural" and nodes > synthetic.NUM_DEVICES:
-        raise ConfigError(
-            f"--nodes = {nodes} exceeds the {synthetic.NUM_DEVICES} devices of partitioner 'natural'; "
-            f"allowed: <= {synthetic.NUM_DEVICES}"
-        )
-    if config.dataset == EMBEDDED_MNIST and nodes > (samples := pool_size(DataSpec.from_config(config))):
-        raise ConfigError(
-            f"--nodes = {nodes} exceeds the {samples} training samples of the embedded MNIST, so some nodes would "
-            f"get none (the partitioner fails); allowed: <= {samples}, or a larger dataset (run-config key 'dataset')"
-        )
     check_nodes(config, nodes, own_data_nodes=0)
     if float(federation["client-resources-num-gpus"]) > 0 and not torch.cuda.is_available():
         raise ConfigError(
@@ -131,11 +129,26 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
         )
 
 
+def check_simulated(config: RunConfig) -> None:
+    """Refuse what only a deployment can run: simulated nodes share the run's dataset, so there must be one."""
+    if config.dataset == NO_DATASET:
+        raise ConfigError(
+            "run-config key 'dataset' = 'none' means every node brings its own data (data-path on an edge node); "
+            "allowed in a simulation: a dataset the simulated nodes share"
+        )
+
+
 def ensure_superlink(request: RunRequest) -> LocalSuperLink:
-    """Start (or reuse) the local simulation SuperLink this request needs."""
+    """Start (or reuse) the local simulation SuperLink this request needs.
+
+    A SuperLink it starts gets the documented default federation (`DEFAULT_FEDERATION`:
+    10 nodes, 1 CPU each) for plain `flwr run .`, whatever this request's `--nodes`:
+    `python -m sim` passes its own federation with every run it submits.
+    """
+    check_simulated(request.config)
     superlink = LocalSuperLink.default()
     if superlink.ensure_running(request.app_dir, request.ray_address):
-        flwr_cli.configure_default_federation(request.federation)
+        flwr_cli.configure_default_federation(DEFAULT_FEDERATION)
     return superlink
 
 
@@ -147,6 +160,8 @@ def execute(request: RunRequest, label: str = "", connection: str = flwr_cli.CON
     connected to it, so the request's simulation settings are not sent there.
     """
     started = time.monotonic()
+    if connection == flwr_cli.CONNECTION:
+        check_simulated(request.config)
     federation = request.federation if connection == flwr_cli.CONNECTION else None
     run_id = flwr_cli.submit(request.app_dir, to_flwr_arguments(request.overrides), federation, connection)
     prefix = f"{label} " if label else ""
@@ -184,5 +199,5 @@ def run_command(
     final = outcome.metrics()["rounds"][-1]
     echo(f"run {outcome.run_id} completed in {outcome.seconds:.1f}s")
     echo(f"outputs: {outcome.folder}")
-    echo(f"final central accuracy: {final['central_accuracy']:.4f} (round {final['round']})")
+    echo(f"final {tasks.headline('central', request.config.task, final)} (round {final['round']})")
     return 0

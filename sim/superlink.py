@@ -1,5 +1,10 @@
 """The local simulation SuperLink that `python -m sim` starts, reuses and stops.
 
+It runs in the project folder (the app's), whichever folder `python -m sim` was
+typed in: a ServerApp's working directory is its SuperLink's, so a plain
+`flwr run .` writes a relative `output-dir` under `<project>/outputs/`. A SuperLink
+of ours that runs in another checkout's folder is restarted here.
+
 `flwr run` with the default `local` connection talks to a SuperLink on
 127.0.0.1:`$FLWR_LOCAL_SUPERLINK_HTTP_API_PORT` (39091), and if none answers it starts
 one with runtime dependency installation on, which re-resolves the app's
@@ -139,11 +144,15 @@ class LocalSuperLink:
         environment's Flower version is not the one it was started with (an upgrade
         in place, or another checkout sharing `$FLWR_HOME`): its SuperExec would start
         this environment's `flwr-simulation`, which a SuperLink of another major.minor
-        release rejects, and the run would make no progress.
+        release rejects, and the run would make no progress. And it is restarted when
+        it runs in another folder than `app_dir` (another checkout): its folder is where
+        a plain `flwr run .` writes relative outputs, which belong to this project.
         """
         proc = self.process()
         if proc is not None:
-            problem = _unsuitable(proc, ray_address) or self._version_problem(proc)
+            problem = (
+                _unsuitable(proc, ray_address) or self._version_problem(proc) or self._folder_problem(proc, app_dir)
+            )
             if problem is None:
                 return False
             if not self._is_ours(proc):
@@ -175,6 +184,18 @@ class LocalSuperLink:
             return None
         running = f"it runs Flower {started_with}" if started_with else "its Flower version was not recorded"
         return f"{running}, this environment has Flower {installed}"
+
+    def _folder_problem(self, proc: psutil.Process, app_dir: Path) -> str | None:
+        """Why our SuperLink `proc` runs in another folder than the project `app_dir`, or None."""
+        if not self._is_ours(proc):
+            return None
+        try:
+            folder = Path(proc.cwd()).resolve()
+        except psutil.AccessDenied:
+            return None
+        if folder == app_dir.resolve():
+            return None
+        return f"it runs in {folder}, this project is {app_dir.resolve()}"
 
     def _start(self, app_dir: Path, ray_address: str | None) -> None:
         """Launch a detached SuperLink in its own session and wait until it answers."""

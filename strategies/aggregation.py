@@ -62,3 +62,35 @@ def aggregation_weights(num_examples: Sequence[int], weighting: str) -> list[flo
     if weighting == "uniform":
         return [1.0] * len(num_examples)
     raise ValueError(f"unknown weighting {weighting!r}; allowed: examples, uniform")
+
+
+def normalized_steps(steps: int, momentum: float = 0.0) -> float:
+    """FedNova's ||a_i||_1 for `steps` local SGD steps with heavy-ball `momentum` rho (Wang et al. 2020).
+
+    Plain SGD moves x - y_i = lr * sum of the steps' gradients, so a_i = tau_i. With a
+    momentum buffer v <- rho v + g (reset each round) the gradient of step t counts
+    (1 - rho^(tau - t + 1)) / (1 - rho) times, which sums to
+    a_i = [tau - rho (1 - rho^tau) / (1 - rho)] / (1 - rho).
+    """
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if momentum == 0:
+        return float(steps)
+    return (steps - momentum * (1 - momentum**steps) / (1 - momentum)) / (1 - momentum)
+
+
+def fednova_scales(normalizers: Sequence[float], weights: Sequence[float]) -> list[float]:
+    """Factors tau_eff / a_i that turn a weighted average of updates into FedNova's normalised one.
+
+    FedNova's step is tau_eff * sum_i p_i (x - y_i) / a_i with p_i = w_i / sum_j w_j and
+    tau_eff = sum_i p_i a_i; scaling each update by tau_eff / a_i before the weighted
+    average gives exactly that. With equal a_i every factor is 1 (FedAvg). A client that
+    ran no step (a_i = 0) sent no change and gets factor 0.
+    """
+    if len(normalizers) != len(weights):
+        raise ValueError(f"got {len(normalizers)} normalizers but {len(weights)} weights")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"weights must sum to a positive number, got {list(weights)}")
+    effective = sum(weight / total * a for weight, a in zip(weights, normalizers, strict=True))
+    return [effective / a if a > 0 else 0.0 for a in normalizers]

@@ -60,8 +60,12 @@ def _layout(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype] | None:
 
 
 def to_record(arrays: Arrays) -> ArrayRecord:
-    """Serialize an ordered dict of arrays into an `ArrayRecord`."""
-    return ArrayRecord({key: Array(np.ascontiguousarray(value)) for key, value in arrays.items()})
+    """Serialize an ordered dict of arrays into an `ArrayRecord`.
+
+    `np.require` keeps 0-d arrays 0-d (BatchNorm's `num_batches_tracked`), where
+    `np.ascontiguousarray` would turn them into shape (1,).
+    """
+    return ArrayRecord({key: Array(np.require(value, requirements="C")) for key, value in arrays.items()})
 
 
 def single_array_record(content: RecordDict) -> ArrayRecord | None:

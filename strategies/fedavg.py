@@ -39,7 +39,7 @@ from strategies.aggregation import aggregation_weights, difference, weighted_ave
 from strategies.arrays import Arrays, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.dp import DifferentialPrivacy
 from strategies.hooks import FederationHooks
-from strategies.messages import readdressed
+from strategies.messages import amended
 from strategies.protocol import LOCAL_EPOCHS, SERVER_ROUND
 from strategies.sampling import FIXED, ClientSampler, seeded_sampling
 from strategies.seeding import numpy_rng
@@ -174,12 +174,7 @@ class FedAvg(FlowerFedAvg, FederationHooks):
 
     def _as_straggler(self, message: Message, epochs: int) -> Message:
         """The same message, telling its node to stop after `epochs` epochs."""
-        config = ConfigRecord(dict(message.content[self.configrecord_key]))
-        config[LOCAL_EPOCHS] = epochs
-        content = RecordDict(
-            {self.arrayrecord_key: message.content[self.arrayrecord_key], self.configrecord_key: config}
-        )
-        return readdressed(message, content=content)
+        return amended(message, self.configrecord_key, {LOCAL_EPOCHS: epochs})
 
     def round_metrics(self) -> dict[str, float]:
         """Stragglers chosen and dropped in the round just aggregated, and its privacy figures under DP."""

@@ -1,43 +1,33 @@
-"""Federated distillation by logit exchange (the FD / FedMD family).
+"""Federated distillation by logit exchange: what FD (`fd.py`) and FedMD (`fedmd.py`) share.
 
-Jeong et al. 2018 (FD, arXiv:1811.11479) and Li & Wang 2019 (FedMD): clients share
-what their models predict, not their weights, so the upload is independent of model
-size and client architectures may differ. Per round:
+Jeong et al. 2018 (FD, arXiv:1811.11479) and Li & Wang 2019 (FedMD, arXiv:1910.03581):
+clients share what their models predict, never their weights, so the upload does not
+grow with the model and client architectures may differ. Both papers keep every
+client's model across rounds and report the accuracy of those models, so:
 
-1. the server sends each sampled client the consensus soft labels on the public set
-   (from the previous round) and, to clients whose architecture matches its own, its
-   distilled weights;
-2. the client digests (fits the consensus on the public set, `digest-epochs`), trains
-   on its private data (`local-epochs`), and uploads its soft labels on the public set
-   at temperature `distill-temperature`: public-size x classes floats;
-3. the server averages the soft labels weighted by example counts into the new
-   consensus and distils it into its own model (the global model that is evaluated).
-
-Clients keep their own model between rounds in their Flower `Context.state`.
-Deliberate differences: FD averages per-label logits over private data and FedMD uses
-a labelled public set; here the public set is unlabelled (as in FedDF) and the server
-also keeps a distilled model, so central accuracy is measured on one global model.
+- each client keeps its own model in its Flower `Context.state` for the whole run
+  (in simulation and in deployment); a resumed run is a new Flower run with a new
+  `Context`, so its clients start again from their initial models;
+- after its round every client reports its own model's accuracy on its validation
+  split and, when it holds a share of the run's dataset (simulation and demos), on the
+  run's held-out test set; the round's record gets their mean, min and max over the
+  clients that replied (`client_accuracy_*` on the test set, `client_validation_accuracy_*`);
+- federated evaluation asks each node to evaluate its own model (`evaluate.local`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from logging import INFO
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-import numpy as np
-import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.common import log
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg as FlowerFedAvg
 
-from strategies.aggregation import aggregation_weights, weighted_average
-from strategies.arrays import Arrays, reply_arrays, reply_metrics, to_numpy, to_record
-from strategies.distiller import Distiller
+from strategies.arrays import reply_metrics
 from strategies.hooks import FederationHooks
 from strategies.messages import readdressed
-from strategies.protocol import CONSENSUS, EVALUATE_LOCAL, SOFT_LABELS, TRAIN_DISTILL
+from strategies.protocol import EVALUATE_LOCAL, TEST_ACCURACY, TEST_LOSS, VALIDATION_ACCURACY
 
 
 class NodeArchitectures(Protocol):
@@ -48,91 +38,41 @@ class NodeArchitectures(Protocol):
         ...
 
 
-class FedDistill(FlowerFedAvg, FederationHooks):
-    """Clients exchange soft labels on a public set; the server distils their consensus."""
+def spread(name: str, values: Sequence[float]) -> dict[str, float]:
+    """`{name}_mean`, `{name}_min` and `{name}_max` of `values` (nothing for no values)."""
+    if not values:
+        return {}
+    return {f"{name}_mean": sum(values) / len(values), f"{name}_min": min(values), f"{name}_max": max(values)}
 
-    def __init__(
-        self,
-        *,
-        distiller: Distiller,
-        server_model: str,
-        num_classes: int,
-        architectures: NodeArchitectures | None = None,
-        weighting: str = "examples",
-        **sampling: float | int,
-    ) -> None:
+
+def client_model_metrics(contents: Sequence[RecordDict]) -> dict[str, float]:
+    """The clients' own models after the round: accuracy (and loss) on the test set and their validation splits."""
+    metrics = [reply_metrics(content) for content in contents]
+
+    def values(key: str) -> list[float]:
+        return [float(m[key]) for m in metrics if key in m]  # type: ignore[arg-type]
+
+    figures = {
+        **spread("client_accuracy", values(TEST_ACCURACY)),
+        **spread("client_validation_accuracy", values(VALIDATION_ACCURACY)),
+    }
+    losses = values(TEST_LOSS)
+    if losses:
+        figures["client_loss_mean"] = sum(losses) / len(losses)
+    return figures
+
+
+class FederatedDistillation(FlowerFedAvg, FederationHooks):
+    """Sampling as Flower's FedAvg; clients keep and evaluate their own models."""
+
+    def __init__(self, *, num_classes: int, **sampling: float | int) -> None:
         super().__init__(**sampling)  # type: ignore[arg-type]
-        self.distiller = distiller
-        self.server_model = server_model
         self.num_classes = num_classes
-        self.architectures = architectures
-        self.weighting = weighting
-        self.consensus: np.ndarray | None = None
-        self.server_arrays: Arrays = {}
         self._round_metrics: dict[str, float] = {}
 
-    def summary(self) -> None:
-        """Log the exchange's settings, then Flower's sampling settings."""
-        log(
-            INFO,
-            "\t├──> Federated distillation: %d public samples x %d classes, server model %s; %s",
-            self.distiller.public_size,
-            self.num_classes,
-            self.server_model,
-            self.distiller.describe(),
-        )
-        super().summary()
-
-    def state_dict(self) -> dict[str, np.ndarray | None]:
-        """What carries over between rounds: the consensus soft labels (None before round 1's)."""
-        return {"consensus": self.consensus}
-
-    def load_state_dict(self, state: dict[str, np.ndarray | None]) -> None:
-        """Restore the consensus saved by `state_dict` (resuming a run)."""
-        self.consensus = state["consensus"]
-
     def round_metrics(self) -> dict[str, float]:
-        """How confident the round's consensus is (mean top soft label)."""
+        """The round's figures: client models' accuracies, the consensus's accuracy, distillation figures."""
         return dict(self._round_metrics)
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        """Sample as Flower does; send each node the consensus and, if it can use them, the server's weights.
-
-        Without an architecture lookup (a plain Flower app) no node is sent the server's weights.
-        """
-        self.server_arrays = to_numpy(arrays)
-        sampled = super().configure_train(server_round, arrays, config, grid)
-        return [self._distill_message(message, arrays, config) for message in sampled]
-
-    def _distill_message(self, message: Message, arrays: ArrayRecord, config: ConfigRecord) -> Message:
-        content = RecordDict({self.configrecord_key: config})
-        if self.consensus is not None:
-            content[CONSENSUS] = to_record({SOFT_LABELS: self.consensus})
-        node_id = message.metadata.dst_node_id
-        if self.architectures is not None and self.architectures.architecture(node_id) == self.server_model:
-            content[self.arrayrecord_key] = arrays
-        return readdressed(message, content=content, message_type=TRAIN_DISTILL)
-
-    def reply_reference(self, message: Message) -> Arrays | None:
-        """What a reply to `message` must carry: soft labels of shape (public size, classes)."""
-        if message.metadata.message_type != TRAIN_DISTILL:
-            return None
-        return {SOFT_LABELS: np.zeros((self.distiller.public_size, self.num_classes), dtype=np.float32)}
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average the soft labels into the consensus and distil it into the server's model."""
-        contents = [r.content for r in replies if not r.has_error()]
-        if not contents:
-            return None, None
-        weights = aggregation_weights([int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting)
-        self.consensus = weighted_average([reply_arrays(c) for c in contents], weights)[SOFT_LABELS]
-        distilled = self.distiller.distil(self.server_arrays, torch.from_numpy(self.consensus), server_round)
-        self._round_metrics = {"consensus_confidence": float(self.consensus.max(axis=1).mean())}
-        return to_record(distilled), self.train_metrics_aggr_fn(contents, self.weighted_by_key)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

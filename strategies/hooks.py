@@ -23,6 +23,10 @@ from strategies.arrays import Arrays
 class FederationHooks:
     """A strategy's answers to the federation loop; every method has a stateless default."""
 
+    def has_global_model(self) -> bool:
+        """False for a strategy without one (FD): its round is then scored by its client models' mean accuracy."""
+        return True
+
     def run_summary(self) -> dict[str, Any]:
         """What the run's record says about the strategy as a whole (e.g. the terms of its privacy guarantee)."""
         return {}

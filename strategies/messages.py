@@ -3,12 +3,16 @@
 Our strategies build a round's messages in `configure_train` (Flower's `FedAvg` for
 federated distillation, `strategies/fedavg.py` for the weight-averaging ones), then
 adjust them through the public hooks (a gradient request instead of a train request,
-fewer epochs for a straggler) rather than overriding Flower's private message builder.
+fewer epochs for a straggler, a control variate beside the weights) rather than
+overriding Flower's private message builder.
 """
 
 from __future__ import annotations
 
-from flwr.app import Message, RecordDict
+from collections.abc import Mapping
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app.typing import ConfigRecordValues
 
 
 def readdressed(message: Message, *, content: RecordDict | None = None, message_type: str | None = None) -> Message:
@@ -18,3 +22,22 @@ def readdressed(message: Message, *, content: RecordDict | None = None, message_
         dst_node_id=message.metadata.dst_node_id,
         message_type=message_type or message.metadata.message_type,
     )
+
+
+def amended(
+    message: Message,
+    config_key: str,
+    config: Mapping[str, ConfigRecordValues],
+    *,
+    arrays: Mapping[str, ArrayRecord] | None = None,
+    message_type: str | None = None,
+) -> Message:
+    """A new message to the same node with the same records, its config updated with `config`, plus `arrays`.
+
+    The config record is copied (a round's messages share one), the other records are not.
+    """
+    content = RecordDict(dict(message.content.items()))
+    content[config_key] = ConfigRecord({**message.content[config_key], **config})
+    for name, record in (arrays or {}).items():
+        content[name] = record
+    return readdressed(message, content=content, message_type=message_type)

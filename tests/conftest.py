@@ -10,6 +10,7 @@ import pytest
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.faults import ENABLE_VARIABLE
+from fedapp.node_state import STATE_DIR_VARIABLE
 from sim.superlink import LocalSuperLink
 from tests.helpers import APP_DIR, flower_processes, free_port
 
@@ -18,13 +19,16 @@ from tests.helpers import APP_DIR, flower_processes, free_port
 def flower_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private `FLWR_HOME` and SuperLink port, so tests never touch the user's ~/.flwr or demo.
 
-    The test SuperLink (and so its ServerApps and ClientApps) also allows fault injection.
+    The test SuperLink (and so its ServerApps and ClientApps) also allows fault injection,
+    and its nodes keep their state (SCAFFOLD, FedBN, Ditto) in a folder of the session's.
     """
     home = tmp_path_factory.mktemp("flwr-home")
-    saved = {key: os.environ.get(key) for key in ("FLWR_HOME", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", ENABLE_VARIABLE)}
+    variables = ("FLWR_HOME", "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", ENABLE_VARIABLE, STATE_DIR_VARIABLE)
+    saved = {key: os.environ.get(key) for key in variables}
     os.environ["FLWR_HOME"] = str(home)
     os.environ["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"] = str(free_port())
     os.environ[ENABLE_VARIABLE] = "1"
+    os.environ[STATE_DIR_VARIABLE] = str(tmp_path_factory.mktemp("node-state"))
     yield home
     for key, value in saved.items():
         if value is None:

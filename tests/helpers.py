@@ -1,28 +1,41 @@
 """Helpers shared by the tests: the app folder, free ports, Flower process checks, real runs and replies,
-and rounds of a strategy played in-process against the real ClientApp."""
+and datasets written in hub layout.
+
+`FakeGrid`, `answer` and `play_round` run a strategy's round in-process: its messages
+go to the real ClientApp (node id i + 1 is partition i), without Ray or a SuperLink.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedapp.checkpoint import CHECKPOINT_FILE, read_checkpoint
 from fedapp.client_app import app as client_app
 from fedapp.models import build_model
+from fedapp.node_state import STATE_DIR_VARIABLE
+from fedapp.protocol import PERSONAL_STATE
+from sim.flwr_cli import FINISHED_OK
 from sim.overrides import app_defaults
 from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import LocalSuperLink
-from strategies.fedavg import FedAvg
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
 
 APP_DIR = Path(__file__).resolve().parents[1]
+NUM_NODES = 3
+TWO_NN_BYTES = 199_210 * 4
+CNN_BYTES = 1_663_370 * 4
 
 
 def free_port() -> int:
@@ -51,13 +64,42 @@ def run_app(
     return execute(request)
 
 
+def two_round_run(
+    superlink: LocalSuperLink, tmp_path: Path, nodes: int, min_gain: float, **overrides: Any
+) -> RunOutcome:
+    """A 2-round run of `nodes` nodes that must complete and raise central accuracy by more than `min_gain`."""
+    outcome = run_app(superlink, tmp_path, nodes=nodes, **{"num_server_rounds": 2, **overrides})
+    assert outcome.status == FINISHED_OK
+    rounds = outcome.metrics()["rounds"]
+    assert [record["round"] for record in rounds] == [0, 1, 2]
+    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + min_gain
+    return outcome
+
+
+def assert_weights_travel(record: dict[str, Any], model_bytes: int, nodes: int = 3) -> None:
+    """Each of the `nodes` clients received and sent back `model_bytes` (plus headers)."""
+    assert len(record["clients"]) == nodes
+    for client in record["clients"]:
+        assert model_bytes <= client["bytes_down"] < model_bytes * 1.01
+        assert model_bytes <= client["bytes_up"] < model_bytes * 1.01
+    assert record["bytes_up"] == sum(client["bytes_up"] for client in record["clients"])
+
+
+def saved_personal_state(run_folder: Path) -> list[Path]:
+    """The personal-state files (FedBN, Ditto) the nodes of the run in `run_folder` keep on disk, sorted."""
+    scope = read_checkpoint(run_folder / CHECKPOINT_FILE).strategy_state["client_state"]["scope"]
+    return sorted((Path(os.environ[STATE_DIR_VARIABLE]) / scope).glob(f"*/{PERSONAL_STATE}-*.pt"))
+
+
+def personal_state_names(nodes: int) -> list[str]:
+    """The file names `saved_personal_state` finds after 2 rounds in which all `nodes` nodes trained."""
+    return [f"{PERSONAL_STATE}-{r}.pt" for r in (1, 2) for _ in range(nodes)]
+
+
 def reply_from(node_id: int, request: Message, content: RecordDict, monkeypatch: pytest.MonkeyPatch) -> Message:
     """A reply to `request` as node `node_id` would send it."""
     monkeypatch.setattr(TaskIdentity, "_node_id", node_id)
     return Message(content, reply_to=request)
-
-
-NUM_NODES = 3
 
 
 def run_config(**changes: Any) -> dict[str, Any]:
@@ -81,8 +123,10 @@ class FakeGrid(Grid):
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]: ...  # type: ignore[empty-body]
 
 
-def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[Message]:
-    """Deliver `messages` to the real ClientApp, node id i+1 being partition i."""
+def answer(
+    messages: list[Message], config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, num_nodes: int = NUM_NODES
+) -> list[Message]:
+    """Deliver `messages` to the real ClientApp, node id i+1 being partition i of `num_nodes`."""
     replies = []
     for message in messages:
         node_id = message.metadata.dst_node_id
@@ -90,7 +134,7 @@ def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.
         context = Context(
             run_id=1,
             node_id=node_id,
-            node_config={"partition-id": node_id - 1, "num-partitions": NUM_NODES},
+            node_config={"partition-id": node_id - 1, "num-partitions": num_nodes},
             state=RecordDict(),
             run_config=config,
         )
@@ -100,16 +144,47 @@ def answer(messages: list[Message], config: dict[str, Any], monkeypatch: pytest.
 
 
 def play_round(
-    strategy: FedAvg, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, arrays: ArrayRecord
+    strategy: Strategy,
+    config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    arrays: ArrayRecord,
+    server_round: int = 1,
+    num_nodes: int = NUM_NODES,
+    partitions: int | None = None,
 ) -> tuple[list[Message], ArrayRecord]:
+    """Configure, answer and aggregate one training round on nodes 1..`num_nodes`; return messages and new arrays.
+
+    The data is split into `partitions` (default: `num_nodes`) shares, node i holding share i - 1.
+    """
     train_config = ConfigRecord(
-        {SERVER_ROUND: 1, LEARNING_RATE: float(config["learning-rate"]), LOCAL_EPOCHS: int(config["local-epochs"])}
+        {
+            SERVER_ROUND: server_round,
+            LEARNING_RATE: float(config["learning-rate"]),
+            LOCAL_EPOCHS: int(config["local-epochs"]),
+        }
     )
-    messages = list(strategy.configure_train(1, arrays, train_config, FakeGrid(list(range(1, NUM_NODES + 1)))))
-    replies = answer(messages, config, monkeypatch)
-    new_arrays, _ = strategy.aggregate_train(1, replies)
-    return messages, new_arrays
+    grid = FakeGrid(list(range(1, num_nodes + 1)))
+    messages = list(strategy.configure_train(server_round, arrays, train_config, grid))
+    replies = answer(messages, config, monkeypatch, partitions or num_nodes)
+    new_arrays, _ = strategy.aggregate_train(server_round, replies)
+    return messages, new_arrays  # type: ignore[return-value]
 
 
 def initial() -> ArrayRecord:
     return ArrayRecord(build_model("2nn", (1, 28, 28), 10, seed=0).state_dict())
+
+
+def write_parquet_dataset(folder: Path, images: np.ndarray, labels: np.ndarray, splits: dict[str, range]) -> Path:
+    """Write `images` (uint8, N x 28 x 28) and `labels` as a hub-style folder of `<split>.parquet` files."""
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image  # noqa: PLC0415 (only the tests that write datasets need it)
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    folder.mkdir(parents=True)
+    for split, rows in splits.items():
+        table = datasets.Dataset.from_dict(
+            {"image": [Image.fromarray(images[i]) for i in rows], "label": labels[list(rows)].tolist()},
+            features=features,
+        )
+        table.to_parquet(str(folder / f"{split}.parquet"))
+    return folder

@@ -1,53 +1,171 @@
-"""Datasets from the Hugging Face hub (or a local dataset folder) through `FederatedDataset`.
+"""Reading a dataset's rows: the hub and local files through `FederatedDataset`, image folders through torchvision.
 
-For users who are online, `dataset = "owner/name"` loads a hub dataset; an absolute
-path to a local folder of parquet/CSV/image files works offline. `FederatedDataset`
-loads and shuffles the `train` and `test` splits; they are converted once to NumPy
-arrays and cached on disk, then partitioned exactly like the embedded data.
-Images must be 28x28 grayscale (MNIST-like: mnist, fashion_mnist, kmnist, ...).
+`read(location)` returns the dataset's `train` split and, when it has one, its `test`
+split, as `datasets.Dataset`s whose columns `rows.py` turns into arrays:
+
+- `owner/name`: a hub dataset (online users), via flwr-datasets' `FederatedDataset`;
+- a `.parquet` or `.csv` file, or a folder of them: the same `FederatedDataset`, with the
+  `parquet` or `csv` builder and the files as `data_files` (files whose name starts with
+  `test`, or that sit in a `test` folder, are the test split). A CSV's image column may
+  hold image paths, relative to the CSV's folder;
+- any other folder: an image folder read with torchvision's `ImageFolder`
+  (`<folder>/<class>/<image>`, or `<folder>/train/<class>/<image>` and
+  `<folder>/test/<class>/<image>`); its images and class names become the `image` and
+  `label` columns of a `datasets.Dataset`, decoded like the hub's.
+
+Every split is shuffled with a fixed seed (`FederatedDataset` does it for the first
+two; the image folder's class-sorted listing is shuffled the same way), so a public
+slice carved from the front of the pool draws from every class.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from fedapp.data.cache import cache_key, cached_arrays
+from fedapp.data.spec import DataError
 
 SHUFFLE_SEED = 42
-IMAGE_COLUMNS = ("image", "img")
+TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "csv"}
+TEST = "test"
+OFFLINE_DATASETS = "mnist, diabetes, synthetic, or the absolute path of a local dataset"
 
 
-def load_hub_dataset(name: str) -> dict[str, np.ndarray]:
-    """Return `train_features`, `train_labels`, `test_features`, `test_labels` of dataset `name`."""
-    version = os.path.getmtime(name) if os.path.isabs(name) else ""
-    return cached_arrays(f"hub-{cache_key(name, version)}", lambda: _download(name))
+@dataclass(frozen=True)
+class Splits:
+    """A dataset's rows: the train split, the test split if it has one, and the folder relative paths start from.
+
+    Rows read from an image folder always have the columns `image` and `label`.
+    """
+
+    train: Any
+    test: Any | None
+    base: Path | None
+    image_folder: bool = False
 
 
-def _download(name: str) -> dict[str, np.ndarray]:
-    """Load both splits through `FederatedDataset` and convert them to arrays."""
-    from flwr_datasets import FederatedDataset  # noqa: PLC0415 (heavy import, only on a cache miss)
-
-    federated = FederatedDataset(dataset=name, partitioners={"train": 1}, shuffle=True, seed=SHUFFLE_SEED)
-    arrays: dict[str, np.ndarray] = {}
-    for split in ("train", "test"):
-        rows = federated.load_split(split)
-        arrays[f"{split}_features"] = image_array(rows, name)
-        arrays[f"{split}_labels"] = np.asarray(rows["label"], dtype=np.int64)
-    return arrays
+def is_local(location: str) -> bool:
+    """True for a path on this machine (absolute), False for a hub id `owner/name`."""
+    return os.path.isabs(location)
 
 
-def image_array(rows: Any, name: str) -> np.ndarray:
-    """Stack a split's image column as uint8 (N, 28, 28), or explain what is wrong."""
-    column = next((c for c in IMAGE_COLUMNS if c in rows.column_names), None)
-    if column is None or "label" not in rows.column_names:
-        raise ValueError(
-            f"dataset {name!r} has columns {rows.column_names}; fedapp needs an image column "
-            f"({' or '.join(IMAGE_COLUMNS)}) and a 'label' column"
-        )
-    images = np.stack([np.asarray(image.convert("L"), dtype=np.uint8) for image in rows[column]])
-    if images.shape[1:] != (28, 28):
-        raise ValueError(f"dataset {name!r} has {images.shape[1]}x{images.shape[2]} images; fedapp's models need 28x28")
-    return images
+def read(location: str) -> Splits:
+    """The rows of the dataset at `location` (a hub id, a table file, a folder of tables, an image folder).
+
+    Raises
+    ------
+    DataError
+        If a hub dataset cannot be reached (e.g. offline), or a local path holds
+        nothing fedapp can read.
+    """
+    if not is_local(location):
+        return _hub(location)
+    path = Path(location)
+    if not path.exists():
+        raise DataError(f"dataset path {location!r} does not exist on this machine")
+    if path.is_file():
+        builder = TABLE_SUFFIXES.get(path.suffix.lower())
+        if builder is None:
+            raise DataError(
+                f"dataset file {location!r} is neither .parquet nor .csv; allowed: a parquet or CSV file, "
+                "a folder of them, or an image folder"
+            )
+        return _federated(builder, {"train": [str(path)]}, path.parent)
+    for suffix, builder in TABLE_SUFFIXES.items():
+        files = table_files(path, suffix)
+        if files:
+            return _federated(builder, _split_files(path, files), path)
+    return _image_folder(path)
+
+
+def dataset_files(path: Path) -> list[Path]:
+    """The files `read(path)` reads: the file itself, a folder's tables, or an image folder's images."""
+    if path.is_file():
+        return [path]
+    for suffix in TABLE_SUFFIXES:
+        files = table_files(path, suffix)
+        if files:
+            return files
+    return [Path(file) for file, _ in image_folder_files(path)]
+
+
+def table_files(folder: Path, suffix: str) -> list[Path]:
+    """The files with `suffix` anywhere under `folder`, sorted."""
+    return sorted(file for file in folder.rglob(f"*{suffix}") if file.is_file())
+
+
+def _split_files(folder: Path, files: list[Path]) -> dict[str, list[str]]:
+    """`data_files` for `FederatedDataset`: test files (name or folder `test...`) apart from the rest."""
+    splits: dict[str, list[str]] = {}
+    for file in files:
+        parts = file.relative_to(folder).parts
+        split = TEST if file.stem.lower().startswith(TEST) or TEST in parts[:-1] else "train"
+        splits.setdefault(split, []).append(str(file))
+    if "train" not in splits:
+        raise DataError(f"dataset folder {str(folder)!r} holds only test files; allowed: train files beside them")
+    return splits
+
+
+def _hub(name: str) -> Splits:
+    """A hub dataset through `FederatedDataset`; an unreachable hub is one line, not a traceback."""
+    try:
+        return _load_federated({"dataset": name}, None)
+    except OSError as error:  # ConnectionError, HTTP errors: offline or no such dataset
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"dataset {name!r} is on the Hugging Face hub and could not be loaded ({reason}): this machine may be "
+            f"offline; allowed offline: {OFFLINE_DATASETS}"
+        ) from None
+
+
+def _federated(builder: str, data_files: dict[str, list[str]], base: Path) -> Splits:
+    return _load_federated({"dataset": builder, "data_files": data_files}, base)
+
+
+def _load_federated(arguments: dict[str, Any], base: Path | None) -> Splits:
+    """Load the splits with `FederatedDataset` (shuffled with `SHUFFLE_SEED`), as for a hub dataset."""
+    from datasets import disable_progress_bars  # noqa: PLC0415 (heavy import, only on a cache miss)
+    from flwr_datasets import FederatedDataset  # noqa: PLC0415
+
+    disable_progress_bars()
+    federated = FederatedDataset(partitioners={"train": 1}, shuffle=True, seed=SHUFFLE_SEED, **arguments)
+    train = federated.load_split("train")
+    try:
+        test = federated.load_split(TEST)
+    except ValueError:  # the dataset has no test split (it is loaded by now, so nothing else raises here)
+        test = None
+    return Splits(train, test, base)
+
+
+def _image_folder(path: Path) -> Splits:
+    """`<path>/[train|test/]<class>/<image>` through torchvision's `ImageFolder`, as `image`/`label` rows."""
+    if (path / "train").is_dir():
+        test = _folder_rows(path / TEST) if (path / TEST).is_dir() else None
+        return Splits(_folder_rows(path / "train"), test, path, image_folder=True)
+    return Splits(_folder_rows(path), None, path, image_folder=True)
+
+
+def image_folder_files(path: Path) -> list[tuple[str, str]]:
+    """(image path, class name) of every image in an image folder, as torchvision's `ImageFolder` lists them."""
+    from torchvision.datasets import ImageFolder  # noqa: PLC0415 (only when reading an image folder)
+
+    try:
+        folder = ImageFolder(str(path))
+    except (FileNotFoundError, RuntimeError) as error:
+        raise DataError(
+            f"dataset folder {str(path)!r} is not an image folder ({str(error).splitlines()[0]}); allowed: parquet or "
+            "CSV files, or images in <folder>/<class>/<image>"
+        ) from None
+    return [(file, folder.classes[index]) for file, index in folder.samples]
+
+
+def _folder_rows(path: Path) -> Any:
+    """An image folder's listing as a shuffled `datasets.Dataset` with `image` (decoded lazily) and `label` columns."""
+    from datasets import Dataset, Features, Image, Value  # noqa: PLC0415 (heavy import, only on a cache miss)
+
+    files = image_folder_files(path)
+    features = Features({"image": Image(), "label": Value("string")})
+    rows = Dataset.from_dict({"image": [file for file, _ in files], "label": [name for _, name in files]}, features)
+    return rows.shuffle(seed=SHUFFLE_SEED)

@@ -9,8 +9,13 @@ partitioners keep the order they are given, and MNIST here is sorted by label).
 - `dirichlet`: `DirichletPartitioner` over labels with concentration `dirichlet-alpha`.
 - `shard`: the FedAvg paper's pathological split, as `PathologicalPartitioner` with
   `classes-per-node` labels per node, assigned so that every label is used.
-- `natural`: data that comes in devices (Synthetic(alpha, beta)) keeps them: device i
-  is node i; with fewer nodes than devices, node i holds devices i, i + n, i + 2n, ...
+- `natural`: data whose samples belong to natural nodes (a `partition-by` column such
+  as FEMNIST's `writer_id`, or Synthetic(alpha, beta)'s devices) keeps them, through
+  `NaturalIdPartitioner`: with as many nodes as ids, the i-th id in sorted order is
+  node i; with fewer nodes than ids, node i holds the ids of rank i, i + n, i + 2n, ...
+  (the partitioner then splits by that group). flwr-datasets' own
+  `GroupedNaturalIdPartitioner` is not used because it makes n groups only when the
+  number of ids happens to fit its group size.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from strategies.seeding import derive_seed
 
 if TYPE_CHECKING:
     from flwr_datasets.partitioner import Partitioner
+
+NATURAL = "natural"
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def make_partitioner(spec: PartitionSpec, num_partitions: int, pool_size: int) -
             class_assignment_mode="first-deterministic",
             seed=seed,
         )
-    raise ValueError(f"unknown partitioner {spec.partitioner!r}; allowed: iid, dirichlet, shard")
+    raise ValueError(f"unknown partitioner {spec.partitioner!r}; allowed: iid, dirichlet, shard, {NATURAL}")
 
 
 def partition_pool(labels: np.ndarray, num_partitions: int, spec: PartitionSpec) -> list[np.ndarray]:
@@ -79,8 +86,20 @@ def partition_pool(labels: np.ndarray, num_partitions: int, spec: PartitionSpec)
     return [np.sort(np.asarray(partitioner.load_partition(i)["position"])) for i in range(num_partitions)]
 
 
-def cached_partitions(labels: np.ndarray, num_partitions: int, spec: PartitionSpec) -> dict[str, np.ndarray]:
-    """Positions of every node (keyed by its partition id as text), computed once per machine."""
+def cached_partitions(
+    labels: np.ndarray, num_partitions: int, spec: PartitionSpec, ids: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Positions of every node (keyed by its partition id as text), computed once per machine.
+
+    `ids` (each sample's natural node id) are what partitioner `natural` splits by.
+    """
+    if spec.partitioner == NATURAL:
+        if ids is None:
+            raise ValueError("partitioner 'natural' needs each sample's node id (partition-by)")
+        name = f"partitions-{cache_key(spec, num_partitions, ids.tobytes())}"
+        return cached_arrays(
+            name, lambda: {str(i): part for i, part in enumerate(natural_partitions(ids, num_partitions))}
+        )
     name = f"partitions-{cache_key(spec, num_partitions, labels.tobytes())}"
     return cached_arrays(
         name,
@@ -88,21 +107,27 @@ def cached_partitions(labels: np.ndarray, num_partitions: int, spec: PartitionSp
     )
 
 
-def natural_partition(devices: np.ndarray, num_partitions: int, partition_id: int) -> np.ndarray:
-    """Positions of node `partition_id`: the samples of devices d with d % `num_partitions` == id.
+def natural_partitions(ids: np.ndarray, num_partitions: int) -> list[np.ndarray]:
+    """Every node's sorted positions when nodes are natural ids, grouped round-robin by rank if ids outnumber nodes.
 
     Raises
     ------
     ValueError
-        If there are more nodes than devices (some node would hold no data).
+        If there are more nodes than ids (some node would hold no data).
     """
-    num_devices = int(devices.max()) + 1
-    if num_partitions > num_devices:
+    from datasets import Dataset  # noqa: PLC0415 (heavy import, only on a cache miss)
+    from flwr_datasets.partitioner import NaturalIdPartitioner  # noqa: PLC0415
+
+    _, ranks = np.unique(ids, return_inverse=True)
+    num_ids = int(ranks.max()) + 1 if len(ranks) else 0
+    if num_partitions > num_ids:
         raise ValueError(
-            f"partitioner 'natural' has {num_devices} devices for {num_partitions} nodes; "
-            f"allowed: at most {num_devices} nodes"
+            f"partitioner 'natural' has {num_ids} node ids for {num_partitions} nodes; allowed: at most {num_ids} nodes"
         )
-    return np.flatnonzero(devices % num_partitions == partition_id)
+    pool = Dataset.from_dict({"node": ranks % num_partitions, "position": np.arange(len(ids))})
+    partitioner = NaturalIdPartitioner(partition_by="node")
+    partitioner.dataset = pool
+    return [np.sort(np.asarray(partitioner.load_partition(i)["position"])) for i in range(num_partitions)]
 
 
 def split_validation(positions: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -21,14 +21,18 @@ from sim.superlink import LocalSuperLink
 from tests.helpers import APP_DIR, run_app
 
 OUR_STRATEGIES = ("fedavg", "fedsgd", "fedprox", "feddf", "feddistill")
-SETTINGS = {"fedsgd": {"learning_rate": 0.5}, "feddistill": {"client_model": "2nn,logreg"}}
+SETTINGS = {
+    "fedsgd": {"learning_rate": 0.5},
+    "feddf": {"distill_steps": 50},
+    "feddistill": {"client_model": "2nn,logreg", "distill_steps": 50},
+}
 
 
 @pytest.fixture(scope="module")
 def plain_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This app with Flower's plain `Strategy.start` ServerApp in place of fedapp's."""
     folder = tmp_path_factory.mktemp("plain-flower-app")
-    for package in ("fedapp", "strategies"):
+    for package in ("fedapp", "strategies", "usermodels"):
         shutil.copytree(APP_DIR / package, folder / package, ignore=shutil.ignore_patterns("__pycache__"))
     pyproject = (APP_DIR / "pyproject.toml").read_text()
     ours = 'serverapp = "fedapp.server_app:app"'

@@ -26,7 +26,7 @@ from strategies.validation import (
 from strategies.validation import (
     SHAPE as SHAPE_REASON,
 )
-from tests.helpers import APP_DIR, run_app
+from tests.helpers import APP_DIR, TWO_NN_BYTES, assert_weights_travel, run_app
 
 LEAN = {"model": "2nn", "num_server_rounds": 4, "fraction_evaluate": 0.0, "seed": 3}
 NODES = 4
@@ -91,13 +91,20 @@ def _central_accuracies(metrics: dict[str, Any]) -> list[float]:
     return [record["central_accuracy"] for record in metrics["rounds"]]
 
 
-def test_same_seed_runs_agree_and_a_killed_run_resumes_to_the_uninterrupted_model(
+def test_same_seed_runs_agree_and_a_killed_scaffold_run_resumes_to_the_uninterrupted_model(
     superlink: LocalSuperLink, tmp_path: Path
 ) -> None:
-    """Server momentum > 0, so the resumed run also needs the optimizer state from the checkpoint."""
-    settings = {**LEAN, "server_momentum": 0.9}
+    """SCAFFOLD with server momentum > 0: the resumed run needs the optimizer state and c from the checkpoint,
+    and every node its c_i of the last aggregated round, kept on its disk (Flower's Context.state is per run).
+
+    The uninterrupted run is also SCAFFOLD's end-to-end check: twice FedAvg's traffic both ways.
+    """
+    settings = {**LEAN, "strategy": "scaffold", "server_momentum": 0.9}
     reference = run_app(superlink, tmp_path, nodes=NODES, run_name="uninterrupted", **settings)
     assert reference.succeeded
+    for record in reference.metrics()["rounds"][1:]:
+        assert_weights_travel(record, 2 * TWO_NN_BYTES, nodes=NODES)
+        assert record["control_variate_norm"] > 0 and record["updates_aggregated"] == NODES
     killed = _run_killed_in_round_3(superlink, tmp_path, run_name="killed", **settings)
     completed = read_checkpoint(killed / CHECKPOINT_FILE).server_round
     assert 2 <= completed < 4

@@ -1,8 +1,9 @@
 """Every fedapp strategy through the real `flwr run` on Flower's simulation engine.
 
-Small runs (3 nodes, 2 rounds, the 2NN) that check what each strategy must put in
-`metrics.json`: its traffic per client, stragglers, privacy spent, and that the
-global model learns. The exact math is tested in `test_strategies.py`.
+Small runs (3 or 4 nodes, 2 rounds, the 2NN or logistic regression) that check what
+each strategy must put in `metrics.json`: its traffic per client, stragglers, privacy
+spent, server distillation and client-model figures, and that the global model learns.
+The exact math is tested in `test_strategies.py` and `test_distillation.py`.
 """
 
 from __future__ import annotations
@@ -10,32 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.flwr_cli import FINISHED_OK
 from sim.superlink import LocalSuperLink
-from tests.helpers import run_app
+from tests.helpers import CNN_BYTES, TWO_NN_BYTES, assert_weights_travel, two_round_run
 
-TWO_NN_BYTES = 199_210 * 4
-CNN_BYTES = 1_663_370 * 4
-SMALL_RUN = {"model": "2nn", "num_server_rounds": 2, "fraction_evaluate": 0.0}
+SMALL_RUN = {"model": "2nn", "fraction_evaluate": 0.0}
 
 
-def training_rounds(superlink: LocalSuperLink, tmp_path: Path, **overrides: Any) -> list[dict[str, Any]]:
-    """Run 3 nodes to completion with `overrides`; return the records of rounds 1 and 2."""
-    outcome = run_app(superlink, tmp_path, nodes=3, **{**SMALL_RUN, **overrides})
-    assert outcome.status == FINISHED_OK
-    rounds = outcome.metrics()["rounds"]
-    assert [record["round"] for record in rounds] == [0, 1, 2]
-    assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"] + 0.3
-    return rounds[1:]
-
-
-def assert_weights_travel(record: dict[str, Any], model_bytes: int) -> None:
-    """Each of the 3 clients received and sent back one model's worth of bytes (plus headers)."""
-    assert len(record["clients"]) == 3
-    for client in record["clients"]:
-        assert model_bytes <= client["bytes_down"] < model_bytes * 1.01
-        assert model_bytes <= client["bytes_up"] < model_bytes * 1.01
-    assert record["bytes_up"] == sum(client["bytes_up"] for client in record["clients"])
+def training_rounds(
+    superlink: LocalSuperLink, tmp_path: Path, nodes: int = 3, **overrides: Any
+) -> list[dict[str, Any]]:
+    """Run `nodes` nodes to completion with `overrides`; return the records of rounds 1 and 2."""
+    return two_round_run(superlink, tmp_path, nodes, 0.3, **{**SMALL_RUN, **overrides}).metrics()["rounds"][1:]
 
 
 def test_fedavg_with_server_momentum_drops_stragglers(superlink: LocalSuperLink, tmp_path: Path) -> None:
@@ -74,18 +60,48 @@ def test_fedsgd_sends_one_gradient_per_client(superlink: LocalSuperLink, tmp_pat
         assert_weights_travel(record, TWO_NN_BYTES)
 
 
-def test_feddf_sends_weights_both_ways(superlink: LocalSuperLink, tmp_path: Path) -> None:
-    rounds = training_rounds(superlink, tmp_path, strategy="feddf")
-    for record in rounds:
-        assert_weights_travel(record, TWO_NN_BYTES)
-
-
-def test_feddistill_clients_of_another_architecture_upload_only_soft_labels(
+def test_feddf_sends_weights_both_ways_and_validates_its_distillation(
     superlink: LocalSuperLink, tmp_path: Path
 ) -> None:
-    rounds = training_rounds(superlink, tmp_path, strategy="feddistill", model="cnn", client_model="2nn")
+    rounds = training_rounds(superlink, tmp_path, nodes=4, strategy="feddf", distill_steps=60, distill_eval_every=20)
     for record in rounds:
+        assert_weights_travel(record, TWO_NN_BYTES, nodes=4)
+        assert 1 <= record["distill_steps"] <= 60 and record["distill_fell_back"] in (0.0, 1.0)
+        assert record["distill_validation_best"] >= record["distill_validation_start"]
+        assert 0 < record["consensus_accuracy"] <= 1
+
+
+def assert_client_models_reported(record: dict[str, Any]) -> None:
+    """The clients' own models: accuracy on the test set and on their validation splits, and the consensus's."""
+    for key in ("client_accuracy", "client_validation_accuracy"):
+        assert 0 < record[f"{key}_min"] <= record[f"{key}_mean"] <= record[f"{key}_max"] <= 1
+    assert 0 < record["consensus_accuracy"] <= 1
+
+
+def test_feddistill_is_fedmd_clients_of_other_architectures_upload_only_logits(
+    superlink: LocalSuperLink, tmp_path: Path
+) -> None:
+    rounds = training_rounds(
+        superlink, tmp_path, nodes=4, strategy="feddistill", model="cnn", client_model="2nn,logreg", distill_steps=50
+    )
+    for record in rounds:
+        assert len(record["clients"]) == 4
         for client in record["clients"]:
             assert 0 < client["bytes_up"] <= 0.05 * CNN_BYTES
             assert client["bytes_down"] < TWO_NN_BYTES
-        assert 0 < record["consensus_confidence"] <= 1
+        assert_client_models_reported(record)
+        assert 0 < record["consensus_confidence"] <= 1 and record["distill_steps"] >= 1
+    assert rounds[1]["client_accuracy_mean"] > 0.6
+
+
+def test_fd_devices_of_other_architectures_exchange_only_label_tables(
+    superlink: LocalSuperLink, tmp_path: Path
+) -> None:
+    rounds = training_rounds(superlink, tmp_path, nodes=4, strategy="fd", client_model="2nn,logreg")
+    for record in rounds:
+        assert len(record["clients"]) == 4
+        for client in record["clients"]:
+            assert 0 < client["bytes_up"] < 2_000 and client["bytes_down"] < 2_000
+        assert_client_models_reported(record)
+        assert record["central_accuracy"] == record["client_accuracy_mean"]
+        assert not record["kept_previous_model"]

@@ -37,6 +37,14 @@ def test_weights_follow_the_weighting_setting() -> None:
     assert aggregation_weights([10, 30], "uniform") == [1.0, 1.0]
 
 
+def test_records_keep_zero_dimensional_arrays_as_they_are() -> None:
+    """A batch norm's `num_batches_tracked` is 0-d; averaged and sent back, it must stay 0-d."""
+    arrays = {"bn.num_batches_tracked": np.array(7, dtype=np.int64), "w": np.ones((2, 3), dtype=np.float32)[:, ::2]}
+    restored = to_numpy(to_record(weighted_average([arrays, arrays], [1.0, 3.0])))
+    assert restored["bn.num_batches_tracked"].shape == () and restored["bn.num_batches_tracked"] == 7
+    assert restored["w"].shape == (2, 2)
+
+
 def test_norm_and_difference() -> None:
     a = {"x": np.array([3.0, 0.0]), "y": np.array([[4.0]])}
     assert global_norm(a) == pytest.approx(5.0)

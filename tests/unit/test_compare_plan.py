@@ -112,6 +112,21 @@ def test_when_one_strategy_distils_every_run_reserves_the_same_public_set(tmp_pa
     assert {b.config.public_set_size for b in comparison.baselines.values()} == {500}
 
 
+def test_a_comparisons_runs_are_tracked_together_under_label_and_seed(tmp_path: Path) -> None:
+    """Named `<label>-<seed>`, in one TensorBoard folder (`<out>/runs`) and one MLflow experiment (`--out`'s name)."""
+    out = tmp_path / "fedavg-vs-small-lr"
+    comparison = plan(_request(out, override_texts=["tracking=tensorboard,mlflow"]), APP_DIR)
+    configs = [run.request.config for run in comparison.runs] + [b.config for b in comparison.baselines.values()]
+    assert {(c.tracking, c.tracking_experiment, c.output_dir) for c in configs} == {
+        ("tensorboard,mlflow", "fedavg-vs-small-lr", str(out / "runs"))
+    }
+    assert [c.run_name for c in configs] == [
+        "fedavg-0", "small-lr-0", "fedavg-1", "small-lr-1", "centralized-0", "centralized-1"
+    ]  # fmt: skip
+    chosen = plan(_request(out, override_texts=["tracking=mlflow tracking-experiment=mine"]), APP_DIR)
+    assert {run.request.config.tracking_experiment for run in chosen.runs} == {"mine"}
+
+
 def test_the_dp_utility_preset_plans_private_runs_beside_a_non_private_one(tmp_path: Path) -> None:
     request = _request(tmp_path, strategies=None, preset="dp-utility", rounds=None, nodes=None, seeds=None)
     comparison = plan(request, APP_DIR)

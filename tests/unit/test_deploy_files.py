@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from flwr.app import Context, RecordDict
 
 from deploy.node_data import write_node_data
 from fedapp.client_app import Node
-from fedapp.data import DataSpec, load_local_node_data, partition_arrays
+from fedapp.data import DataSpec, Schema, SourceSpec, load_local_node_data, partition_arrays, run_schema
 from fedapp.data.local import load_local_dataset
 from sim.overrides import app_defaults, validated_config
 from sim.superlink import flwr_environment
@@ -44,7 +45,8 @@ def test_node_data_on_disk_is_exactly_its_partition(tmp_path: Path, layout: str)
     folders = write_node_data(APP_DIR, tmp_path, 2, layout, ["partitioner=shard"])
     spec = DataSpec.from_config(validated_config(APP_DIR, {"partitioner": "shard"}))
     for index, folder in enumerate(folders):
-        assert _samples(*load_local_dataset(folder)) == _samples(*partition_arrays(spec, index, 2))
+        raw = load_local_dataset(folder, SourceSpec("mnist"))
+        assert _samples(raw.features, raw.labels.astype(np.int64)) == _samples(*partition_arrays(spec, index, 2))
     with pytest.raises(ValueError, match="already holds files"):
         write_node_data(APP_DIR, tmp_path, 2, layout, [])
 
@@ -56,13 +58,19 @@ def _samples(images: np.ndarray, labels: np.ndarray) -> list[tuple[int, bytes]]:
 
 def test_local_node_data_is_split_and_checked(tmp_path: Path) -> None:
     folder = write_node_data(APP_DIR, tmp_path, 4, "parquet", [])[0]
-    data = load_local_node_data(str(folder), 0.1, 0, "node-a", 10)
+    mnist = Schema((1, 28, 28), 10, "classification", "image")
+    data = load_local_node_data(str(folder), SourceSpec("mnist"), mnist, 0.1, 0, "node-a")
     assert len(data.train) == 900 and len(data.validation) == 100
     assert data.train.features.shape[1:] == (1, 28, 28)
+    five_classes = Schema((1, 28, 28), 5, "classification", "image")
     with pytest.raises(ValueError, match=r"allowed: 0\.\.4"):
-        load_local_node_data(str(folder), 0.1, 0, "node-a", 5)
+        load_local_node_data(str(folder), SourceSpec("none"), five_classes, 0.1, 0, "node-a")
+    with pytest.raises(ValueError, match="run's model takes 3x32x32 images"):
+        load_local_node_data(
+            str(folder), SourceSpec("mnist"), Schema((3, 32, 32), 10, "classification", "image"), 0.1, 0, "a"
+        )
     with pytest.raises(ValueError, match="does not exist on this node"):
-        load_local_dataset(tmp_path / "missing")
+        load_local_dataset(tmp_path / "missing", SourceSpec("mnist"))
 
 
 def _context(node_config: dict[str, str | int]) -> Context:
@@ -75,3 +83,16 @@ def test_a_node_is_named_by_its_node_config(tmp_path: Path) -> None:
     assert Node.from_context(_context({"partition-id": 3, "num-partitions": 10})).key == "partition-00003"
     with pytest.raises(ValueError, match="data-path"):
         Node.from_context(_context({}))
+
+
+def test_node_data_of_a_regression_table_is_read_back_by_the_nodes(tmp_path: Path) -> None:
+    overrides = {"task": "regression", "model": "mlp"}
+    folders = write_node_data(APP_DIR, tmp_path, 2, "parquet", ["task=regression model=mlp"])
+    config = validated_config(APP_DIR, overrides)
+    spec = DataSpec.from_config(config)
+    features, targets = partition_arrays(spec, 1, 2)
+    raw = load_local_dataset(folders[1], spec.dataset)
+    written = sorted(zip(raw.labels.tolist(), raw.features.tolist(), strict=True))
+    assert written == sorted(zip(targets.tolist(), features.tolist(), strict=True)), "the same rows, read shuffled"
+    data = load_local_node_data(str(folders[1]), spec.dataset, run_schema(config), 0.1, 0, "node-b")
+    assert data.train.features.shape[1:] == (10,) and data.train.labels.dtype == torch.float32

@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from flwr.app import Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAdam
 
 from fedapp.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, resume_point, write_checkpoint
 from fedapp.config import ConfigError, RunConfig
 from fedapp.evaluation import initial_arrays
 from fedapp.faults import ENABLE_VARIABLE, NAN, SHAPE, corrupt, parse_fault_plan
+from fedapp.federation import measured_replies
 from fedapp.outputs import METRICS_FILE
 from sim.overrides import app_defaults
 from sim.run import RunRequest
@@ -80,6 +82,19 @@ def test_update_norm_is_checked_against_the_sent_weights_only_when_bounded() -> 
 
 
 # --- fault injection ---------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("message_identity")
+def test_evaluation_replies_without_examples_are_left_out_of_the_average() -> None:
+    """1,000 nodes of 4 digits have no validation split: their replies must not reach Flower's weighted mean."""
+
+    def evaluated(examples: int) -> Message:
+        metrics = MetricRecord({"num-examples": examples, "eval_loss": 0.5, "eval_acc": 1.0})
+        return Message(RecordDict({"metrics": metrics}), dst_node_id=1, message_type=MessageType.EVALUATE)
+
+    empty, measured = evaluated(0), evaluated(3)
+    assert measured_replies([empty, measured, empty]) == [measured]
+    assert measured_replies([empty, empty]) == []
 
 
 def test_fault_plan_syntax_and_corruptions() -> None:

@@ -1,4 +1,4 @@
-"""Exact math of the strategies: FedSGD, FedProx, stragglers, distillation (DP: `test_privacy.py`).
+"""Exact math of FedSGD, FedProx and stragglers (DP: `test_privacy.py`, distillation: `test_distillation.py`).
 
 The ClientApp handlers are called in-process (no Ray) so these tests run the real
 client code and the real strategies on real MNIST partitions in seconds.
@@ -9,30 +9,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Message, RecordDict
 
 from fedapp.client_app import app as client_app
 from fedapp.config import RunConfig
 from fedapp.data import DataSpec, load_node_data
 from fedapp.models import build_model
-from fedapp.training import fit_soft_labels, full_batch_gradient
+from fedapp.training import full_batch_gradient
 from strategies.aggregation import global_norm
-from strategies.arrays import to_numpy, to_record
+from strategies.arrays import to_numpy
 from strategies.fedavg import FedAvg
 from strategies.fedprox import FedProx
 from strategies.fedsgd import FedSGD
-from strategies.losses import distillation_loss, proximal_term, soft_labels
+from strategies.losses import proximal_term
 from strategies.protocol import (
     ARRAYS,
     CONFIG,
     LEARNING_RATE,
     LOCAL_EPOCHS,
-    METRICS,
-    NUM_EXAMPLES,
     SERVER_ROUND,
     TRAIN_GRADIENT,
 )
-from strategies.seeding import torch_generator
 from strategies.stragglers import choose_stragglers
 from tests.helpers import NUM_NODES, FakeGrid, answer, initial, play_round, run_config
 
@@ -156,33 +153,3 @@ def test_fedavg_drops_stragglers_and_fedprox_keeps_their_partial_work(
     assert all(epochs[node] < 3 for node in strategy.stragglers)
     assert [e for node, e in epochs.items() if node not in strategy.stragglers] == [3]
     assert strategy.round_metrics() == {"stragglers": 2.0, "stragglers_dropped": 0.0 if kept else 2.0}
-
-
-# --- Distillation --------------------------------------------------------------
-
-
-def test_distillation_loss_is_zero_at_the_teacher_and_fitting_lowers_it() -> None:
-    logits = torch.randn(64, 10)
-    assert distillation_loss(logits, soft_labels(logits, 2.0), 2.0).item() == pytest.approx(0.0, abs=1e-6)
-    model = build_model("2nn", (1, 28, 28), 10, seed=0)
-    features = torch.randn(200, 1, 28, 28)
-    teacher = soft_labels(torch.randn(200, 10) * 3, 2.0)
-    before = distillation_loss(model(features), teacher, 2.0).item()
-    fit_soft_labels(
-        model,
-        features,
-        teacher,
-        epochs=20,
-        batch_size=50,
-        learning_rate=1e-3,
-        temperature=2.0,
-        generator=torch_generator(0),
-    )
-    assert distillation_loss(model(features), teacher, 2.0).item() < 0.5 * before
-
-
-def test_uploads_of_soft_labels_are_tiny_next_to_weights() -> None:
-    soft = to_record({"soft-labels": np.zeros((500, 10), dtype=np.float32)})
-    weights = ArrayRecord(build_model("cnn", (1, 28, 28), 10, seed=0).state_dict())
-    assert soft.count_bytes() / weights.count_bytes() < 0.05
-    assert NUM_EXAMPLES and METRICS

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 
-from sim.report import MISSING, plot_privacy_utility, privacy_table
+from sim.report import (
+    MISSING,
+    markdown_table,
+    plot_curves,
+    plot_privacy_utility,
+    privacy_table,
+    write_curves_json,
+    write_runs_json,
+)
 from sim.summary import (
     COLUMNS,
+    R2,
     RunResult,
-    best_accuracy,
-    final_accuracy,
+    best_value,
+    client_accuracies,
+    columns,
+    final_value,
     mean_std,
     rounds_to_target,
     summarize,
     total_traffic,
     traffic_to_target,
+    upload_per_client_round,
 )
 
 
@@ -49,7 +62,7 @@ def test_traffic_to_target_sums_rounds_one_to_the_target_round() -> None:
     assert traffic_to_target(rounds, 0.7) == (2_000_000, 6_000_000)
     assert traffic_to_target(rounds, 0.99) is None
     assert total_traffic(rounds) == (3_000_000, 9_000_000)
-    assert final_accuracy(records([0.9, 0.8])) == 0.8 and best_accuracy(records([0.9, 0.8])) == 0.9
+    assert final_value(records([0.9, 0.8])) == 0.8 and best_value(records([0.9, 0.8])) == 0.9
 
 
 def test_mean_std_is_the_sample_standard_deviation() -> None:
@@ -83,6 +96,108 @@ def test_summary_of_a_strategy_that_never_reaches_the_target_or_always_fails() -
     assert never["final_accuracy_std"] is None
     failed = summarize("broken", [RunResult("broken", 0, "failed: no such run", [], 0.0, "runs/broken-0")], target=0.9)
     assert (failed["runs"], failed["failed"], failed["final_accuracy_mean"], failed["total_mb"]) == (1, 1, None, None)
+
+
+def test_a_regression_comparison_ranks_by_r2_and_reports_rmse_and_mae() -> None:
+    def run(seed: int, r2: list[float]) -> RunResult:
+        rounds = [
+            {"round": i, "central_r2": value, "central_rmse": 60 - 10 * value, "central_mae": 50 - 10 * value}
+            for i, value in enumerate(r2)
+        ]
+        return RunResult("fedavg", seed, "completed", rounds, 1.0, "x")
+
+    row = summarize("fedavg", [run(0, [0.0, 0.3, 0.5]), run(1, [0.0, 0.45, 0.4])], target=0.4, metric=R2)
+    assert list(row) == list(columns(R2)) and "final_rmse_mean" in row and "target_r2" in row
+    assert row["final_r2_mean"] == pytest.approx(0.45) and row["best_r2_mean"] == pytest.approx(0.475)
+    assert row["final_rmse_mean"] == pytest.approx(55.5) and row["rounds_to_target_mean"] == 1.5
+    table = markdown_table([row], R2)
+    assert "final R²" in table and "final RMSE" in table and "0.4500 ± 0.0707" in table
+
+
+def test_personalized_accuracy_is_the_last_spread_averaged_over_seeds(tmp_path: Path) -> None:
+    runs = []
+    for seed, (mean, low, high) in enumerate([(0.9, 0.7, 1.0), (0.8, 0.5, 0.9)]):
+        run = result("ditto", seed, [0.5, 0.6])
+        run.rounds[1].update(
+            personalized_accuracy_mean=0.1, personalized_accuracy_min=0.0, personalized_accuracy_max=0.2
+        )
+        run.rounds[2].update(
+            personalized_accuracy_mean=mean, personalized_accuracy_min=low, personalized_accuracy_max=high
+        )
+        runs.append(run)
+    row = summarize("ditto", runs, target=0.9)
+    assert row["personalized_accuracy_mean"] == pytest.approx(0.85)
+    assert row["personalized_accuracy_std"] == pytest.approx(math.sqrt(0.005))
+    assert (row["personalized_accuracy_min"], row["personalized_accuracy_max"]) == pytest.approx((0.6, 0.95))
+    plain = summarize("fedavg", [result("fedavg", 0, [0.5])], target=0.9)
+    assert plain["personalized_accuracy_mean"] is None and plain["personalized_accuracy_min"] is None
+    table = markdown_table([row, plain])
+    assert "| 0.8500 ± 0.0707 [0.600, 0.950] |" in table and "| \u2013 |" in table
+    curves = {"ditto": [r.rounds for r in runs], "fedavg": [plain_rounds(0.5)]}
+    plot_curves(curves, None, 0.9, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    write_curves_json(curves, tmp_path / "c.json")
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["ditto"]["round"] == [0, 1, 2] and data["ditto"]["runs"] == 2
+    assert data["ditto"]["central_accuracy_mean"] == pytest.approx([0.1, 0.5, 0.6])
+    assert data["ditto"]["central_accuracy_std"] == pytest.approx([0, 0, 0])
+    assert data["ditto"]["cumulative_mb_mean"] == pytest.approx([0, 400e-6, 800e-6])
+    assert data["ditto"]["personalized_accuracy_mean"] == [None, pytest.approx(0.1), pytest.approx(0.85)]
+    assert data["ditto"]["personalized_accuracy_std"][2] == pytest.approx(math.sqrt(0.005))
+    assert data["fedavg"]["central_accuracy_std"] is None and "personalized_accuracy_mean" not in data["fedavg"]
+
+
+def plain_rounds(accuracy: float) -> list[dict[str, float]]:
+    return records([accuracy, accuracy])
+
+
+def test_client_models_and_upload_per_client_round_are_summarised_where_runs_report_them() -> None:
+    def distilled(seed: int, clients: list[float]) -> RunResult:
+        rounds = records([0.5, 0.6], up=3_000)
+        for record, accuracy in zip(rounds[1:], clients, strict=True):
+            record.update({"client_accuracy_mean": accuracy, "nodes_replied": 3})
+        return RunResult("fedmd", seed, "completed", rounds, 1.0, "runs/fedmd")
+
+    row = summarize("fedmd", [distilled(0, [0.7, 0.6]), distilled(1, [0.8, 0.9])], target=0.9)
+    assert row["client_accuracy_final_mean"] == pytest.approx(0.75)
+    assert row["client_accuracy_final_std"] == pytest.approx(math.sqrt(2) * 0.15)
+    assert row["client_accuracy_best_mean"] == pytest.approx(0.8)
+    assert row["upload_bytes_per_client_round"] == pytest.approx(1_000)
+    plain = summarize("fedavg", [result("fedavg", 0, [0.9])], target=0.9)
+    assert plain["client_accuracy_final_mean"] is None and plain["upload_bytes_per_client_round"] is None
+    uneven = [
+        {"round": 0},
+        {"round": 1, "bytes_up": 600, "nodes_replied": 3},
+        {"round": 2, "bytes_up": 100, "nodes_replied": 1},
+    ]
+    assert upload_per_client_round(uneven) == 175
+    assert client_accuracies(records([0.9])) == []
+
+
+def test_runs_json_keeps_each_seeds_figures_and_the_curves_its_runs_record(tmp_path: Path) -> None:
+    distilled = result("fedmd", 1, [0.51234, 0.9], up=2_000)
+    for record, clients in zip(distilled.rounds, [None, 0.4, 0.7], strict=True):
+        record.update({"client_accuracy_mean": clients, "nodes_replied": 2, "clients": [{"node": "x"}]})
+    failed = RunResult("fedavg", 0, "failed: no such run", [], 3.0, "runs/fedavg-0")
+    path = tmp_path / "runs.json"
+    write_runs_json("python -m sim compare ...", [result("fedavg", 1, [0.95]), distilled, failed], 0.9, path)
+    document = json.loads(path.read_text())
+    assert (document["command"], document["target_accuracy"]) == ("python -m sim compare ...", 0.9)
+    fedavg, fedmd, broken = document["runs"]
+    assert (fedavg["strategy"], fedavg["seed"], fedavg["rounds_to_target"], fedavg["upload_bytes"]) == (
+        "fedavg",
+        1,
+        1,
+        None,
+    )
+    assert fedavg["curves"] == {"round": [0, 1], "central_accuracy": [0.1, 0.95]}
+    assert (fedmd["final_accuracy"], fedmd["best_accuracy"], fedmd["rounds_to_target"]) == (0.9, 0.9, 2)
+    assert fedmd["upload_bytes"] == 1_000 and fedmd["wall_seconds"] == 11.0
+    assert fedmd["curves"]["central_accuracy"] == [0.1, 0.5123, 0.9]
+    assert fedmd["curves"]["client_accuracy_mean"] == [None, 0.4, 0.7]
+    assert set(fedmd["curves"]) == {"round", "central_accuracy", "client_accuracy_mean", "nodes_replied"}
+    assert (broken["status"], broken["final_accuracy"], broken["curves"]) == ("failed: no such run", None, {})
+    assert len(path.read_text().splitlines()) == 5  # a header line, one line per run, the closing line
 
 
 def test_private_runs_get_a_table_and_a_figure_of_accuracy_against_epsilon(tmp_path: Path) -> None:

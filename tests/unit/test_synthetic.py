@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fedapp.config import ConfigError
-from fedapp.data import DataSpec, dataset_shape, load_node_data, load_test_split
-from fedapp.data.partition import PartitionSpec, natural_partition
+from fedapp.data import DataSpec, dataset_schema, load_node_data, load_test_split
+from fedapp.data.partition import PartitionSpec, natural_partitions
 from fedapp.data.synthetic import NUM_CLASSES, NUM_DEVICES, NUM_FEATURES, SyntheticSpec, generate, generate_devices
 from sim.overrides import validated_config
 from tests.helpers import APP_DIR
@@ -95,15 +95,16 @@ def test_natural_partitioning_makes_device_i_node_i() -> None:
         expected = np.sort(data.pool_labels[data.pool_devices == device])
         assert np.array_equal(np.sort(torch.cat([node.train.labels, node.validation.labels]).numpy()), expected)
     assert len(load_test_split(SyntheticSpec(1.0, 1.0, 0))) == len(data.test_labels)
-    assert dataset_shape(SyntheticSpec(1.0, 1.0, 0)) == dataset_shape("synthetic") == ((60,), 10)
+    schema = dataset_schema(SyntheticSpec(1.0, 1.0, 0))
+    assert (schema.input_shape, schema.num_classes, schema.task) == ((60,), 10, "classification")
 
 
 def test_fewer_nodes_than_devices_group_devices_and_the_public_slice_is_excluded() -> None:
     devices = np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
-    assert natural_partition(devices, 2, 0).tolist() == [0, 2, 4, 5, 7, 9]
-    assert natural_partition(devices, 5, 3).tolist() == [3, 8]
-    with pytest.raises(ValueError, match="5 devices for 6 nodes"):
-        natural_partition(devices, 6, 0)
+    assert [part.tolist() for part in natural_partitions(devices, 2)] == [[0, 2, 4, 5, 7, 9], [1, 3, 6, 8]]
+    assert natural_partitions(devices, 5)[3].tolist() == [3, 8]
+    with pytest.raises(ValueError, match="5 node ids for 6 nodes"):
+        natural_partitions(devices, 6)
     total = sum(
         len(n.train) + len(n.validation) for n in (load_node_data(data_spec(public_size=100), i, 10) for i in range(10))
     )

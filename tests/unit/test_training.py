@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from fedapp.data import DataSpec, load_node_data
+from fedapp.data import DataSpec, SourceSpec, load_node_data
 from fedapp.data.partition import PartitionSpec
 from fedapp.models import build_model
 from fedapp.training import evaluate, full_batch_gradient, train_sgd
 from strategies.seeding import torch_generator
 
-NODE = load_node_data(DataSpec("mnist", PartitionSpec("iid", 0.5, 2, 0), 0.1, 0), 0, 10)
+NODE = load_node_data(DataSpec(SourceSpec("mnist"), PartitionSpec("iid", 0.5, 2, 0), 0.1, 0), 0, 10)
 
 
 def test_sgd_steps_follow_epochs_and_batch_size() -> None:
@@ -24,10 +24,10 @@ def test_sgd_steps_follow_epochs_and_batch_size() -> None:
 
 def test_training_lowers_the_loss_and_raises_accuracy() -> None:
     model = build_model("cnn", (1, 28, 28), 10, seed=0)
-    loss_before, accuracy_before = evaluate(model, NODE.train)
+    before = evaluate(model, NODE.train)
     train_sgd(model, NODE.train, epochs=2, batch_size=10, learning_rate=0.05, generator=torch_generator(0, "t"))
-    loss_after, accuracy_after = evaluate(model, NODE.train)
-    assert loss_after < loss_before / 2 and accuracy_after > max(0.8, accuracy_before + 0.5)
+    after = evaluate(model, NODE.train)
+    assert after["loss"] < before["loss"] / 2 and after["accuracy"] > max(0.8, before["accuracy"] + 0.5)
 
 
 def test_training_is_deterministic_given_the_generator() -> None:
