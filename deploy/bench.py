@@ -11,18 +11,25 @@ process forked from a warm one, `deploy/warm_executor.py`; `flower`: Flower's ow
 a fresh process per message), and prints the seconds of every round side by side with
 the overhead of deployment. Round 1 carries one-off costs on both sides (Ray
 start-up in simulation, the first parse of each node's data in deployment), so the
-summary also gives the mean of the later rounds.
+summary also gives the mean of the later rounds. Everything it prints, with the
+machine's load average before and after and the app's commit, also goes to
+`bench-deploy.json` in the output folder (`--out`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from deploy.connections import execute_on
 from deploy.local_cluster import LocalCluster
 from deploy.node_data import write_node_data
+from sim.bench import app_commit
 from sim.flwr_cli import echo
 from sim.run import RunOutcome, RunRequest, ensure_superlink, execute
 
@@ -44,6 +51,7 @@ def bench_command(
             f"allowed: a comma-separated subset of {', '.join(EXECUTORS)}"
         )
     folder = (out or Path(tempfile.mkdtemp(prefix="fedapp-bench-deploy-"))).absolute()
+    load_before = os.getloadavg()
     runtimes = ["simulation", *(f"deployment-{executor}" for executor in executors)]
     requests = {
         runtime: RunRequest.build(
@@ -71,8 +79,42 @@ def bench_command(
         echo(f"run {outcome.run_id} ended with status {outcome.status}; no comparison")
     if failed:
         return 1
-    print(comparison(outcomes, requests["simulation"]))
+    table = comparison(outcomes, requests["simulation"])
+    print(table)
+    report = bench_report(outcomes, requests["simulation"], app_dir, load_before)
+    report["table"] = table.splitlines()
+    (folder / "bench-deploy.json").write_text(json.dumps(report, indent=1))
+    echo(f"wrote {folder / 'bench-deploy.json'}")
     return 0
+
+
+def bench_report(
+    outcomes: dict[str, RunOutcome], request: RunRequest, app_dir: Path, load_before: tuple[float, float, float]
+) -> dict[str, Any]:
+    """Every figure of the comparison as plain data: per runtime its round seconds and means, and the overheads."""
+    seconds = {runtime: round_seconds(outcome) for runtime, outcome in outcomes.items()}
+    later = {runtime: statistics.mean(values[1:] or values) for runtime, values in seconds.items()}
+    return {
+        "command": "python -m deploy bench",
+        "app": {"folder": str(app_dir), "commit": app_commit(app_dir)},
+        "workload": {"nodes": request.num_nodes, **request.config.to_mapping()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+        "runtimes": {
+            runtime: {
+                "round_seconds": seconds[runtime],
+                "mean_rounds_2_plus": later[runtime],
+                "overhead_rounds_2_plus": later[runtime] - later["simulation"],
+                "whole_run_seconds": outcome.seconds,
+                "run_id": outcome.run_id,
+            }
+            for runtime, outcome in outcomes.items()
+        },
+    }
 
 
 def round_seconds(outcome: RunOutcome) -> list[float]:

@@ -7,6 +7,7 @@ usage() {
     cat <<'USAGE'
 Usage: deploy/local-cluster.sh up [--nodes N] [--insecure] [--dir DIR] [--port PORT]
                                   [--base-port PORT] [--connection NAME] [--executor warm|flower]
+                                  [--poll-min SECONDS] [--poll-max SECONDS]
        deploy/local-cluster.sh down [--dir DIR]
        deploy/local-cluster.sh status [--dir DIR]
 
@@ -30,6 +31,8 @@ status  shows which of them run and what the SuperLink knows about the nodes.
 --base-port   node i's local Runtime API listens on base-port + i (default: free ones)
 --connection  name of the flwr connection to write (default: local-cluster)
 --executor    how the nodes run ClientApp messages (default: warm; see start-supernode.sh)
+--poll-min, --poll-max
+              how the nodes poll the SuperLink (see start-supernode.sh; defaults 0.1 and 3)
 
 Nothing is downloaded; runs use this project's .venv.
 USAGE
@@ -55,6 +58,7 @@ port=""
 base_port=""
 connection="local-cluster"
 executor="warm"
+pacing=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --nodes) nodes="$2"; shift 2 ;;
@@ -64,6 +68,7 @@ while [[ $# -gt 0 ]]; do
         --base-port) base_port="$2"; shift 2 ;;
         --connection) connection="$2"; shift 2 ;;
         --executor) executor="$2"; shift 2 ;;
+        --poll-min|--poll-max) pacing+=("$1" "$2"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1' (see --help)" ;;
     esac
@@ -82,7 +87,7 @@ live_pid() {
     [[ -f "$1" ]] || return 1
     pid="$(cat "$1")"
     [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq '(flower|start)-super(link|node)' && echo "$pid"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq '(flower|start)-super(link|node)|deploy[.]supernode' && echo "$pid"
 }
 
 # $1 and all its descendants.
@@ -224,7 +229,7 @@ cluster_up() {
         [[ -z "$base_port" ]] || node_port=$((base_port + i))
         [[ $insecure -eq 1 ]] || node_security=(--ca "$dir/certs/ca.crt" --key "$dir/keys/node-$i")
         launch "node-$i" env OMP_NUM_THREADS="$threads" "$DEPLOY_DIR/start-supernode.sh" --superlink "127.0.0.1:$port" --port "$node_port" \
-            --data-path "$data/node-$i" --name "node-$i" --executor "$executor" "${node_security[@]}"
+            --data-path "$data/node-$i" --name "node-$i" --executor "$executor" "${pacing[@]}" "${node_security[@]}"
     done
     deadline=$((SECONDS + ONLINE_TIMEOUT))
     for ((i = 0; i < nodes; i++)); do

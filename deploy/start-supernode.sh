@@ -8,6 +8,7 @@ usage() {
 Usage: deploy/start-supernode.sh --superlink HOST:PORT --data-path PATH [--name NAME]
                                  [--ca FILE --key FILE | --insecure] [--port PORT]
                                  [--executor warm|flower] [--node-config 'k=v ...']
+                                 [--poll-min SECONDS] [--poll-max SECONDS]
 
 Run a SuperNode in the foreground. It connects to the SuperLink over TLS, proves its
 identity with its private key, and trains on the local dataset at --data-path, which
@@ -31,6 +32,11 @@ never leaves this machine.
                Flower's own SuperExec, a fresh flwr-clientapp process per message
 --node-config  more node-config entries, e.g. 'partition-id=0 num-partitions=2' instead
                of --data-path for a demo share of the run's dataset
+--poll-min     seconds between the node's first polls of the SuperLink after a message
+               (default 0.1); every empty poll waits 1.25 times longer, up to
+               --poll-max (default 3, Flower's fixed interval). The SuperNode runs
+               through python -m deploy.supernode, which sets these waits in Flower's
+               SuperNode loop (see docs/performance-cohorts.md for the load on the SuperLink)
 --insecure     plain HTTP, no key: only against a SuperLink started with --insecure
 
 Example:
@@ -48,6 +54,7 @@ port=9094
 executor="warm"
 extra=""
 insecure=0
+pacing=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --superlink) superlink="$2"; shift 2 ;;
@@ -58,6 +65,7 @@ while [[ $# -gt 0 ]]; do
         --port) port="$2"; shift 2 ;;
         --executor) executor="$2"; shift 2 ;;
         --node-config) extra="$2"; shift 2 ;;
+        --poll-min|--poll-max) pacing+=("$1" "$2"); shift 2 ;;
         --insecure) insecure=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1' (see --help)" ;;
@@ -95,4 +103,5 @@ else
     # Flower's SuperExec looks for new ClientApp tasks every second by default.
     export FLWR_SUPEREXEC_TASK_POLL_INTERVAL="${FLWR_SUPEREXEC_TASK_POLL_INTERVAL:-0.1}"
 fi
-exec flower-supernode "${arguments[@]}"
+# Flower's SuperNode, with its hard-coded waits re-timed (deploy/supernode.py).
+exec python -m deploy.supernode "${pacing[@]}" "${arguments[@]}"

@@ -11,8 +11,13 @@ runtime and torch once, asks the SuperNode's Runtime API for ClientApp tasks as
 Flower's own `run_clientapp`. A task still gets its own process (a crash ends only
 that task; the FAB's code is loaded fresh in it), but starts in milliseconds.
 
-fedapp's own modules are deliberately not imported here: Flower's app loader would
-reuse an already imported module instead of loading the run's FAB. This relies on
+What every task would import on its own is imported once here: torch, and torch's
+compiler front end (`torch._dynamo`), which creating an optimizer pulls in (seconds
+per task otherwise). A task pulls its message from the SuperNode as soon as the task
+exists, often before the SuperNode has stored the message's objects; it retries them
+quickly (`deploy.supernode.quick_retries`) instead of after Flower's 1 s. fedapp's own
+modules are deliberately not imported here: Flower's app loader would reuse an
+already imported module instead of loading the run's FAB. This relies on
 Flower internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`; unchanged from 1.41
 to 1.42); pyproject.toml pins the version. Started by `deploy/start-supernode.sh`.
 """
@@ -29,11 +34,16 @@ from types import FrameType
 import httpx
 from flwr.proto.runtime_pb2 import AcquireTaskRequest  # pylint: disable=no-name-in-module
 from flwr.supercore.constant import TaskType
+from flwr.supercore.inflatable import inflatable_utils
 from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import run_clientapp
 
-POLL_SECONDS = 0.1
+from deploy.supernode import quick_retries
+
+POLL_MIN = 0.01
+POLL_MAX = 0.1
+GROWTH = 1.5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Serve ClientApp tasks until stopped (SIGTERM/SIGINT) or the parent process is gone."""
     args = _parser().parse_args(argv)
-    import torch  # noqa: F401, PLC0415 (loaded once here, so that every forked task has it)
+    import torch._dynamo  # noqa: F401, PLC0415 (torch, and what `torch.optim` loads on first use, once for all tasks)
 
     client = RuntimeHttpClient.from_server_address(
         server_address=args.runtime_api_address,
@@ -62,18 +72,31 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"[fedapp] warm executor PID {os.getpid()} serving ClientApp tasks of {args.runtime_api_address}", flush=True)
+    wait = POLL_MAX
     while not stopping and (args.parent_pid is None or os.getppid() == args.parent_pid):
         _reap_children()
         try:
             response = client.AcquireTask(AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))
         except httpx.TransportError:  # the SuperNode's Runtime API is not up yet (or gone: checked above)
-            time.sleep(POLL_SECONDS)
+            time.sleep(POLL_MAX)
             continue
         if response.HasField("task") and response.token:
             _fork_task(args.runtime_api_address, response.token)
+            wait = POLL_MIN
         else:
-            time.sleep(POLL_SECONDS)
+            time.sleep(wait)
+            wait = next_wait(wait)
     client.close()
+
+
+def next_wait(wait: float) -> float:
+    """The wait after an empty poll: 1.5 times the last, at most `POLL_MAX`.
+
+    Right after a task the next one of the round follows soon (the SuperNode pulls
+    again at once), so polls start `POLL_MIN` apart; an idle node settles at
+    `POLL_MAX`, ten polls a second of its own local Runtime API.
+    """
+    return min(wait * GROWTH, POLL_MAX)
 
 
 def _fork_task(runtime_api_address: str, token: str) -> None:
@@ -83,6 +106,7 @@ def _fork_task(runtime_api_address: str, token: str) -> None:
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    inflatable_utils.pull_objects = quick_retries(inflatable_utils.pull_objects)
     code = 0
     try:
         run_clientapp(

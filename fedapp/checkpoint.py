@@ -67,15 +67,15 @@ def atomic_torch_save(path: Path, document: Any) -> None:
     atomic_write(path, lambda file: torch.save(document, file))
 
 
-def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    """Atomically replace the checkpoint at `path` with `checkpoint`."""
+def write_checkpoint(path: Path, checkpoint: Checkpoint, rounds_json: str | None = None) -> None:
+    """Atomically replace the checkpoint at `path` with `checkpoint` (`rounds_json`: its rounds, already as JSON)."""
     document = {
         "format": FORMAT_VERSION,
         "round": checkpoint.server_round,
         "config": json.dumps(checkpoint.config),
         "arrays": checkpoint.arrays.to_torch_state_dict(),
         "strategy": _to_tensors(checkpoint.strategy_state),
-        "rounds": json.dumps(checkpoint.rounds),
+        "rounds": json.dumps(checkpoint.rounds) if rounds_json is None else rounds_json,
         "partition_counts": json.dumps(checkpoint.partition_counts),
         "tracking": json.dumps(checkpoint.tracking),
     }

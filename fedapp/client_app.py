@@ -2,8 +2,12 @@
 
 Each handler reads the run config through `RunConfig` and the node's identity from
 its node config: `data-path` (and optionally `node-name`) on an edge node with its own
-data, `partition-id`/`num-partitions` in simulation and demos. Data and model objects
-are cached per process: simulation actors serve many nodes and rounds.
+data, `partition-id`/`num-partitions` in simulation and demos. Data, model objects,
+parsed run configs and the last global weights decoded are cached per process:
+simulation actors serve many nodes and rounds. Every message first passes
+`receive_broadcast` (arrays shared by reference in simulation, `broadcast.py`); a
+train message may ask the node to evaluate the weights it brings before training
+(`evaluate_received`, `federated-evaluation = "with-train"`).
 
 In federated distillation (FD, FedMD) a node keeps its own model for the whole run in
 its Flower `Context.state` (`LOCAL_MODEL`), which Flower keeps per run and node in
@@ -33,6 +37,7 @@ from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
+from fedapp.broadcast import receive_broadcast
 from fedapp.config import RunConfig, refuse_seeded_noise
 from fedapp.data import (
     DataError,
@@ -53,7 +58,17 @@ from fedapp.evaluation import run_model
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
-from fedapp.protocol import EVALUATION_KEYS, LOCAL_MODEL, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS, PERSONAL_STATE
+from fedapp.protocol import (
+    EVALUATE_RECEIVED,
+    EVALUATION,
+    EVALUATION_KEYS,
+    LOCAL_MODEL,
+    NODE,
+    NODE_KEY,
+    NODE_MODEL,
+    NODE_PARTITIONS,
+    PERSONAL_STATE,
+)
 from fedapp.training import (
     Augment,
     ExtraLoss,
@@ -104,7 +119,7 @@ from strategies.seeding import torch_generator
 
 Weights = ArrayRecord | Mapping[str, torch.Tensor]
 
-app = ClientApp()
+app = ClientApp(mods=[receive_broadcast])
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,7 @@ class Node:
     @classmethod
     def from_context(cls, context: Context) -> Node:
         """Read the run config and the node's identity and data source from Flower's `Context`."""
-        config = RunConfig.from_mapping(context.run_config)
+        config = _run_config(tuple(context.run_config.items()))
         node_config = context.node_config
         name = str(node_config.get("node-name", ""))
         if "data-path" in node_config:
@@ -205,7 +220,7 @@ class Node:
             self.config.hidden_layer_sizes,
             role,
         )
-        model.load_state_dict(arrays.to_torch_state_dict() if isinstance(arrays, ArrayRecord) else dict(arrays))
+        model.load_state_dict(_state_dict(arrays) if isinstance(arrays, ArrayRecord) else dict(arrays))
         return model
 
     def generator(self, purpose: str, server_round: int) -> torch.Generator:
@@ -240,6 +255,32 @@ def _model_instance(
 ) -> nn.Module:
     """One model object per architecture, role and process, reloaded with each message's weights."""
     return build_model(name, shape, num_outputs, seed, hidden_sizes)
+
+
+@lru_cache(maxsize=4)
+def _run_config(items: tuple[tuple[str, Any], ...]) -> RunConfig:
+    """The validated run config of these (key, value) items, parsed once per process and run."""
+    return RunConfig.from_mapping(dict(items))
+
+
+class _DecodedArrays:
+    """The tensors of the last `ArrayRecord` decoded in this process.
+
+    In simulation the round's global record is one object for all the messages a
+    worker process serves (`broadcast.py`); it is decoded for the first and reused.
+    The record is held, so its identity cannot be taken by another object.
+    """
+
+    record: ArrayRecord | None = None
+    state: dict[str, torch.Tensor] = {}  # noqa: RUF012 (one per process, replaced whole)
+
+
+def _state_dict(arrays: ArrayRecord) -> dict[str, torch.Tensor]:
+    """`arrays` as a PyTorch state_dict, decoded once while it stays the latest record seen."""
+    if _DecodedArrays.record is not arrays:
+        _DecodedArrays.state = arrays.to_torch_state_dict()
+        _DecodedArrays.record = arrays
+    return _DecodedArrays.state
 
 
 def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecord) -> Message:
@@ -284,12 +325,30 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     return reply
 
 
+def evaluate_received(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """If the server asks (`federated-evaluation = "with-train"`), evaluate the received weights before training.
+
+    The weights a train message brings are the previous round's global model; its
+    means on this node's validation split go back under `EVALUATION`, beside the
+    training result, so one exchange serves both. Evaluation changes no weight and
+    draws no random number, so training is exactly as without it.
+    """
+    if not message.content[CONFIG].get(EVALUATE_RECEIVED, False):
+        return call_next(message, context)
+    node = Node.from_context(context)
+    metrics = _evaluation_metrics(node, node.model(message.content[ARRAYS]))
+    reply = call_next(message, context)
+    if not reply.has_error():
+        reply.content[EVALUATION] = ConfigRecord(dict(metrics))
+    return reply
+
+
 def _train_metrics(result: TrainResult, **extra: float) -> MetricRecord:
     """What every local training reports: examples, mean loss and the steps it ran (FedNova needs them)."""
     return MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, LOCAL_STEPS: result.steps, **extra})
 
 
-@app.train(mods=[inject_faults, clip_if_requested])
+@app.train(mods=[evaluate_received, inject_faults, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights.
 
@@ -329,7 +388,7 @@ class StatefulRequest:
         return personal_arrays(self.received, self.state.load(PERSONAL_STATE))
 
 
-@app.train("scaffold", mods=[inject_faults])
+@app.train("scaffold", mods=[evaluate_received, inject_faults])
 def train_with_control_variates(message: Message, context: Context) -> Message:
     """SCAFFOLD: corrected local SGD; reply with the new weights and the change of this node's c_i."""
     request = StatefulRequest.unpack(message, context)
@@ -384,7 +443,7 @@ def train_with_personal_model(message: Message, context: Context) -> Message:
     return _reply(message, **{ARRAYS: ArrayRecord(_cpu_state(model)), METRICS: metrics})
 
 
-@app.train("gradient", mods=[inject_faults])
+@app.train("gradient", mods=[evaluate_received, inject_faults])
 def gradient(message: Message, context: Context) -> Message:
     """FedSGD: reply with the full-batch gradient of the local loss at the global weights."""
     node = Node.from_context(context)
@@ -417,7 +476,7 @@ def distill(message: Message, context: Context) -> Message:
         fit_logits(
             model,
             public.features[torch.from_numpy(samples)],
-            torch.from_numpy(consensus),
+            torch.tensor(consensus),
             epochs=config.digest_epochs,
             batch_size=config.digest_batch_size,
             learning_rate=config.distill_learning_rate,
@@ -463,7 +522,7 @@ def fd(message: Message, context: Context) -> Message:
     if TEACHER in message.content and node.config.fd_gamma > 0:
         teacher = to_numpy(message.content[TEACHER])
         regulariser = _label_regulariser(
-            torch.from_numpy(teacher[LABEL_LOGITS]), torch.from_numpy(teacher[HAS_TEACHER]) > 0, node.config
+            torch.tensor(teacher[LABEL_LOGITS]), torch.tensor(teacher[HAS_TEACHER]) > 0, node.config
         )
     result = _train_private(node, model, instructions, server_round, extra_loss=regulariser, observe=sums.observe)
     context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
@@ -562,10 +621,14 @@ def evaluate_personal(message: Message, context: Context) -> Message:
 
 
 def _evaluation_reply(message: Message, node: Node, model: nn.Module) -> Message:
+    return _reply(message, **{METRICS: _evaluation_metrics(node, model)})
+
+
+def _evaluation_metrics(node: Node, model: nn.Module) -> MetricRecord:
+    """The examples of the node's validation split and `model`'s means on it, under the protocol's keys."""
     validation = node.data().validation
     means = evaluate(model, validation, compute_device())
-    metrics = MetricRecord({NUM_EXAMPLES: len(validation), **{EVALUATION_KEYS[k]: v for k, v in means.items()}})
-    return _reply(message, **{METRICS: metrics})
+    return MetricRecord({NUM_EXAMPLES: len(validation), **{EVALUATION_KEYS[k]: v for k, v in means.items()}})
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

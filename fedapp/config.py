@@ -51,6 +51,9 @@ DATASET_RULE = (
 PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
 CLASS_PARTITIONERS = ("dirichlet", "shard")
 WEIGHTINGS = ("examples", "uniform")
+WITH_TRAIN = "with-train"
+SEPARATE = "separate"
+FEDERATED_EVALUATIONS = (WITH_TRAIN, SEPARATE)
 NO_TRACKING = "none"
 TRACKERS = ("tensorboard", "mlflow")
 
@@ -90,6 +93,7 @@ class RunConfig:
     lr_decay: float
     fraction_train: float
     fraction_evaluate: float
+    federated_evaluation: str
     min_train_nodes: int
     min_available_nodes: int
     round_timeout: float
@@ -131,6 +135,7 @@ class RunConfig:
     synthetic_alpha: float
     synthetic_beta: float
     max_update_norm: float
+    simulation_fast_path: bool
     resume_from: str
     fault_injection: str
     tracking: str
@@ -169,6 +174,19 @@ class RunConfig:
         if self.public_size != AUTO_PUBLIC_SIZE:
             return self.public_size
         return DEFAULT_PUBLIC_SIZE if self._strategy_spec().uses_public_set else 0
+
+    @property
+    def evaluates_with_train(self) -> bool:
+        """True when clients evaluate the global model they receive with the training message (one exchange a round).
+
+        Federated distillation, FedBN and Ditto evaluate each node's own model, which no
+        training message carries, so they always evaluate in an exchange of its own.
+        """
+        return (
+            self.fraction_evaluate > 0
+            and self.federated_evaluation == WITH_TRAIN
+            and self._strategy_spec().evaluates_global_model
+        )
 
     @property
     def feature_column_names(self) -> tuple[str, ...]:
@@ -229,6 +247,7 @@ class RunConfig:
         _check(self, "dataset", _is_dataset_name, DATASET_RULE)
         _choice(self, "partitioner", PARTITIONERS)
         _choice(self, "weighting", WEIGHTINGS)
+        _choice(self, "federated_evaluation", FEDERATED_EVALUATIONS)
         for name in ("num_server_rounds", "batch_size", "classes_per_node"):
             _check(self, name, lambda v: v >= 1, "an integer >= 1")
         _check(

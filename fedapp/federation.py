@@ -38,7 +38,15 @@ adds what a research run needs around them:
   MLflow: `fedapp/tracking/`); with federated evaluation of a classification, so is
   the spread (mean, min, max) of each evaluated node's own model's accuracy on its
   validation split (`personalized_accuracy_*`: FedBN's and Ditto's personal models,
-  the global model for the other strategies).
+  the global model for the other strategies);
+- federated evaluation rides on the training message by default (`federated-evaluation`):
+  each trained client first evaluates the global model it received, which is the previous
+  round's, so those figures go into the previous round's record (and reach the
+  trackers then); a last exchange after the final round evaluates the final model.
+  `separate` sends an evaluation exchange of its own after every round instead;
+- in simulation (`simulation-fast-path`), arrays that several messages share reach each
+  worker process once (`broadcast.py`) and the engine finds messages by index
+  (`dispatch_index.py`).
 """
 
 from __future__ import annotations
@@ -50,19 +58,21 @@ from logging import INFO, WARNING
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+from flwr.superlink.grid import InMemoryGrid
 
 from fedapp import tasks
+from fedapp.broadcast import ArrayBroadcast
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
-from fedapp.nodes import NodeDirectory, OrderedGrid
+from fedapp.nodes import NodeDirectory, OrderedGrid, plain_exchange
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
-from fedapp.protocol import EVALUATION_KEYS
+from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION, EVALUATION_KEYS
 from fedapp.tracking import Trackers
 from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
@@ -72,6 +82,7 @@ from strategies.protocol import (
     EVAL_ACCURACY,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    METRICS,
     NUM_EXAMPLES,
     PERSONAL_ACCURACY,
     SERVER_ROUND,
@@ -87,13 +98,17 @@ MEGABYTE = 1e6
 
 @dataclass
 class Exchange:
-    """The outcome of sending one batch of messages."""
+    """The outcome of sending one batch of messages: each reply beside the message it answers."""
 
     sent: list[Message]
-    replies: list[Message]
+    answered: list[tuple[Message, Message]]
     failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
+
+    @property
+    def replies(self) -> list[Message]:
+        return [reply for _, reply in self.answered]
 
     @property
     def failed(self) -> int:
@@ -121,6 +136,8 @@ class Federation:
         self.outputs = outputs
         self.directory = directory
         self.grid = OrderedGrid(grid, directory)
+        fast = config.simulation_fast_path and isinstance(grid, InMemoryGrid)
+        self.broadcast = ArrayBroadcast(plain_exchange) if fast else None
 
     def run(self, arrays: ArrayRecord, resumed: Checkpoint | None = None) -> ArrayRecord:
         """Play every round from the initial `arrays`, or those after `resumed`; return the final global arrays.
@@ -140,13 +157,20 @@ class Federation:
         else:
             check_same_nodes(self.config, resumed, partition_counts)
             arrays, completed_rounds = resumed.arrays, resumed.server_round
-        for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
-            reason = self.hooks.stop_reason(server_round, len(list(self.grid.get_node_ids())))
-            if reason is not None:
-                log(WARNING, "[fedapp] stopping before round %d: %s", server_round, reason)
-                self.outputs.record_stop(server_round, reason)
-                break
-            arrays = self.play_round(server_round, arrays)
+        last_round = completed_rounds
+        try:
+            for server_round in range(completed_rounds + 1, self.config.num_server_rounds + 1):
+                reason = self.hooks.stop_reason(server_round, len(list(self.grid.get_node_ids())))
+                if reason is not None:
+                    log(WARNING, "[fedapp] stopping before round %d: %s", server_round, reason)
+                    self.outputs.record_stop(server_round, reason)
+                    break
+                arrays, last_round = self.play_round(server_round, arrays), server_round
+            if self.config.evaluates_with_train:
+                self._amend_evaluation(last_round, self._federated_evaluation(last_round, arrays), "after the run")
+        finally:
+            if self.broadcast is not None:
+                self.broadcast.close()
         return arrays
 
     def _check_privacy(self) -> None:
@@ -173,8 +197,13 @@ class Federation:
         train_config = ConfigRecord(
             {SERVER_ROUND: server_round, LEARNING_RATE: learning_rate, LOCAL_EPOCHS: self.config.local_epochs}
         )
+        if self.config.evaluates_with_train:
+            train_config[EVALUATE_RECEIVED] = True
         self._seed_sampler(server_round, "train")
         exchange = self._exchange(self.strategy.configure_train(server_round, arrays, train_config, self.grid))
+        if self.config.evaluates_with_train:
+            evaluation = self._evaluation_on_arrival(server_round - 1, exchange)
+            self._amend_evaluation(server_round - 1, evaluation, f"on arrival by round {server_round}'s clients")
         clients = self._client_traffic(exchange.sent, exchange.replies)
         valid, rejected = self._screen(exchange)
         train_metrics: MetricRecord | None = None
@@ -209,7 +238,7 @@ class Federation:
             "bytes_up": exchange.bytes_up,
             "clients": clients,
             **strategy_metrics,
-            **self._federated_evaluation(server_round, arrays),
+            **({} if self.config.evaluates_with_train else self._federated_evaluation(server_round, arrays)),
         }
         self._record(server_round, arrays, started, record)
         return arrays
@@ -228,13 +257,12 @@ class Federation:
         sent = list(messages)
         if not sent:
             return Exchange([], [], [], 0, 0)
-        answers = self.grid.send_and_receive(sent, timeout=self.config.round_timeout)
-        answer_to = {answer.metadata.reply_to_message_id: answer for answer in answers}
-        replies, failed_nodes = [], []
-        for message in sent:
-            answer = answer_to.get(message.metadata.message_id)
+        exchange = self.broadcast.exchange if self.broadcast is not None else plain_exchange
+        answers = exchange(self.grid, sent, self.config.round_timeout)
+        answered, failed_nodes = [], []
+        for message, answer in zip(sent, answers, strict=True):
             if answer is not None and not answer.has_error():
-                replies.append(answer)
+                answered.append((message, answer))
                 continue
             key = self._node_key(message.metadata.dst_node_id)
             reason = (
@@ -246,10 +274,10 @@ class Federation:
             failed_nodes.append(key)
         return Exchange(
             sent=sent,
-            replies=replies,
+            answered=answered,
             failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
-            bytes_up=content_bytes(r.content for r in replies),
+            bytes_up=content_bytes(r.content for _, r in answered),
         )
 
     def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]]]:
@@ -307,7 +335,25 @@ class Federation:
         self._seed_sampler(server_round, "evaluate")
         config = ConfigRecord({SERVER_ROUND: server_round})
         exchange = self._exchange(self.strategy.configure_evaluate(server_round, arrays, config, self.grid))
-        measured = measured_replies(exchange.replies)
+        return self._evaluation_fields(server_round, exchange.replies, exchange.bytes_down + exchange.bytes_up)
+
+    def _evaluation_on_arrival(self, evaluated_round: int, exchange: Exchange) -> dict[str, Any]:
+        """The federated evaluation of round `evaluated_round`'s model that a training exchange's replies carry.
+
+        Each reply's `EVALUATION` record becomes an evaluation reply to the message it
+        answered, so the strategy aggregates it exactly as a separate evaluation's.
+        """
+        carried = [
+            (sent, reply.content[EVALUATION]) for sent, reply in exchange.answered if EVALUATION in reply.content
+        ]
+        replies = [
+            Message(RecordDict({METRICS: MetricRecord(dict(result))}), reply_to=sent) for sent, result in carried
+        ]
+        return self._evaluation_fields(evaluated_round, replies, sum(result.count_bytes() for _, result in carried))
+
+    def _evaluation_fields(self, server_round: int, replies: list[Message], traffic: int) -> dict[str, Any]:
+        """A round record's federated evaluation fields: the pooled task metrics, their spread, nodes and bytes."""
+        measured = measured_replies(replies)
         metrics = self.strategy.aggregate_evaluate(server_round, measured) if measured else None
         means = None
         if metrics is not None:
@@ -317,8 +363,22 @@ class Federation:
             **{f"federated_{name}": value for name, value in pooled.items()},
             **personalized_accuracy(measured),
             "evaluation_nodes": len(measured),
-            "evaluation_bytes": exchange.bytes_down + exchange.bytes_up,
+            "evaluation_bytes": traffic,
         }
+
+    def _amend_evaluation(self, server_round: int, evaluation: dict[str, Any], when: str) -> None:
+        """Add the federated evaluation of round `server_round`'s global model to that round's record and trackers."""
+        if not evaluation or not self.outputs.amend_round(server_round, evaluation):
+            return
+        self.tracker.log_round({"round": server_round, **evaluation})
+        log(
+            INFO,
+            "[fedapp] round %d: %s (%d nodes, evaluated %s)",
+            server_round,
+            ", ".join(tasks.describe("federated", self.config.task, evaluation)),
+            evaluation["evaluation_nodes"],
+            when,
+        )
 
     def _central_evaluation(self, arrays: ArrayRecord, record: dict[str, Any]) -> dict[str, float | None]:
         """The task's metrics of the global model on the test set (none when the server holds no data).

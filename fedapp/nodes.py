@@ -11,6 +11,7 @@ pulls replies more often than Flower's deployment `Grid` does.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from logging import INFO, WARNING
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
-from flwr.superlink.grid import InMemoryGrid
+from flwr.superlink.grid import InMemoryGrid, http_grid
 
 from fedapp.protocol import DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
 from strategies.protocol import CONFIG
 
 POLL_SECONDS = 0.25
+FIRST_POLL_SECONDS = 0.02
+PULL_FIRST_RETRY = 0.02
+PULL_RETRY_CAP = 1.0
 IN_MEMORY_POLL_SECONDS = 0.01
 DESCRIBE_BATCH = 100
 
@@ -162,11 +166,13 @@ def poll_seconds(grid: Grid) -> tuple[float, float]:
     A pull from the simulation's in-memory grid is a lookup in this process, so it is
     repeated after `IN_MEMORY_POLL_SECONDS`, backing off while nothing arrives (each
     pull scans the pending messages, which competes with the clients for the CPU); a
-    deployment's grid pulls over the network from the SuperLink, every `POLL_SECONDS`.
+    deployment's grid pulls over the network from the SuperLink (one request per
+    pull, from the one ServerApp): `FIRST_POLL_SECONDS` after a push or an arrival,
+    doubling up to `POLL_SECONDS` while nothing arrives.
     """
     if isinstance(grid, InMemoryGrid):
         return IN_MEMORY_POLL_SECONDS, IN_MEMORY_POLL_SECONDS * 4
-    return POLL_SECONDS, POLL_SECONDS
+    return FIRST_POLL_SECONDS, POLL_SECONDS
 
 
 def next_poll(wait: float, arrived: int, shortest: float, longest: float) -> float:
@@ -179,7 +185,8 @@ def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | N
 
     Flower's deployment `Grid.send_and_receive` waits 3 s between pulls, which adds up
     to 3 s to every exchange of a round; here a reply is picked up within a quarter
-    second in deployment, and within a few hundredths in simulation.
+    second in deployment (within hundredths right after another), and within a few
+    hundredths in simulation.
     """
     pending = {message_id for message_id in grid.push_messages(messages) if message_id}
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -195,3 +202,28 @@ def send_and_receive(grid: Grid, messages: Iterable[Message], timeout: float | N
         wait = next_poll(wait, len(arrived), shortest, longest)
         time.sleep(wait)
     return replies
+
+
+def quick_reply_pulls() -> None:
+    """Make this process's deployment grid retry reply objects that are not uploaded yet after 0.02 s, not 1 s.
+
+    A reply becomes visible on the SuperLink before its arrays have finished
+    uploading; Flower's `HttpGrid.pull_messages` then pulls them with `pull_objects`,
+    which retries a missing object after 1 s, doubling up to 10 s: a second added to
+    most exchanges once replies are polled for quickly. This replaces that module's
+    `pull_objects` (only in the ServerApp's own process) by the same function with a
+    first retry after `PULL_FIRST_RETRY` s, doubling to `PULL_RETRY_CAP` s.
+    `deploy/supernode.py` does the same on the nodes; `tests/unit/test_nodes.py` pins
+    the Flower code this relies on.
+    """
+    if not isinstance(http_grid.pull_objects, functools.partial):
+        http_grid.pull_objects = functools.partial(
+            http_grid.pull_objects, initial_backoff=PULL_FIRST_RETRY, backoff_cap=PULL_RETRY_CAP
+        )
+
+
+def plain_exchange(grid: Grid, messages: list[Message], timeout: float | None) -> list[Message | None]:
+    """Send `messages` and return each one's answer, in their order (None: no answer within `timeout`)."""
+    replies = send_and_receive(grid, messages, timeout)
+    answers = {reply.metadata.reply_to_message_id: reply for reply in replies}
+    return [answers.get(message.metadata.message_id) for message in messages]

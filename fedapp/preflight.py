@@ -11,7 +11,7 @@ ServerApp, never a traceback in round 1.
 from __future__ import annotations
 
 from fedapp.config import NO_DATASET, RunConfig
-from fedapp.data import DataError, data_source, load_source, run_schema
+from fedapp.data import DataError, DataSpec, data_source, load_source, pool_size, run_schema
 from fedapp.data.images import augmentation
 from fedapp.models import check_model
 
@@ -31,7 +31,16 @@ def check_run(config: RunConfig, num_nodes: int | None = None) -> None:
     for name in sorted(architectures):
         check_model(name, schema.input_shape, schema.num_outputs, config.hidden_layer_sizes)
     augmentation(config.augment, schema.input_shape)
-    if config.dataset == NO_DATASET or config.partitioner != "natural" or num_nodes is None:
+    if config.dataset == NO_DATASET or num_nodes is None:
+        return
+    if config.partitioner != "natural":
+        samples = pool_size(DataSpec.from_config(config))
+        if num_nodes > samples:
+            raise DataError(
+                f"--nodes = {num_nodes} exceeds the {samples} training samples of dataset {config.dataset!r}, "
+                "so some nodes would get none; allowed: <= "
+                f"{samples}, or a larger dataset (run-config key 'dataset')"
+            )
         return
     ids = load_source(data_source(config)).pool_ids
     if ids is None:

@@ -8,7 +8,9 @@ rounds in its Flower `Context.state` under `LOCAL_MODEL` (federated distillation
 and on its disk (`node_state.py`) its control variate (SCAFFOLD, under the
 protocol's `CONTROL_VARIATE`) or its personal arrays (`PERSONAL_STATE`: FedBN's
 BatchNorm layers, Ditto's personal model). A node's evaluation reply carries the
-means `training.evaluate` returns under the keys of `EVALUATION_KEYS`.
+means `training.evaluate` returns under the keys of `EVALUATION_KEYS`. A train message
+may also ask a node to evaluate the weights it brings before training
+(`EVALUATE_RECEIVED`), answered under `EVALUATION` beside the training result.
 """
 
 from strategies.protocol import (
@@ -27,6 +29,12 @@ NODE = "node"
 NODE_KEY = "key"
 NODE_MODEL = "model"
 NODE_PARTITIONS = "partitions"  # num-partitions of the node's share, 0 for a node with its own data
+
+# Federated evaluation riding on training (`federated-evaluation = "with-train"`): a train
+# config flag asking the node to evaluate the global model it received before training,
+# and the reply's ConfigRecord with the result (num-examples and the `EVALUATION_KEYS` means)
+EVALUATE_RECEIVED = "evaluate-received"
+EVALUATION = "evaluation"
 
 # Key inside a node's Context.state: its own model (federated distillation)
 LOCAL_MODEL = "local-model"

@@ -28,6 +28,9 @@ class StrategySpec:
     supports_dp: bool = False
     own_sampling: bool = False
     heterogeneous_clients: bool = False
+    evaluates_global_model: bool = True
+    """False when federated evaluation scores each node's own model (distillation, FedBN, Ditto), which
+    no training message carries: such a strategy evaluates in an exchange of its own."""
     classification_only: bool = False
     needs_batch_norm: bool = False
     server_distillation: str = ""
@@ -56,6 +59,7 @@ FEDMD = StrategySpec(
     heterogeneous_clients=True,
     server_distillation="consensus",
     classification_only=True,
+    evaluates_global_model=False,
 )
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -86,10 +90,12 @@ STRATEGIES: dict[str, StrategySpec] = {
         "FedBN (Li et al. 2021): BatchNorm layers stay on the clients; personalised accuracy",
         needs_batch_norm=True,
         own_sampling=True,
+        evaluates_global_model=False,
     ),
     "ditto": StrategySpec(
         "Ditto (Li et al. 2021): personal models regularised toward the global one; personalised accuracy",
         own_sampling=True,
+        evaluates_global_model=False,
     ),
     # No DP for FedDF: the server distils the ensemble of the clients' raw (unclipped,
     # unnoised) models into the global model, so the released model is not private.
@@ -104,6 +110,7 @@ STRATEGIES: dict[str, StrategySpec] = {
         "FD (Jeong et al. 2018): clients exchange per-label average logits, keep their own models",
         heterogeneous_clients=True,
         classification_only=True,
+        evaluates_global_model=False,
     ),
     "fedmd": FEDMD,
     "feddistill": FEDMD,

@@ -8,15 +8,17 @@ from pathlib import Path
 from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
+from flwr.superlink.grid import InMemoryGrid
 
 from fedapp import tasks
 from fedapp.checkpoint import Checkpoint, resume_point
 from fedapp.config import ConfigError, RunConfig
 from fedapp.data import DataError
+from fedapp.dispatch_index import index_simulation_state
 from fedapp.evaluation import CENTRAL_OFF, central_evaluator, initial_arrays
 from fedapp.federation import Federation
 from fedapp.models import ModelError
-from fedapp.nodes import NodeDirectory
+from fedapp.nodes import NodeDirectory, quick_reply_pulls
 from fedapp.outputs import METRICS_FILE, RunOutputs
 from fedapp.strategy_factory import build_strategy
 from fedapp.tracking import TrackedRun, Trackers, check_installed, open_tracker
@@ -40,6 +42,10 @@ def main(grid: Grid, context: Context) -> None:
         log(ERROR, "[fedapp] invalid run config: %s", error)
         raise
     log(INFO, "[fedapp] writing outputs to %s", outputs.folder)
+    if not isinstance(grid, InMemoryGrid):
+        quick_reply_pulls()
+    elif config.simulation_fast_path and index_simulation_state(grid) is not None:
+        log(INFO, "[fedapp] simulation fast path: shared arrays once per worker process, indexed message dispatch")
     if evaluator is None:
         outputs.header["central_evaluation"] = CENTRAL_OFF
         log(INFO, "[fedapp] central evaluation %s", CENTRAL_OFF)

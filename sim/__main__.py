@@ -81,12 +81,21 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("stop", help="stop the SuperLink that `python -m sim` started")
 
     overhead = commands.add_parser(
-        "bench", help="simulation overhead vs a plain PyTorch loop, 1,000 nodes, memory (and GPU shares)"
+        "bench", help="simulation vs a plain PyTorch loop: cohorts of 10-100 clients, 1,000-100,000 nodes, memory, GPU"
     )
     overhead.add_argument(
-        "--quick", action="store_true", help="3 rounds per run instead of 20 (under 10 minutes on 2 cores)"
+        "--quick", action="store_true", help="3 rounds of a subset of the runs (under 10 minutes on 2 cores)"
     )
+    overhead.add_argument(
+        "--sections", help="comma-separated subset of cohorts,overhead,scale,report,gpu (default: all, or --quick's)"
+    )
+    overhead.add_argument("--rounds", type=int, help="rounds of every run (default: 10, or 3 with --quick)")
     overhead.add_argument("--out", type=Path, help="a new JSON file for the figures (default: ./bench-<time>.json)")
+    overhead.add_argument("--app", type=Path, default=APP_DIR, help="the Flower app folder (default: this project)")
+
+    plot = commands.add_parser("bench-plot", help="draw seconds per round vs clients per round from bench JSON files")
+    plot.add_argument("out", type=Path, help="the PNG to write")
+    plot.add_argument("reports", nargs="+", metavar="LABEL=FILE.json", help="bench reports, e.g. before=a.json")
 
     return parser
 
@@ -114,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
         if args.command == "bench":
             from sim.bench import bench_command as overhead_command  # noqa: PLC0415
 
-            return overhead_command(APP_DIR, args.quick, args.out)
+            sections = tuple(args.sections.split(",")) if args.sections else None
+            return overhead_command(args.app.resolve(), args.quick, args.out, sections, args.rounds)
+        if args.command == "bench-plot":
+            from sim.bench_plot import plot_command  # noqa: PLC0415
+
+            return plot_command(args.out, args.reports)
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

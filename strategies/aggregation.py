@@ -11,29 +11,38 @@ uniformly, and DP and FedSGD replace the average, so the math works on plain arr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from strategies.arrays import Arrays
 
 
-def weighted_average(models: Sequence[Arrays], weights: Sequence[float]) -> Arrays:
-    """Return sum_k w_k m_k / sum_k w_k, key by key."""
-    if not models:
+def weighted_average(models: Iterable[Arrays], weights: Sequence[float]) -> Arrays:
+    """Return sum_k w_k m_k / sum_k w_k, key by key.
+
+    `models` may be a generator: each model is read once, in order, and can be freed
+    right after, so a round's updates are never all held at once. Each adds
+    m_k * (w_k / total), in float64, to a running sum per key, in the order given; the
+    result depends on that order bit for bit, and only on it.
+    """
+    if not weights:
         raise ValueError("weighted_average needs at least one model")
-    if len(models) != len(weights):
-        raise ValueError(f"got {len(models)} models but {len(weights)} weights")
     total = float(sum(weights))
     if total <= 0:
         raise ValueError(f"weights must sum to a positive number, got {list(weights)}")
-    averaged: Arrays = {}
-    for key, first in models[0].items():
-        acc = np.zeros(first.shape, dtype=np.float64)
-        for model, weight in zip(models, weights, strict=True):
-            acc += model[key].astype(np.float64) * (weight / total)
-        averaged[key] = acc.astype(first.dtype)
-    return averaged
+    sums: Arrays = {}
+    dtypes: dict[str, np.dtype] = {}
+    term: Arrays = {}
+    for model, weight in zip(models, weights, strict=True):
+        if not sums:
+            sums = {key: np.zeros(value.shape, dtype=np.float64) for key, value in model.items()}
+            dtypes = {key: value.dtype for key, value in model.items()}
+            term = {key: np.empty(value.shape, dtype=np.float64) for key, value in model.items()}
+        for key, acc in sums.items():
+            np.multiply(model[key], weight / total, out=term[key], dtype=np.float64)
+            np.add(acc, term[key], out=acc)
+    return {key: acc.astype(dtypes[key]) for key, acc in sums.items()}
 
 
 def difference(minuend: Arrays, subtrahend: Arrays) -> Arrays:

@@ -25,7 +25,7 @@ arithmetic lives in `aggregation.py`, `server_optimizer.py`, `stragglers.py` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from logging import INFO, WARNING
 from typing import Any
 
@@ -192,9 +192,9 @@ class FedAvg(FlowerFedAvg, FederationHooks):
             if not r.has_error() and not (self.drop_stragglers and r.metadata.src_node_id in self.stragglers)
         ]
 
-    def client_updates(self, contents: list[RecordDict]) -> list[Arrays]:
-        """Each reply's change to the global weights, w_k - w."""
-        return [difference(reply_arrays(content), self.global_arrays) for content in contents]
+    def client_updates(self, contents: list[RecordDict]) -> Iterator[Arrays]:
+        """Each reply's change to the global weights, w_k - w, one at a time (each is used once, then freed)."""
+        return (difference(reply_arrays(content), self.global_arrays) for content in contents)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -214,7 +214,9 @@ class FedAvg(FlowerFedAvg, FederationHooks):
             return None, None
         updates = self.client_updates(contents)
         if self.privacy:
-            average, privacy_metrics = self.privacy.release(updates, self.global_arrays, self.population, server_round)
+            average, privacy_metrics = self.privacy.release(
+                list(updates), self.global_arrays, self.population, server_round
+            )
             self._round_metrics.update(privacy_metrics)
         else:
             weights = aggregation_weights(

@@ -14,7 +14,7 @@ exactly the same step (the paper's equivalence), which the tests check.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
@@ -40,6 +40,6 @@ class FedSGD(FedAvg):
         messages = super().configure_train(server_round, arrays, config, grid)
         return [readdressed(message, message_type=TRAIN_GRADIENT) for message in messages]
 
-    def client_updates(self, contents: list[RecordDict]) -> list[Arrays]:
-        """Each client's gradient turned into the step it asks for, -lr * g_k."""
-        return [{key: -self.learning_rate * grad for key, grad in reply_arrays(c).items()} for c in contents]
+    def client_updates(self, contents: list[RecordDict]) -> Iterator[Arrays]:
+        """Each client's gradient turned into the step it asks for, -lr * g_k (one at a time)."""
+        return ({key: -self.learning_rate * grad for key, grad in reply_arrays(c).items()} for c in contents)

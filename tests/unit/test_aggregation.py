@@ -99,3 +99,33 @@ def test_uniform_weighting_ignores_example_counts(message_identity: None, monkey
     arrays, _ = strategy.aggregate_train(1, replies)
     models = [to_numpy(r.content[ARRAYS]) for r in replies]
     np.testing.assert_allclose(to_numpy(arrays)["w"], (models[0]["w"] + models[1]["w"]) / 2, atol=1e-6)
+
+
+def _reference_average(models: list[dict[str, np.ndarray]], weights: list[float]) -> dict[str, np.ndarray]:
+    """The average as fedapp computed it before it streamed: all models held, key by key, float64 sums."""
+    total = float(sum(weights))
+    averaged = {}
+    for key, first in models[0].items():
+        acc = np.zeros(first.shape, dtype=np.float64)
+        for model, weight in zip(models, weights, strict=True):
+            acc += model[key].astype(np.float64) * (weight / total)
+        averaged[key] = acc.astype(first.dtype)
+    return averaged
+
+
+def test_the_streamed_average_is_bit_for_bit_the_held_one() -> None:
+    for count in (1, 2, 7, 31):
+        models = [
+            {
+                "w": (RNG.normal(size=(20, 9)) * 10.0 ** RNG.integers(-6, 6)).astype(np.float32),
+                "b": RNG.normal(size=4).astype(np.float64),
+                "s": np.array(-0.0, dtype=np.float32),
+            }
+            for _ in range(count)
+        ]
+        weights = [float(RNG.integers(1, 600)) for _ in range(count)]
+        streamed = weighted_average(iter(models), weights)
+        for key, expected in _reference_average(models, weights).items():
+            assert streamed[key].dtype == expected.dtype and streamed[key].tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="at least one"):
+        weighted_average(iter([]), [])

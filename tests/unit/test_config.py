@@ -53,6 +53,7 @@ def test_pyproject_defaults_are_valid() -> None:
         ("fraction-train", 0.0, "(0, 1]"),
         ("fraction-train", 1.5, "(0, 1]"),
         ("fraction-evaluate", 1.01, "[0, 1]"),
+        ("federated-evaluation", "later", "with-train, separate"),
         ("dirichlet-alpha", 0.0, "> 0"),
         ("dirichlet-alpha", -1.0, "> 0"),
     ],
@@ -135,6 +136,18 @@ def test_combinations_are_checked() -> None:
     assert build(validation_fraction=0.0, fraction_evaluate=0.0).fraction_evaluate == 0.0
     with pytest.raises(ConfigError, match="'min-available-nodes'"):
         build(min_available_nodes=2, min_train_nodes=3)
+
+
+def test_federated_evaluation_rides_on_training_unless_separate_off_or_of_local_models() -> None:
+    assert build().evaluates_with_train
+    assert not build(federated_evaluation="separate").evaluates_with_train
+    assert not build(fraction_evaluate=0.0).evaluates_with_train
+    for strategy in ("fd", "fedmd", "ditto"):
+        own_models = build(strategy=strategy)
+        assert own_models.federated_evaluation == "with-train" and not own_models.evaluates_with_train
+    assert build(strategy="scaffold").evaluates_with_train
+    with pytest.raises(ConfigError, match="'simulation-fast-path' = 'yes' has type str; allowed: bool"):
+        build(simulation_fast_path="yes")
 
 
 def test_numbers_given_to_text_keys_are_text() -> None:

@@ -38,6 +38,18 @@ def test_cli_rejects_bad_config_before_starting_anything(tmp_path: Path) -> None
     assert result.stdout == ""
 
 
+def test_more_nodes_than_the_embedded_mnist_has_samples_are_refused() -> None:
+    result = _sim("run", "--nodes", "4001")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: --nodes = 4001 exceeds the 4000 training samples of dataset 'mnist'")
+
+
+def test_bench_rejects_unknown_sections() -> None:
+    result = _sim("bench", "--sections", "cohorts,warp")
+    assert result.returncode == 2
+    assert "--sections warp is not allowed; allowed: cohorts, overhead, scale, report, gpu" in result.stderr
+
+
 def _strategy_names() -> list[str]:
     return list(STRATEGIES)
 
