@@ -314,7 +314,7 @@ def test_fedbn_clients_keep_their_own_batch_norm_layers(monkeypatch: pytest.Monk
     train_config = ConfigRecord({SERVER_ROUND: 2, "lr": 0.05, "local-epochs": 1})
     messages = list(strategy.configure_train(2, to_record(garbled), train_config, FakeGrid([2])))
     (reply,) = answer(messages, config, monkeypatch, FEDBN_PARTITIONS)
-    model.load_state_dict({**{k: torch.from_numpy(v) for k, v in garbled.items()}, **own})  # type: ignore[dict-item]
+    model.load_state_dict({**{k: torch.tensor(v) for k, v in garbled.items()}, **own})  # type: ignore[dict-item]
     node = load_node_data(DataSpec.from_config(RunConfig.from_mapping(config)), 1, FEDBN_PARTITIONS)
     train_sgd(
         model,
