@@ -36,5 +36,6 @@ deploy_side() {  # side nodes tag
 phase_cohorts() { for i in ${REPS:-1}; do bench_side after cohorts 4 r$i; bench_side before cohorts 4 r$i; done; stop_all; }
 phase_scale() { for i in ${REPS:-1}; do bench_side after scale 4 r$i; bench_side before scale 4 r$i 600; done; stop_all; }
 phase_deploy() { for i in ${REPS:-1}; do for n in 2 10; do deploy_side before $n r$i; deploy_side after $n r$i; done; done; stop_all; }
+phase_deploy2() { for i in ${REPS:-1}; do deploy_side before 2 r$i; deploy_side after 2 r$i; done; stop_all; }
 phase_report() { bench_side after report 3 r1; stop_all; }
 for phase in "$@"; do "phase_$phase"; done
