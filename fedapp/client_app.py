@@ -606,17 +606,12 @@ def evaluate_personal(message: Message, context: Context) -> Message:
     A node that has not trained its personal model yet has the global model as its own.
     """
     request = StatefulRequest.unpack(message, context)
-    validation, device = request.node.data().validation, compute_device()
-    means = evaluate(request.node.model(request.received), validation, device)
-    personal = evaluate(request.node.model(request.personal_arrays(), role="personal"), validation, device)
-    metrics = MetricRecord(
-        {
-            NUM_EXAMPLES: len(validation),
-            **{EVALUATION_KEYS[key]: value for key, value in means.items()},
-            PERSONAL_LOSS: personal["loss"],
-            **({PERSONAL_ACCURACY: personal["accuracy"]} if "accuracy" in personal else {}),
-        }
-    )
+    metrics = _evaluation_metrics(request.node, request.node.model(request.received))
+    personal_model = request.node.model(request.personal_arrays(), role="personal")
+    personal = evaluate(personal_model, request.node.data().validation, compute_device())
+    metrics[PERSONAL_LOSS] = personal["loss"]
+    if "accuracy" in personal:
+        metrics[PERSONAL_ACCURACY] = personal["accuracy"]
     return _reply(message, **{METRICS: metrics})
 
 
