@@ -97,8 +97,12 @@ fi
 
 if [[ "$executor" == warm ]]; then
     # Started before `exec`, so its parent is the SuperNode (this PID): it exits with it.
-    python -m deploy.warm_executor --runtime-api-address "127.0.0.1:$port" --parent-pid $$ &
+    # The SuperNode rings the executor's doorbell (a named pipe) when a task is waiting.
+    doorbell="$(mktemp -d "${TMPDIR:-/tmp}/fedapp-supernode.XXXXXX")/doorbell"
+    mkfifo -m 600 "$doorbell"
+    python -m deploy.warm_executor --runtime-api-address "127.0.0.1:$port" --parent-pid $$ --doorbell "$doorbell" &
     arguments+=(--isolation process)
+    pacing+=(--doorbell "$doorbell")
 else
     # Flower's SuperExec looks for new ClientApp tasks every second by default.
     export FLWR_SUPEREXEC_TASK_POLL_INTERVAL="${FLWR_SUPEREXEC_TASK_POLL_INTERVAL:-0.1}"

@@ -15,7 +15,11 @@ What every task would import on its own is imported once here: torch, and torch'
 compiler front end (`torch._dynamo`), which creating an optimizer pulls in (seconds
 per task otherwise). A task pulls its message from the SuperNode as soon as the task
 exists, often before the SuperNode has stored the message's objects; it retries them
-quickly (`deploy.supernode.quick_retries`) instead of after Flower's 1 s. fedapp's own
+quickly (`deploy.supernode.quick_retries`) instead of after Flower's 1 s. With
+`--doorbell` (how `deploy/start-supernode.sh` starts it) the executor asks for tasks
+only when the SuperNode rings (`deploy/doorbell.py`) and once a second as a safety
+net, instead of ten times a second; by the ring the message's objects are stored.
+fedapp's own
 modules are deliberately not imported here: Flower's app loader would reuse an
 already imported module instead of loading the run's FAB. This relies on
 Flower internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`; unchanged from 1.41
@@ -29,6 +33,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -39,17 +44,24 @@ from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supernode.runtime.run_clientapp import run_clientapp
 
+from deploy.doorbell import Doorbell
 from deploy.supernode import quick_retries
 
 POLL_MIN = 0.01
 POLL_MAX = 0.1
 GROWTH = 1.5
+DOORBELL_SAFETY_POLL = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy.warm_executor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API, e.g. 127.0.0.1:9094")
     parser.add_argument("--parent-pid", type=int, help="exit when this process (the SuperNode) is gone")
+    parser.add_argument(
+        "--doorbell",
+        type=Path,
+        help="named pipe the SuperNode rings when a task is waiting (python -m deploy.supernode --doorbell)",
+    )
     return parser
 
 
@@ -72,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"[fedapp] warm executor PID {os.getpid()} serving ClientApp tasks of {args.runtime_api_address}", flush=True)
+    doorbell = None if args.doorbell is None else Doorbell(args.doorbell)
     wait = POLL_MAX
     while not stopping and (args.parent_pid is None or os.getppid() == args.parent_pid):
         _reap_children()
@@ -83,10 +96,14 @@ def main(argv: list[str] | None = None) -> None:
         if response.HasField("task") and response.token:
             _fork_task(args.runtime_api_address, response.token)
             wait = POLL_MIN
+        elif doorbell is not None:
+            doorbell.wait(DOORBELL_SAFETY_POLL)
         else:
             time.sleep(wait)
             wait = next_wait(wait)
     client.close()
+    if doorbell is not None:
+        doorbell.close()
 
 
 def next_wait(wait: float) -> float:
