@@ -5,6 +5,7 @@ its node config: `data-path` (and optionally `node-name`) on an edge node with i
 data, `partition-id`/`num-partitions` in simulation and demos. Data, model objects,
 parsed run configs and the last global weights decoded are cached per process:
 simulation actors serve many nodes and rounds. Every message first passes
+`packed_transport` (arrays packed on the wire in deployment, `packing.py`) and
 `receive_broadcast` (arrays shared by reference in simulation, `broadcast.py`); a
 train message may ask the node to evaluate the weights it brings before training
 (`evaluate_received`, `federated-evaluation = "with-train"`).
@@ -58,6 +59,7 @@ from fedapp.evaluation import run_model
 from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
+from fedapp.packing import packed_transport
 from fedapp.protocol import (
     EVALUATE_RECEIVED,
     EVALUATION,
@@ -119,7 +121,7 @@ from strategies.seeding import torch_generator
 
 Weights = ArrayRecord | Mapping[str, torch.Tensor]
 
-app = ClientApp(mods=[receive_broadcast])
+app = ClientApp(mods=[packed_transport, receive_broadcast])
 
 
 @dataclass(frozen=True)
