@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deploy.local_cluster import ClusterError
+from deploy.local_cluster import SUPERLINK_STATES, ClusterError
 from fedapp.config import ConfigError
 from sim.flwr_cli import FlwrCommandError
 
@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         default="warm",
         help="deployment executors to compare: warm, flower or warm,flower (default: warm)",
     )
+    bench.add_argument(
+        "--superlink-state",
+        choices=SUPERLINK_STATES,
+        default="file",
+        help="the SuperLink's state: in its SQLite file, as deployed (default), or in memory (--in-memory)",
+    )
     bench.add_argument("--out", type=Path, help="folder for outputs and the cluster (default: a new temporary folder)")
     bench.add_argument(
         "-c", "--run-config", action="append", default=[], metavar="'k=v ...'", help="run-config overrides"
@@ -67,9 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             print(diagnose(args.name))
             return 0
         if args.command == "bench":
-            from deploy.bench import bench_command  # noqa: PLC0415
+            from deploy.bench import BenchSetup, bench_command  # noqa: PLC0415
 
-            return bench_command(APP_DIR, args.run_config, args.nodes, args.rounds, args.executors.split(","), args.out)
+            return bench_command(
+                APP_DIR,
+                args.run_config,
+                BenchSetup(args.nodes, args.rounds, args.executors.split(","), args.superlink_state),
+                args.out,
+            )
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -11,7 +11,9 @@ process forked from a warm one, `deploy/warm_executor.py`; `flower`: Flower's ow
 a fresh process per message), and prints the seconds of every round side by side with
 the overhead of deployment. Round 1 carries one-off costs on both sides (Ray
 start-up in simulation, the first parse of each node's data in deployment), so the
-summary also gives the mean of the later rounds. Everything it prints, with the
+summary also gives the mean of the later rounds. `--superlink-state memory` starts the
+cluster's SuperLink with its state in memory (`start-superlink.sh --in-memory`)
+instead of its SQLite file. Everything it prints, with the
 machine's load average before and after and the app's commit, also goes to
 `bench-deploy.json` in the output folder (`--out`).
 """
@@ -23,13 +25,14 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deploy.connections import execute_on
-from deploy.local_cluster import LocalCluster
+from deploy.local_cluster import SUPERLINK_STATES, LocalCluster
 from deploy.node_data import write_node_data
-from sim.bench import app_commit
+from sim.bench import app_commit, weights_digest
 from sim.flwr_cli import echo
 from sim.run import RunOutcome, RunRequest, ensure_superlink, execute
 
@@ -37,18 +40,31 @@ CONNECTION = "bench-deploy"
 EXECUTORS = ("warm", "flower")
 
 
-def bench_command(
-    app_dir: Path, override_texts: list[str], nodes: int, rounds: int, executors: list[str], out: Path | None
-) -> int:
+@dataclass(frozen=True)
+class BenchSetup:
+    """What to compare: nodes and rounds, the deployment executors, and where the SuperLink keeps its state."""
+
+    nodes: int
+    rounds: int
+    executors: list[str]
+    superlink_state: str = "file"
+
+
+def bench_command(app_dir: Path, override_texts: list[str], setup: BenchSetup, out: Path | None) -> int:
     """Run the workload in simulation, then in deployment with each executor, and print the comparison.
 
     Returns the exit code: 0 when every run completed.
     """
+    nodes, rounds, executors = setup.nodes, setup.rounds, setup.executors
     unknown = [executor for executor in executors if executor not in EXECUTORS]
     if unknown or not executors:
         raise ValueError(
             f"--executors {','.join(executors)!r} is not allowed; "
             f"allowed: a comma-separated subset of {', '.join(EXECUTORS)}"
+        )
+    if setup.superlink_state not in SUPERLINK_STATES:
+        raise ValueError(
+            f"--superlink-state {setup.superlink_state!r} is not allowed; allowed: {', '.join(SUPERLINK_STATES)}"
         )
     folder = (out or Path(tempfile.mkdtemp(prefix="fedapp-bench-deploy-"))).absolute()
     load_before = os.getloadavg()
@@ -68,8 +84,11 @@ def bench_command(
     write_node_data(app_dir, cluster.data_folder(nodes), nodes, "parquet", override_texts)
     for executor in executors:
         runtime = f"deployment-{executor}"
-        echo(f"starting a local deployment cluster ({executor} executor) in {cluster.folder}")
-        cluster.up(nodes, executor=executor)
+        echo(
+            f"starting a local deployment cluster ({executor} executor, SuperLink state in "
+            f"{setup.superlink_state}) in {cluster.folder}"
+        )
+        cluster.up(nodes, executor=executor, superlink_in_memory=setup.superlink_state == "memory")
         try:
             outcomes[runtime] = execute_on(requests[runtime], CONNECTION, runtime)
         finally:
@@ -82,6 +101,7 @@ def bench_command(
     table = comparison(outcomes, requests["simulation"])
     print(table)
     report = bench_report(outcomes, requests["simulation"], app_dir, load_before)
+    report["superlink_state"] = setup.superlink_state
     report["table"] = table.splitlines()
     (folder / "bench-deploy.json").write_text(json.dumps(report, indent=1))
     echo(f"wrote {folder / 'bench-deploy.json'}")
@@ -111,6 +131,7 @@ def bench_report(
                 "overhead_rounds_2_plus": later[runtime] - later["simulation"],
                 "whole_run_seconds": outcome.seconds,
                 "run_id": outcome.run_id,
+                "final_weights": weights_digest(outcome.folder / "final_model.pt"),
             }
             for runtime, outcome in outcomes.items()
         },

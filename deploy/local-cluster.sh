@@ -7,7 +7,7 @@ usage() {
     cat <<'USAGE'
 Usage: deploy/local-cluster.sh up [--nodes N] [--insecure] [--dir DIR] [--port PORT]
                                   [--base-port PORT] [--connection NAME] [--executor warm|flower]
-                                  [--poll-min SECONDS] [--poll-max SECONDS]
+                                  [--poll-min SECONDS] [--poll-max SECONDS] [--superlink-in-memory]
        deploy/local-cluster.sh down [--dir DIR]
        deploy/local-cluster.sh status [--dir DIR]
 
@@ -33,6 +33,9 @@ status  shows which of them run and what the SuperLink knows about the nodes.
 --executor    how the nodes run ClientApp messages (default: warm; see start-supernode.sh)
 --poll-min, --poll-max
               how the nodes poll the SuperLink (see start-supernode.sh; defaults 0.1 and 3)
+--superlink-in-memory
+              the SuperLink keeps its state in memory, not in superlink/state.db
+              (see start-superlink.sh --in-memory: faster, forgotten on restart)
 
 Nothing is downloaded; runs use this project's .venv.
 USAGE
@@ -59,6 +62,7 @@ base_port=""
 connection="local-cluster"
 executor="warm"
 pacing=()
+superlink_state=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --nodes) nodes="$2"; shift 2 ;;
@@ -69,6 +73,7 @@ while [[ $# -gt 0 ]]; do
         --connection) connection="$2"; shift 2 ;;
         --executor) executor="$2"; shift 2 ;;
         --poll-min|--poll-max) pacing+=("$1" "$2"); shift 2 ;;
+        --superlink-in-memory) superlink_state=(--in-memory); shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1' (see --help)" ;;
     esac
@@ -207,7 +212,7 @@ cluster_up() {
         (cd "$REPO_DIR" && python -m deploy node-data --nodes "$nodes" --out "$data") || die "could not write the nodes' data to $data"
     fi
 
-    launch superlink "$DEPLOY_DIR/start-superlink.sh" --state "$dir/superlink" --port "$port" "${security[@]}"
+    launch superlink "$DEPLOY_DIR/start-superlink.sh" --state "$dir/superlink" --port "$port" "${superlink_state[@]}" "${security[@]}"
     local deadline=$((SECONDS + START_TIMEOUT))
     until health_url; do
         live_pid "$run/superlink.pid" >/dev/null || fail_up "the SuperLink exited" "$run/superlink.log"

@@ -17,6 +17,7 @@ from sim.superlink import flwr_environment
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_DIR / "deploy" / "local-cluster.sh"
+SUPERLINK_STATES = ("file", "memory")  # `superlink/state.db`, or `--superlink-in-memory`
 
 
 class ClusterError(RuntimeError):
@@ -38,10 +39,11 @@ class LocalCluster:
         """Where `up` puts (or finds) the data of each of `nodes` nodes: `node-<i>` inside."""
         return self.folder / "data" / f"{nodes}-nodes"
 
-    def up(self, nodes: int, insecure: bool = False, executor: str = "warm") -> str:
+    def up(self, nodes: int, insecure: bool = False, executor: str = "warm", superlink_in_memory: bool = False) -> str:
         """Start the SuperLink and `nodes` SuperNodes and wait until all are online; return the script's output."""
         arguments = ["--nodes", str(nodes), "--connection", self.connection, "--executor", executor]
-        return self._script("up", *arguments, *(["--insecure"] if insecure else []))
+        flags = [flag for flag, on in (("--insecure", insecure), ("--superlink-in-memory", superlink_in_memory)) if on]
+        return self._script("up", *arguments, *flags)
 
     def down(self) -> str:
         """Stop every process `up` started; return the script's output."""
