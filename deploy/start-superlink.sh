@@ -23,7 +23,7 @@ Run a SuperLink in the foreground with what an edge federation needs:
 --port      port of the Fleet, Control and Runtime APIs, all on one HTTPS port (default: 8000)
 --in-memory keep the SuperLink's state in memory instead of <state>/state.db: every
             request of the nodes then skips its SQLite queries (at 10 nodes on one
-            2-core machine a round took 2.3 s instead of 4.2 s, docs/performance-cohorts.md),
+            2-core machine a round took 2.5 s instead of 4.1 s, docs/performance-cohorts.md),
             but a restart forgets the registered nodes (register them again) and the runs
 --insecure  plain HTTP and no SuperNode authentication: only for trying things on one machine
 

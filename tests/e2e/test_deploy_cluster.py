@@ -209,3 +209,29 @@ def test_down_stops_every_process_the_cluster_started(cluster: LocalCluster) -> 
     assert not [proc.pid for proc in processes if _alive(proc)]
     assert not flower_processes(port)
     assert not list(cluster.run_folder.glob("*.pid"))
+
+
+def test_a_superlink_with_its_state_in_memory_runs_a_federation_and_leaves_no_database(
+    flower_home: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """`--superlink-in-memory`; also each warm executor listens on its doorbell, removed when its node stops."""
+    memory = LocalCluster(tmp_path_factory.mktemp("memory-cluster"), "edge-memory-test")
+    memory.up(2, superlink_in_memory=True)
+    try:
+        assert "--database" not in psutil.Process(memory.pid("superlink")).cmdline()
+        executors = [proc.cmdline() for proc in memory.processes() if "deploy.warm_executor" in proc.cmdline()]
+        doorbells = [Path(command[command.index("--doorbell") + 1]) for command in executors]
+        assert len(doorbells) == 2 and all(bell.is_fifo() for bell in doorbells)
+        request = RunRequest.build(
+            APP_DIR, [], nodes=2, extra={"output-dir": str(tmp_path), "model": "logreg", "num-server-rounds": 1}
+        )
+        outcome = execute_on(request, "edge-memory-test", "deploy")
+        assert outcome.status == FINISHED_OK
+        assert outcome.metrics()["rounds"][1]["updates_aggregated"] == 2
+        assert not list((memory.folder / "superlink").glob("state.db*"))
+    finally:
+        memory.down()
+    deadline = time.monotonic() + 10
+    while any(bell.parent.exists() for bell in doorbells) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [bell for bell in doorbells if bell.parent.exists()]

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
-from flwr.serverapp import Grid
 from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
 from flwr.superlink.grid.http_grid import HttpGrid
@@ -18,6 +17,7 @@ from fedapp.nodes import send_and_receive
 from fedapp.packing import is_packed, pack, packed_for_push, packed_transport, unpack
 from strategies.arrays import to_numpy, to_record
 from strategies.protocol import ARRAYS, CONFIG, METRICS
+from tests.helpers import FakeGrid
 
 RNG = np.random.default_rng(5)
 
@@ -115,10 +115,11 @@ def test_the_mod_leaves_plain_messages_and_error_replies_alone(message_identity:
     assert error.has_error() and error.error.reason == "no"
 
 
-class _DeployedNodes(Grid):
+class _DeployedNodes(FakeGrid):
     """A deployment grid whose nodes run `packed_transport` on what Flower's wire delivers and answer at once."""
 
     def __init__(self) -> None:
+        super().__init__([])
         self.arrived_packed: list[bool] = []
         self._replies: list[Message] = []
 
@@ -137,22 +138,6 @@ class _DeployedNodes(Grid):
     def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
         wanted = set(message_ids)
         return [reply for reply in self._replies if reply.metadata.reply_to_message_id in wanted]
-
-    def get_node_ids(self) -> list[int]:
-        return []
-
-    def create_message(self, *args: object, **kwargs: object) -> Message:
-        raise NotImplementedError
-
-    def send_and_receive(self, *args: object, **kwargs: object) -> list[Message]:
-        raise NotImplementedError
-
-    def set_run(self, run: object) -> None:
-        raise NotImplementedError
-
-    @property
-    def run(self) -> object:
-        raise NotImplementedError
 
 
 def test_an_exchange_sends_packed_records_and_returns_replies_with_their_own(message_identity: None) -> None:
