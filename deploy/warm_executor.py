@@ -19,9 +19,8 @@ quickly (`deploy.supernode.quick_retries`) instead of after Flower's 1 s. With
 `--doorbell` (how `deploy/start-supernode.sh` starts it) the executor asks for tasks
 only when the SuperNode rings (`deploy/doorbell.py`) and once a second as a safety
 net, instead of ten times a second; by the ring the message's objects are stored.
-fedapp's own
-modules are deliberately not imported here: Flower's app loader would reuse an
-already imported module instead of loading the run's FAB. This relies on
+fedapp's own modules are deliberately not imported here: Flower's app loader would
+reuse an already imported module instead of loading the run's FAB. This relies on
 Flower internals (`RuntimeHttpClient.AcquireTask`, `run_clientapp`; unchanged from 1.41
 to 1.42); pyproject.toml pins the version. Started by `deploy/start-supernode.sh`.
 """

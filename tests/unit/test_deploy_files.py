@@ -10,6 +10,7 @@ import pytest
 import torch
 from flwr.app import Context, RecordDict
 
+from deploy.bench import BenchSetup, bench_command
 from deploy.node_data import write_node_data
 from fedapp.client_app import Node
 from fedapp.data import DataSpec, Schema, SourceSpec, load_local_node_data, partition_arrays, run_schema
@@ -96,3 +97,9 @@ def test_node_data_of_a_regression_table_is_read_back_by_the_nodes(tmp_path: Pat
     assert written == sorted(zip(targets.tolist(), features.tolist(), strict=True)), "the same rows, read shuffled"
     data = load_local_node_data(str(folders[1]), spec.dataset, run_schema(config), 0.1, 0, "node-b")
     assert data.train.features.shape[1:] == (10,) and data.train.labels.dtype == torch.float32
+
+
+def test_the_deploy_bench_refuses_an_unknown_superlink_state_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--superlink-state 'disk' is not allowed; allowed: file, memory"):
+        bench_command(APP_DIR, [], BenchSetup(2, 1, ["warm"], "disk"), tmp_path / "bench")
+    assert not (tmp_path / "bench").exists()
