@@ -43,7 +43,7 @@ class Doorbell:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.exists():
+        if not path.exists():  # started by hand; start-supernode.sh makes it before either process starts
             os.mkfifo(path, 0o600)
         # Read and write: the executor's own writer keeps the pipe from reporting end-of-file
         # (readable forever) whenever the SuperNode's last ring has closed its end.

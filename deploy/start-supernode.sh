@@ -98,6 +98,7 @@ fi
 if [[ "$executor" == warm ]]; then
     # Started before `exec`, so its parent is the SuperNode (this PID): it exits with it.
     # The SuperNode rings the executor's doorbell (a named pipe) when a task is waiting.
+    # Made here, before both processes start, so that no ring is lost while the executor imports torch.
     doorbell="$(mktemp -d "${TMPDIR:-/tmp}/fedapp-supernode.XXXXXX")/doorbell"
     mkfifo -m 600 "$doorbell"
     python -m deploy.warm_executor --runtime-api-address "127.0.0.1:$port" --parent-pid $$ --doorbell "$doorbell" &
