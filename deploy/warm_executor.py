@@ -67,23 +67,33 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Serve ClientApp tasks until stopped (SIGTERM/SIGINT) or the parent process is gone."""
     args = _parser().parse_args(argv)
-    import torch._dynamo  # noqa: F401, PLC0415 (torch, and what `torch.optim` loads on first use, once for all tasks)
+    stopping: list[int] = []
 
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    # Before the seconds of importing torch: a node stopped while starting still removes its doorbell.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    doorbell = None if args.doorbell is None else Doorbell(args.doorbell)
+    try:
+        import torch._dynamo  # noqa: F401, PLC0415 (torch, and what `torch.optim` loads on first use, once for all tasks)
+
+        _serve(args, doorbell, stopping)
+    finally:
+        if doorbell is not None:
+            doorbell.close()
+
+
+def _serve(args: argparse.Namespace, doorbell: Doorbell | None, stopping: list[int]) -> None:
+    """Fork a task for every ClientApp task the SuperNode hands out, until `stopping` or the parent is gone."""
     client = RuntimeHttpClient.from_server_address(
         server_address=args.runtime_api_address,
         insecure=True,
         root_certificates=None,
         interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
     )
-    stopping = []
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        stopping.append(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     print(f"[fedapp] warm executor PID {os.getpid()} serving ClientApp tasks of {args.runtime_api_address}", flush=True)
-    doorbell = None if args.doorbell is None else Doorbell(args.doorbell)
     wait = POLL_MAX
     while not stopping and (args.parent_pid is None or os.getppid() == args.parent_pid):
         _reap_children()
@@ -101,8 +111,6 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(wait)
             wait = next_wait(wait)
     client.close()
-    if doorbell is not None:
-        doorbell.close()
 
 
 def next_wait(wait: float) -> float:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from deploy.doorbell import Doorbell, ring
 from deploy.supernode import Pacing, noting_arrivals
+from tests.helpers import APP_DIR
 
 
 def test_a_ring_wakes_the_listener_at_once_and_one_wait_hears_every_pending_ring(tmp_path: Path) -> None:
@@ -54,3 +61,28 @@ def test_the_supernode_rings_when_a_message_arrived_and_only_then(tmp_path: Path
         assert pull(state=None) == 17 and bell.wait(0)
     finally:
         bell.close()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether process `pid` has a handler for SIGTERM (Linux: the SigCgt mask of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_an_executor_stopped_while_it_starts_still_removes_its_doorbell(tmp_path: Path) -> None:
+    """As `start-supernode.sh` starts it: the pipe exists first, and the node may stop before torch is loaded."""
+    folder = tmp_path / "node"
+    folder.mkdir()
+    os.mkfifo(folder / "bell", 0o600)
+    command = [sys.executable, "-m", "deploy.warm_executor", "--runtime-api-address", "127.0.0.1:1"]
+    executor = subprocess.Popen([*command, "--doorbell", str(folder / "bell")], cwd=APP_DIR)
+    deadline = time.monotonic() + 60
+    while not _catches_sigterm(executor.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert "libtorch" not in Path(f"/proc/{executor.pid}/maps").read_text(), "the handler comes before torch"
+    executor.send_signal(signal.SIGTERM)
+    assert executor.wait(timeout=60) == 0
+    assert not folder.exists()
