@@ -180,6 +180,9 @@ def _train_rank(rank: int, request: CentralizedRequest, rendezvous: str, outputs
                 config.task,
             )
             tracker.finish([outputs.folder / METRICS_FILE, model_path, outputs.folder / PLOT_FILE], completed=True)
+        # Tear down together: a rank that destroyed its group while rank 0 was still writing the
+        # outputs was once aborted by gloo ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
