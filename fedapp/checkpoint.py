@@ -10,7 +10,7 @@ Every random choice of a run is derived from (seed, round, ...) (`seeding.py`), 
 RNG state needs saving: a run resumed after round k makes the draws an uninterrupted
 run makes from round k + 1 on.
 
-`-c resume-from=<run folder>` loads that folder's checkpoint, checks it is intact and
+`-c resume-from=<run folder>` (or that folder's `checkpoint.pt`) loads the checkpoint, checks it is intact and
 comes from a run with the same settings (only those in `MAY_CHANGE_ON_RESUME` may
 differ) and, once the nodes are known, the same partitioning of the data
 (`check_same_nodes`); the new run continues with round k + 1 in its own new folder.
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,10 +90,13 @@ def read_checkpoint(path: Path) -> Checkpoint:
     Raises
     ------
     ValueError
-        If the file is truncated, not a checkpoint, or of another format version.
+        If the file is truncated, not a checkpoint, of another format version, or holds
+        pickled objects (never unpickled: loading is `weights_only`).
     """
     try:
-        document = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign pickle protocol before refusing it
+            warnings.simplefilter("ignore", UserWarning)
+            document = torch.load(path, map_location="cpu", weights_only=True)
         if document["format"] != FORMAT_VERSION:
             raise ValueError(f"format {document['format']}, this fedapp reads format {FORMAT_VERSION}")
         return Checkpoint(
@@ -103,8 +108,22 @@ def read_checkpoint(path: Path) -> Checkpoint:
             partition_counts=json.loads(document.get("partition_counts", "null")),
             tracking=json.loads(document.get("tracking", "{}")),
         )
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} holds pickled Python objects, which fedapp does not load (a checkpoint is tensors, numbers "
+            "and text only): it is not a checkpoint fedapp wrote"
+        ) from error
     except (RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as error:
-        raise ValueError(f"{path} is corrupt or truncated ({type(error).__name__}: {str(error)[:200]})") from error
+        raise ValueError(
+            f"{path} is corrupt or truncated ({type(error).__name__}: {_first_sentence(error)})"
+        ) from error
+
+
+def _first_sentence(error: BaseException) -> str:
+    """The first sentence of an error's message: torch's run on for paragraphs, which a one-line refusal cannot hold."""
+    line = str(error).strip().split("\n", 1)[0]
+    sentence, stop, _ = line.partition(". ")
+    return sentence + ("." if stop else "")
 
 
 def resume_point(config: RunConfig) -> Checkpoint | None:
@@ -113,15 +132,16 @@ def resume_point(config: RunConfig) -> Checkpoint | None:
     Raises
     ------
     ConfigError
-        If the folder is missing or unreadable, holds no checkpoint or a corrupt one,
-        or the checkpoint's run had other settings or already ran every round.
+        If the folder (or the checkpoint file, which may be named instead) is missing or
+        unreadable, holds no checkpoint or a corrupt one, or the checkpoint's run had
+        other settings or already ran every round.
     """
     if not config.resume_from:
         return None
-    folder = Path(config.resume_from)
-    path = folder / CHECKPOINT_FILE
+    given = Path(config.resume_from)
+    folder, path = (given.parent, given) if given.is_file() else (given, given / CHECKPOINT_FILE)
     if not folder.is_dir():
-        raise _refusal(config, "no such folder")
+        raise _refusal(config, "no such folder or file")
     if not os.access(folder, os.R_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK)):
         raise _refusal(config, "cannot be read (permissions)")
     if not path.exists():
@@ -172,7 +192,8 @@ def check_same_nodes(config: RunConfig, checkpoint: Checkpoint, partition_counts
 
 def _refusal(config: RunConfig, problem: str) -> ConfigError:
     return ConfigError(
-        f"run-config key 'resume-from' = {config.resume_from!r}: {problem}; allowed: the folder of an earlier run"
+        f"run-config key 'resume-from' = {config.resume_from!r}: {problem}; "
+        f"allowed: the folder of an earlier run, or its {CHECKPOINT_FILE}"
     )
 
 

@@ -10,6 +10,7 @@ any message is sent, with one line naming the key, the value and what is allowed
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -368,7 +369,7 @@ class RunConfig:
             self,
             "resume_from",
             lambda v: v == "" or os.path.isabs(v),
-            "'' or the absolute path of an earlier run's folder",
+            "'' or the absolute path of an earlier run's folder or of its checkpoint.pt",
         )
         _check(self, "fault_injection", _is_fault_plan, FAULT_RULE)
         if self.fault_injection and not fault_injection_enabled():
@@ -605,13 +606,21 @@ _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "st
 
 
 def _typed(raw: Mapping[str, Any], key: str, type_name: str) -> Any:
-    """Return `raw[key]` checked against the field's declared type (ints are accepted as floats)."""
+    """Return `raw[key]` checked against the field's declared type (ints are accepted as floats).
+
+    A float must be finite: TOML reads `nan` and `inf`, and no key means anything by them
+    (`learning-rate = inf` would train every weight to nan and still exit 0).
+    """
     if key not in raw:
         raise ConfigError(f"missing run-config key {key!r}: add it to [tool.flwr.app.config] in pyproject.toml")
     value = raw[key]
     allowed = _TYPES[type_name]
     if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, allowed):
         raise ConfigError(f"run-config key {key!r} = {value!r} has type {type(value).__name__}; allowed: {type_name}")
+    if type_name == "float" and not math.isfinite(value):
+        raise ConfigError(
+            f"run-config key {key!r} = {value!r} is not allowed; allowed: a finite number (not nan or inf)"
+        )
     return float(value) if type_name == "float" else value
 
 

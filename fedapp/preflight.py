@@ -16,6 +16,11 @@ from fedapp.data.images import augmentation
 from fedapp.models import check_model
 
 
+def run_models(config: RunConfig, num_nodes: int | None = None) -> list[str]:
+    """The distinct model names the run builds (`model` and every node's `client-model`), sorted."""
+    return sorted({config.model, *(config.client_model_for(i) for i in range(max(num_nodes or 1, 1)))})
+
+
 def check_run(config: RunConfig, num_nodes: int | None = None) -> None:
     """Read the run's data and try its models; `num_nodes` simulated nodes must each get a share.
 
@@ -27,8 +32,7 @@ def check_run(config: RunConfig, num_nodes: int | None = None) -> None:
         If a model cannot be built or imported, or cannot take the data.
     """
     schema = run_schema(config)
-    architectures = {config.model, *(config.client_model_for(i) for i in range(max(num_nodes or 1, 1)))}
-    for name in sorted(architectures):
+    for name in run_models(config, num_nodes):
         check_model(name, schema.input_shape, schema.num_outputs, config.hidden_layer_sizes)
     augmentation(config.augment, schema.input_shape)
     if config.dataset == NO_DATASET or num_nodes is None:

@@ -388,7 +388,8 @@ def build_request(  # noqa: PLR0913 (one keyword per command-line option)
     contenders = parse_contenders(
         chosen.strategies if chosen else strategies or "", [*(chosen.settings if chosen else ()), *settings]
     )
-    common = parse_overrides([chosen.common if chosen else "", *override_texts])
+    # the user's -c may repeat a preset's setting (and wins); within the -c options a key may appear once
+    common = {**parse_overrides([chosen.common if chosen else ""]), **parse_overrides(list(override_texts))}
     if chosen is not None:
         common.setdefault("num-server-rounds", chosen.rounds)
     target = target if target is not None else chosen.target if chosen else DEFAULT_TARGET

@@ -18,15 +18,24 @@ from fedapp.config import ConfigError, RunConfig
 
 
 def parse_overrides(texts: list[str]) -> dict[str, Any]:
-    """Parse `key=value` pairs (space separated, in any number of strings) into typed values."""
-    overrides: dict[str, Any] = {}
+    """Parse `key=value` pairs (space separated, in any number of strings) into typed values.
+
+    A key given twice (in one string or in two `-c` flags) is refused: which value was
+    meant is not knowable, and silently taking the last hides a typo.
+    """
+    pairs: dict[str, str] = {}
     for text in texts:
         for pair in shlex.split(text):
-            key, sep, raw = pair.partition("=")
+            key, sep, _ = pair.partition("=")
             if not sep or not key:
                 raise ConfigError(f"override {pair!r} is not of the form key=value")
-            overrides[key] = _parse_value(raw)
-    return overrides
+            if key in pairs:
+                raise ConfigError(
+                    f"run-config key {key!r} is given twice ({pairs[key]!r} and {pair!r}); "
+                    "allowed: each key once across all -c options"
+                )
+            pairs[key] = pair
+    return {key: _parse_value(pair.partition("=")[2]) for key, pair in pairs.items()}
 
 
 def _parse_value(raw: str) -> Any:
@@ -53,9 +62,28 @@ def to_flwr_arguments(overrides: dict[str, Any]) -> list[str]:
 
 
 def app_defaults(app_dir: Path) -> dict[str, Any]:
-    """The `[tool.flwr.app.config]` defaults of the app in `app_dir`."""
-    with (app_dir / "pyproject.toml").open("rb") as file:
-        return tomllib.load(file)["tool"]["flwr"]["app"]["config"]
+    """The `[tool.flwr.app.config]` defaults of the app in `app_dir`.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, if it cannot be read, is not valid TOML or has no such table.
+    """
+    path = app_dir / "pyproject.toml"
+    try:
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"cannot read the app's {path} ({error.strerror}); allowed: a Flower app folder") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML ({error}); allowed: a TOML file") from None
+    table = document.get("tool", {}).get("flwr", {}).get("app", {}).get("config")
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{path} has no [tool.flwr.app.config] table; allowed: a Flower app's pyproject.toml "
+            "declaring every run-config key with its default"
+        )
+    return table
 
 
 def as_text_where_declared(app_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,10 @@ prints the output folder and the final central accuracy.
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +21,10 @@ import torch
 
 from fedapp import tasks
 from fedapp.checkpoint import check_same_nodes, resume_point
+from fedapp.choices import is_factory
 from fedapp.config import NO_DATASET, ConfigError, RunConfig, parse_trackers
 from fedapp.outputs import METRICS_FILE, check_output_dir, resolve_run_folder
-from fedapp.preflight import check_run
+from fedapp.preflight import check_run, run_models
 from fedapp.privacy import check_nodes
 from fedapp.tracking import absolute_tracking_uri, check_installed
 from sim import flwr_cli
@@ -60,6 +64,7 @@ class RunRequest:
         federation = federation_settings(preset, nodes)
         _check_federation(config, federation)
         check_run(config, int(federation["num-supernodes"]))
+        check_factories_import_where_apps_run(app_dir, config, int(federation["num-supernodes"]))
         if resumed is not None:
             check_same_nodes(config, resumed, [int(federation["num-supernodes"])])
         return cls(app_dir, config, overrides, federation, ray_address)
@@ -127,6 +132,51 @@ def _check_federation(config: RunConfig, federation: dict[str, int | float]) -> 
             f"client-resources-num-gpus = {federation['client-resources-num-gpus']} needs a CUDA GPU and none is "
             "visible; allowed here: the 'cpu' preset"
         )
+
+
+def check_factories_import_where_apps_run(app_dir: Path, config: RunConfig, num_nodes: int) -> None:
+    """Refuse a user's model factory that imports in this shell only (through PYTHONPATH or its folder).
+
+    `check_run` imports factories in this process, whose path has this shell's
+    PYTHONPATH and current folder. The ServerApp and ClientApps run in processes of
+    the SuperLink, which may have been started from another shell, and on edge nodes
+    that never see this one: they import from the FAB (the app folder's `fab-include`
+    files) and the virtual environment's packages. So each factory's module is imported
+    once more in a child that has just those (`python -I`, the app folder on its path).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (`model` or `client-model`), the module and where to put it.
+    """
+    for name in run_models(config, num_nodes):
+        if not is_factory(name):
+            continue
+        module = name.partition(":")[0]
+        problem = _import_problem(app_dir, module)
+        if problem:
+            key = "model" if name == config.model else "client-model"
+            raise ConfigError(
+                f"run-config key {key!r} = {name!r}: module {module!r} imports in this shell but not where the "
+                f"ServerApp and ClientApps run, which see neither PYTHONPATH nor this folder ({problem}); allowed: "
+                f"a module under usermodels/ (the FAB carries it to every node) or a package installed in "
+                f"{Path(sys.prefix)}"
+            )
+
+
+@functools.cache
+def _import_problem(app_dir: Path, module: str) -> str:
+    """Why `module` does not import with only the app folder and the environment's packages ('' if it does)."""
+    probe = "import importlib, sys; sys.path.insert(0, sys.argv[1]); importlib.import_module(sys.argv[2])"
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(app_dir), module],
+        cwd=app_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = result.stderr.strip().splitlines()
+    return "" if result.returncode == 0 else (lines[-1] if lines else f"exit code {result.returncode}")
 
 
 def check_simulated(config: RunConfig) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import sim.__main__ as sim_main
+from fedapp.config import ConfigError
 from fedapp.registry import STRATEGIES
 from sim.run import RunRequest
 from sim.superlink import LocalSuperLink
@@ -121,3 +122,26 @@ def test_an_output_dir_that_cannot_be_created_fails_before_anything_starts(
     ]
     assert captured.out == ""
     assert not home.exists()
+
+
+def test_a_factory_that_imports_only_through_this_shells_path_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importable here (PYTHONPATH, the shell's folder) but not where the apps run: one line, before submitting."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "fedapp_probe_models.py").write_text((APP_DIR / "usermodels" / "example.py").read_text())
+    monkeypatch.setenv("PYTHONPATH", str(elsewhere))
+    monkeypatch.syspath_prepend(str(elsewhere))
+    extra = {"model": "fedapp_probe_models:linear", "output-dir": str(tmp_path / "out")}
+    with pytest.raises(ConfigError) as caught:
+        RunRequest.build(APP_DIR, [], nodes=2, extra=extra)
+    message = str(caught.value)
+    assert message.startswith(
+        "run-config key 'model' = 'fedapp_probe_models:linear': module 'fedapp_probe_models' imports in this shell "
+        "but not where the ServerApp and ClientApps run"
+    )
+    assert "ModuleNotFoundError: No module named 'fedapp_probe_models'" in message and "usermodels/" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+    carried = {"model": "usermodels.example:linear", "output-dir": str(tmp_path / "out")}
+    assert RunRequest.build(APP_DIR, [], nodes=2, extra=carried).config.model == "usermodels.example:linear"
