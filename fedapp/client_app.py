@@ -33,7 +33,6 @@ from typing import Any
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
@@ -60,6 +59,7 @@ from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_en
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
 from fedapp.packing import packed_transport
+from fedapp.privacy import clip_reply
 from fedapp.protocol import (
     EVALUATE_RECEIVED,
     EVALUATION,
@@ -98,8 +98,8 @@ from strategies.protocol import (
     CONTROL_VARIATE,
     DITTO_LAMBDA,
     HAS_TEACHER,
-    LABEL_COUNTS,
     LABEL_LOGITS,
+    LABEL_PRESENCE,
     LEARNING_RATE,
     LOCAL_EPOCHS,
     LOCAL_STEPS,
@@ -299,14 +299,15 @@ def describe(message: Message, context: Context) -> Message:
 
 
 def clip_if_requested(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Flower's `fixedclipping_mod`, applied when the server asks for clipping (dp=client-fixed).
+    """Clip the reply's update when the server asks for it (dp=client-fixed), as Flower's `fixedclipping_mod` does.
 
-    The mod errors on messages without a clipping norm, so it cannot be attached
-    unconditionally; it sits on the train handler only (not on evaluation).
+    `clip_reply` clips the floating-point arrays only (BatchNorm's integer step counters
+    are neither measured nor scaled); it sits on the train handler only (not on evaluation).
     """
-    if KEY_CLIPPING_NORM in message.content[CONFIG]:
-        return fixedclipping_mod(message, context, call_next)
-    return call_next(message, context)
+    if KEY_CLIPPING_NORM not in message.content[CONFIG]:
+        return call_next(message, context)
+    reply = call_next(message, context)
+    return reply if reply.has_error() else clip_reply(message, reply)
 
 
 def inject_faults(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
@@ -529,7 +530,8 @@ def fd(message: Message, context: Context) -> Message:
     result = _train_private(node, model, instructions, server_round, extra_loss=regulariser, observe=sums.observe)
     context.state[LOCAL_MODEL] = ArrayRecord(_cpu_state(model))
     label_sums, counts = sums.numpy()
-    table = {LABEL_LOGITS: label_means(label_sums, counts), LABEL_COUNTS: counts.astype("float32")}
+    presence = (counts > 0).astype("float32")  # which labels, not how many: the server needs no more
+    table = {LABEL_LOGITS: label_means(label_sums, counts), LABEL_PRESENCE: presence}
     metrics = MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, **_own_model_quality(node, model)})
     return _reply(message, **{ARRAYS: to_record(table), METRICS: metrics})
 

@@ -128,7 +128,7 @@ def _feddf(context: BuildContext) -> Strategy:
 
 def _fd(context: BuildContext) -> Strategy:
     config = context.config
-    return FD(num_classes=run_schema(config).num_classes, **sampling_kwargs(config))
+    return FD(num_classes=run_schema(config).num_classes, node_keys=context.directory, **sampling_kwargs(config))
 
 
 def _fedmd(context: BuildContext) -> Strategy:

@@ -50,9 +50,25 @@ def difference(minuend: Arrays, subtrahend: Arrays) -> Arrays:
     return {key: minuend[key] - subtrahend[key] for key in minuend}
 
 
+def is_parameter(array: np.ndarray) -> bool:
+    """Whether `array` holds floating-point values (weights, BatchNorm running statistics).
+
+    Integer arrays are counters, not parameters: BatchNorm's `num_batches_tracked` grows
+    by one per local step, so one round of 60 steps is an "update" of 60 per layer.
+    """
+    return bool(np.issubdtype(array.dtype, np.floating))
+
+
 def global_norm(arrays: Arrays) -> float:
-    """The L2 norm of all arrays taken together as one flat vector."""
-    return float(np.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in arrays.values())))
+    """The L2 norm of the floating-point arrays taken together as one flat vector.
+
+    Integer arrays (BatchNorm's step counters) are left out: a weight update of norm
+    0.28 plus a counter step of 60 would otherwise have norm 60, and clipping,
+    adaptive clipping and `max-update-norm` would measure the step count, not the update.
+    """
+    return float(
+        np.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in arrays.values() if is_parameter(a)))
+    )
 
 
 def aggregation_weights(num_examples: Sequence[int], weighting: str) -> list[float]:

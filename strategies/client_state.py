@@ -46,6 +46,12 @@ class NodeKeys(Protocol):
         ...
 
 
+def node_key(node_keys: NodeKeys | None, node_id: int) -> str:
+    """Node `node_id`'s stable key; without a lookup (a plain Flower app) its id, stable for one run."""
+    known = node_keys.key(node_id) if node_keys is not None else None
+    return known if known is not None else f"node-{node_id}"
+
+
 class ClientStateLedger:
     """The scope of a run's node state and, per node key, the round its state is to continue from."""
 
@@ -55,9 +61,8 @@ class ClientStateLedger:
         self.committed: dict[str, int] = {}
 
     def key(self, node_id: int) -> str:
-        """Node `node_id`'s stable key; without a lookup (a plain Flower app) its id, stable for one run."""
-        known = self.node_keys.key(node_id) if self.node_keys is not None else None
-        return known if known is not None else f"node-{node_id}"
+        """Node `node_id`'s stable key (`node_key`)."""
+        return node_key(self.node_keys, node_id)
 
     def instructions(self, node_id: int) -> dict[str, str | int]:
         """What a message tells node `node_id`: the scope, and the round whose state to continue from (0: none)."""

@@ -6,13 +6,18 @@ accounts every release in a `PrivacyLedger`, and refuses a round whose release w
 push epsilon past the budget. Modes:
 
 - `server-fixed`: clients send raw updates, the server clips them to C;
-- `client-fixed`: the server asks clients to clip (Flower's `fixedclipping_mod` on
-  the ClientApp's train handler reads `clipping_norm` from the train config); the
-  server clips again, which changes nothing for honest clients and bounds the others;
+- `client-fixed`: the server asks clients to clip (the ClientApp's train handler
+  reads `clipping_norm` from the train config, as Flower's `fixedclipping_mod` does,
+  and clips with `clip_update`); the server clips again, which changes nothing for
+  honest clients and bounds the others;
 - `server-adaptive`: the server clips at a norm that tracks a quantile of the update
   norms privately (Andrew et al. 2021, `adaptive_clipping.py`); the noise on the
   clipped-count query is part of the round's noise multiplier z, so the accountant
   sees the same z as for fixed clipping.
+
+Clipping, noise and the update norms cover the floating-point arrays only: integer
+arrays (BatchNorm's `num_batches_tracked`, a local step counter) are not measured,
+noised or released (`privacy.py`).
 
 The denominator is the expected number of clients (m of N, or q * N with Poisson
 sampling) and the accountant's neighbouring relation follows the sampling

@@ -6,12 +6,17 @@ No public set and no weights in either direction. Per round, each sampled device
    per sample, where Fhat_y is its teacher's logit vector for the sample's own label
    (no teacher in round 1: plain cross entropy);
 2. averages per label the logits of the forward passes of that training (detached),
-   and uploads that labels x classes table with its samples per label.
+   and uploads that labels x classes table with which labels it holds (1) or not (0).
 
-The server keeps the tables of the round's devices and sends each device, with the
-next round's request, its teacher: per label, the mean of the *other* devices' rows
-(`label_logits.py`; the paper's (Fhat - Fbar^(i)) / (M - 1)). Upload and download are a
-labels x classes table (10 x 10 floats for MNIST) plus one row of counts or flags.
+The server keeps each device's last table, by the device's stable key (its node id
+in a plain Flower app), and sends each device, with its next request, its teacher:
+per label, the mean of the *other* devices' rows (`label_logits.py`; the paper's
+(Fhat - Fbar^(i)) / (M - 1)). With `fraction-train` < 1 a table is as old as the
+last round its device took part in, so teachers mix rounds; a device's own table is
+always left out. Upload and download are a labels x classes table (10 x 10 floats
+for MNIST) plus one row of flags. Devices send which labels they hold, not how many
+samples of each: the server needs no more, and counts would disclose the device's
+label histogram.
 
 There is no global model: the run's accuracy is the client models' mean accuracy on
 the held-out test set (`has_global_model` is False; the federation loop reports it as
@@ -22,8 +27,10 @@ not hold a label do not enter its average (the paper's formula divides by every
 device; under a Dirichlet split that would average in rows of zeros); gamma defaults
 to 1 and the temperature to 1, values the paper leaves open (third-party
 re-implementations such as FedGen's use gamma = 1 with a softmax teacher). The
-teacher a device gets leaves out its contribution of the last round it took part in
-only when that was the round just aggregated; otherwise nothing of its own is in it.
+paper's server averages the tables of one round; keeping every device's last one
+gives a device sampled after another the other's knowledge, as users expect, at the
+price of staleness (a table is never dropped, and after a resume the devices restart
+from their initial models while their old tables still teach until they report again).
 """
 
 from __future__ import annotations
@@ -38,20 +45,21 @@ from flwr.common import log
 from flwr.serverapp import Grid
 
 from strategies.arrays import Arrays, reply_arrays, to_record
+from strategies.client_state import NodeKeys, node_key
 from strategies.feddistill import FederatedDistillation, client_model_metrics
 from strategies.label_logits import label_consensus_accuracy, label_teacher
 from strategies.messages import readdressed
-from strategies.protocol import HAS_TEACHER, LABEL_COUNTS, LABEL_LOGITS, TEACHER, TRAIN_LABEL_LOGITS
+from strategies.protocol import HAS_TEACHER, LABEL_LOGITS, LABEL_PRESENCE, TEACHER, TRAIN_LABEL_LOGITS
 
 
 class FD(FederatedDistillation):
-    """Devices exchange per-label average logits; each learns from the others' (leave-own-out) average."""
+    """Devices exchange per-label average logits; each learns from the others' (leave-own-out) last tables."""
 
-    def __init__(self, *, num_classes: int, **sampling: float | int) -> None:
+    def __init__(self, *, num_classes: int, node_keys: NodeKeys | None = None, **sampling: float | int) -> None:
         super().__init__(num_classes=num_classes, **sampling)
-        self.contributors: list[int] = []
-        self.means: list[np.ndarray] = []
-        self.counts: list[np.ndarray] = []
+        self.node_keys = node_keys
+        self.means: dict[str, np.ndarray] = {}
+        self.presence: dict[str, np.ndarray] = {}
 
     def summary(self) -> None:
         """Log the exchange, then Flower's sampling settings."""
@@ -68,18 +76,18 @@ class FD(FederatedDistillation):
         return False
 
     def state_dict(self) -> dict[str, Any]:
-        """The last round's tables and who sent them (node ids of this Flower run, as text: 64-bit unsigned)."""
+        """Each device's last table, by device key (stable across a resume when the app knows its nodes)."""
         return {
-            "node_ids": [str(node_id) for node_id in self.contributors],
-            "label_logits": np.stack(self.means) if self.means else None,
-            "label_counts": np.stack(self.counts) if self.counts else None,
+            "node_keys": list(self.means),
+            "label_logits": np.stack(list(self.means.values())) if self.means else None,
+            "label_presence": np.stack(list(self.presence.values())) if self.presence else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the tables; node ids differ in a resumed run, so no teacher leaves anything out at first."""
-        self.contributors = [int(node) for node in state["node_ids"]]
-        self.means = list(state["label_logits"]) if state["label_logits"] is not None else []
-        self.counts = list(state["label_counts"]) if state["label_counts"] is not None else []
+        """Restore the tables; a device's own is left out of its teacher again once it is known by the same key."""
+        keys = [str(key) for key in state["node_keys"]]
+        self.means = dict(zip(keys, state["label_logits"], strict=True)) if keys else {}
+        self.presence = dict(zip(keys, state["label_presence"], strict=True)) if keys else {}
 
     def skipped_round_metrics(self) -> dict[str, float]:
         """A round that aggregated nothing leaves the devices' last reported figures standing."""
@@ -95,19 +103,20 @@ class FD(FederatedDistillation):
     def _request(self, message: Message, config: ConfigRecord) -> Message:
         content = RecordDict({self.configrecord_key: config})
         if self.means:
-            node_id = message.metadata.dst_node_id
-            own = self.contributors.index(node_id) if node_id in self.contributors else None
-            teacher, has_teacher = label_teacher(self.means, self.counts, own)
+            keys = list(self.means)
+            device = node_key(self.node_keys, message.metadata.dst_node_id)
+            own = keys.index(device) if device in self.means else None
+            teacher, has_teacher = label_teacher(list(self.means.values()), list(self.presence.values()), own)
             content[TEACHER] = to_record({LABEL_LOGITS: teacher, HAS_TEACHER: has_teacher.astype(np.float32)})
         return readdressed(message, content=content, message_type=TRAIN_LABEL_LOGITS)
 
     def reply_reference(self, message: Message) -> Arrays | None:
-        """What a reply must carry: a labels x classes table and the samples per label."""
+        """What a reply must carry: a labels x classes table and which labels the device holds."""
         if message.metadata.message_type != TRAIN_LABEL_LOGITS:
             return None
         return {
             LABEL_LOGITS: np.zeros((self.num_classes, self.num_classes), dtype=np.float32),
-            LABEL_COUNTS: np.zeros(self.num_classes, dtype=np.float32),
+            LABEL_PRESENCE: np.zeros(self.num_classes, dtype=np.float32),
         }
 
     def aggregate_train(
@@ -115,17 +124,18 @@ class FD(FederatedDistillation):
         server_round: int,  # noqa: ARG002 (Flower's signature; FD's tables do not depend on the round)
         replies: Iterable[Message],
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Keep the round's tables for the next teachers; there is no global model to return."""
+        """Each replying device's table replaces its last one, for the next teachers; there is no global model."""
         replies = [r for r in replies if not r.has_error()]
         if not replies:
             return None, None
-        tables = [reply_arrays(r.content) for r in replies]
-        self.contributors = [r.metadata.src_node_id for r in replies]
-        self.means = [table[LABEL_LOGITS] for table in tables]
-        self.counts = [table[LABEL_COUNTS] for table in tables]
+        for reply in replies:
+            table = reply_arrays(reply.content)
+            device = node_key(self.node_keys, reply.metadata.src_node_id)
+            self.means[device] = table[LABEL_LOGITS]
+            self.presence[device] = table[LABEL_PRESENCE]
         contents = [r.content for r in replies]
         self._round_metrics = client_model_metrics(contents)
-        agreement = label_consensus_accuracy(self.means, self.counts)
+        agreement = label_consensus_accuracy(list(self.means.values()), list(self.presence.values()))
         if agreement is not None:
             self._round_metrics["consensus_accuracy"] = agreement
         return None, self.train_metrics_aggr_fn(contents, self.weighted_by_key)

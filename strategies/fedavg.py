@@ -196,6 +196,19 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         """Each reply's change to the global weights, w_k - w, one at a time (each is used once, then freed)."""
         return (difference(reply_arrays(content), self.global_arrays) for content in contents)
 
+    def server_update(
+        self,
+        server_round: int,  # noqa: ARG002 (the hook's signature; FedDF's override uses it)
+        average: Arrays,
+        contents: list[RecordDict],  # noqa: ARG002 (the hook's signature; FedDF's override uses it)
+    ) -> Arrays:
+        """The update the server optimizer steps along, from the round's `average` update: FedAvg's is `average`.
+
+        A subclass that post-processes the average (FedDF distils it) overrides this, so
+        the server learning rate and momentum apply to what it makes of the average.
+        """
+        return average
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -223,6 +236,7 @@ class FedAvg(FlowerFedAvg, FederationHooks):
                 [int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting
             )
             average = weighted_average(updates, weights)
+        average = self.server_update(server_round, average, contents)
         pseudo_gradient = {key: -value for key, value in average.items()}
         new_arrays = self.optimizer.step(self.global_arrays, pseudo_gradient)
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key) if contents else None

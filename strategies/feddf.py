@@ -12,6 +12,11 @@ after `distill-patience` steps without improvement and keeps its best checkpoint
 (`validation_choice.py`). With `distill-fallback` (default on) the average itself
 competes at step 0, so distillation never replaces it by something worse on validation.
 
+The distilled model takes the average's place before the server optimizer: its step is
+along (distilled - w), so with `server-learning-rate` 1 and no momentum the new global
+model is the distilled one, and with `server-momentum` > 0 distillation enters the
+momentum buffer (FedAvgM of the distilled updates) instead of being thrown away by it.
+
 Deliberate differences from the authors' code: the average is weighted by the
 clients' examples (the paper's Algorithm 1; their code averages uniformly; set
 `weighting=uniform` for theirs); fallback on by default (their
@@ -24,13 +29,13 @@ and flips), or another dataset with `distill-dataset`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from logging import INFO
 
-from flwr.app import ArrayRecord, Message, MetricRecord
+import numpy as np
+from flwr.app import RecordDict
 from flwr.common import log
 
-from strategies.arrays import reply_arrays, to_numpy, to_record
+from strategies.arrays import Arrays, reply_arrays
 from strategies.distiller import Distiller
 from strategies.fedavg import FedAvg
 
@@ -47,15 +52,15 @@ class FedDF(FedAvg):
         log(INFO, "\t├──> FedDF: %s", self.distiller.describe())
         super().summary()
 
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average as FedAvg, then distil the clients' ensemble into the average."""
-        replies = list(replies)
-        averaged, metrics = super().aggregate_train(server_round, replies)
-        if averaged is None:
-            return None, metrics
-        members = [reply_arrays(r.content) for r in self.usable_replies(replies)]
-        distilled = self.distiller.distil_ensemble(to_numpy(averaged), members, server_round)
+    def server_update(self, server_round: int, average: Arrays, contents: list[RecordDict]) -> Arrays:
+        """Distil the clients' ensemble into the averaged model w + `average`; the update is the distilled model - w.
+
+        Computed in float64, so that the server optimizer's plain step (learning rate 1,
+        no momentum) lands on the distilled weights exactly.
+        """
+        start = {key: value.astype(np.float64) for key, value in self.global_arrays.items()}
+        averaged = {key: (start[key] + average[key]).astype(value.dtype) for key, value in self.global_arrays.items()}
+        members = [reply_arrays(content) for content in contents]
+        distilled = self.distiller.distil_ensemble(averaged, members, server_round)
         self._round_metrics.update(distilled.metrics)
-        return to_record(distilled.arrays), metrics
+        return {key: distilled.arrays[key].astype(np.float64) - start[key] for key in start}

@@ -15,6 +15,10 @@ a_i this is exactly FedAvg. Clients report the steps they ran (`local-steps`); t
 server computes a_i from them (`strategies/aggregation.py`). Stragglers' partial work
 is kept and normalised by their own tau_i.
 
+The normalisation scales every array of an update, BatchNorm's running statistics
+(and step counters) included, as NIID-Bench does; the authors' (JYWa's) FedNova
+optimiser normalises only the parameters it steps.
+
 Deliberate differences: the normalised average goes through fedapp's server
 optimizer (the authors' global momentum `gmf` corresponds to `server-momentum`);
 FedNova's proximal variant (a_i for FedProx's mu) is not offered; weight decay is

@@ -7,7 +7,8 @@ own contribution: Fhat_l^(i) = (sum_j Fbar_l^(j) - Fbar_l^(i)) / (M - 1).
 
 Under a Dirichlet label split most devices never see most labels, so a device's
 table has rows with no samples (0/0), which the paper does not address. Here a row
-counts only for the devices that hold the label (`counts > 0`): the teacher of label
+counts only for the devices that hold the label (the flags devices send with their
+tables, `presence` 1): the teacher of label
 l for device i is the mean over the *other* holders of l, and a label no other device
 holds has no teacher (its regulariser is dropped). With every device holding every
 label this is exactly the paper's formula.
@@ -30,7 +31,7 @@ def label_means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def label_teacher(
-    means: Sequence[np.ndarray], counts: Sequence[np.ndarray], own: int | None
+    means: Sequence[np.ndarray], presence: Sequence[np.ndarray], own: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Device `own`'s teacher from the devices' tables, leaving its own table out.
 
@@ -38,8 +39,8 @@ def label_teacher(
     ----------
     means
         Each device's per-label average logits, labels x classes.
-    counts
-        Each device's samples per label; a label with 0 samples has no row to average.
+    presence
+        Per device, which labels it holds (> 0) or not (0); a label not held has no row to average.
     own
         The index in `means` of the device the teacher is for, or None for a device
         that did not contribute (its teacher is the mean over every holder).
@@ -51,7 +52,7 @@ def label_teacher(
         where no other device holds the label), and which labels have a teacher.
     """
     stacked = np.stack([np.asarray(m, dtype=np.float64) for m in means])
-    holders = np.stack([np.asarray(c) > 0 for c in counts]).astype(np.float64)
+    holders = np.stack([np.asarray(p) > 0 for p in presence]).astype(np.float64)
     if own is not None:
         holders[own] = 0.0
     number = holders.sum(axis=0)
@@ -62,13 +63,13 @@ def label_teacher(
     return teacher.astype(np.float32), has_teacher
 
 
-def label_consensus_accuracy(means: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> float | None:
+def label_consensus_accuracy(means: Sequence[np.ndarray], presence: Sequence[np.ndarray]) -> float | None:
     """Share of the labels some device holds whose averaged logits (over every holder) peak at that label.
 
     FD's analogue of a consensus's accuracy: a label whose global average logit vector
     points elsewhere teaches every device a wrong target. None when no device holds any label.
     """
-    teacher, has_teacher = label_teacher(means, counts, own=None)
+    teacher, has_teacher = label_teacher(means, presence, own=None)
     labels = np.flatnonzero(has_teacher)
     if len(labels) == 0:
         return None

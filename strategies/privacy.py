@@ -10,6 +10,12 @@ The release happens even when no update arrives (a Poisson round may sample nobo
 the mechanism the accountant analyses outputs "sum + noise" in every round, so an
 empty round releases noise alone. Keeping the model unchanged instead would reveal
 that nobody took part, an output the analysis does not cover.
+
+Only the floating-point arrays are clipped, summed and noised (as Flower 1.45's DP
+mods do). Integer arrays, BatchNorm's `num_batches_tracked`, are counters of local
+steps, which follow each client's data size: they are not released (their update is
+0, so the global model keeps its counters), where averaging them would publish
+something the noise does not cover. They only matter to BatchNorm without momentum.
 """
 
 from __future__ import annotations
@@ -18,17 +24,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from strategies.aggregation import global_norm
+from strategies.aggregation import global_norm, is_parameter
 from strategies.arrays import Arrays
 
 
 def clip_update(update: Arrays, clipping_norm: float) -> Arrays:
-    """Scale `update` down so its global L2 norm is at most `clipping_norm` (unchanged if within)."""
+    """Scale the floating-point arrays of `update` so their global L2 norm is at most `clipping_norm`.
+
+    Unchanged if within; integer arrays (step counters) are never scaled.
+    """
     norm = global_norm(update)
     if norm <= clipping_norm:
         return update
     scale = clipping_norm / norm
-    return {key: (value * scale).astype(value.dtype) for key, value in update.items()}
+    return {key: (value * scale).astype(value.dtype) if is_parameter(value) else value for key, value in update.items()}
 
 
 def noise_std(noise_multiplier: float, clipping_norm: float, denominator: float) -> float:
@@ -46,7 +55,8 @@ def private_average(
 ) -> Arrays:
     """Clip each update, sum, divide by `denominator` and add Gaussian noise; shaped like `like`.
 
-    `updates` may be empty: the result is then the noise alone.
+    `updates` may be empty: the result is then the noise alone. Integer arrays of `like`
+    are not released: their entries of the result are 0.
     """
     if denominator <= 0:
         raise ValueError(f"the denominator of a private average must be > 0, got {denominator}")
@@ -54,6 +64,9 @@ def private_average(
     clipped = [clip_update(update, clipping_norm) for update in updates]
     averaged: Arrays = {}
     for key, reference in like.items():
+        if not is_parameter(reference):
+            averaged[key] = np.zeros_like(reference)
+            continue
         total = np.zeros(reference.shape, dtype=np.float64)
         for update in clipped:
             total += update[key]

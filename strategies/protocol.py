@@ -80,5 +80,5 @@ VALIDATION_ACCURACY = "validation-accuracy"
 # Keys of the arrays in a federated-distillation exchange
 PUBLIC_LOGITS = "public-logits"  # FedMD: logits on the public subset (reply), the consensus (CONSENSUS)
 LABEL_LOGITS = "label-logits"  # FD: per-label average logits, labels x classes (reply), the teacher (TEACHER)
-LABEL_COUNTS = "label-counts"  # FD: samples per label (reply)
+LABEL_PRESENCE = "label-presence"  # FD: 1 for each label the device holds, else 0 (reply)
 HAS_TEACHER = "has-teacher"  # FD: in TEACHER, 1 for the labels that have a teacher, else 0

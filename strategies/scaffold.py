@@ -19,7 +19,8 @@ Deliberate choices and differences:
   uniform` gives the paper's plain mean), with the global learning rate
   `server-learning-rate` (eta_g, default 1) and optional server momentum;
 - c and every c_i start at zero (the paper's convention; NIID-Bench starts them at a
-  random network's weights, which with partial participation never cancels);
+  random network's weights, an offset in the correction c - c_i that cancels only once
+  every client has been sampled: with partial participation, several rounds in);
 - control variates cover the trainable parameters; BatchNorm running statistics are
   averaged as FedAvg does (NIID-Bench corrects every state_dict entry);
 - with client momentum (`client-momentum`) the correction is applied after each

@@ -63,7 +63,8 @@ def weights_problem(reply: Arrays, sent: Arrays, max_norm: float) -> Rejection |
     """Why returned weights `reply` must not be aggregated, checked against the `sent` weights.
 
     Beyond the structure, the update (reply minus sent) must have an L2 norm of at most
-    `max_norm`; 0 leaves it unbounded, and the update (a copy of the model) is then not computed.
+    `max_norm` over its floating-point arrays (BatchNorm's step counters are no
+    parameters); 0 leaves it unbounded, and the update (a copy of the model) is then not computed.
     """
     problem = structure_problem(reply, sent)
     if problem is not None or max_norm <= 0:

@@ -12,6 +12,7 @@ from strategies.arrays import to_numpy, to_record
 from strategies.fedavg import FedAvg
 from strategies.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, TRAIN_LOSS
 from strategies.server_optimizer import ServerOptimizer
+from strategies.validation import weights_problem
 from tests.helpers import reply_from
 
 RNG = np.random.default_rng(0)
@@ -49,6 +50,15 @@ def test_norm_and_difference() -> None:
     a = {"x": np.array([3.0, 0.0]), "y": np.array([[4.0]])}
     assert global_norm(a) == pytest.approx(5.0)
     assert global_norm(difference(a, a)) == 0.0
+
+
+def test_update_norms_and_screening_leave_batch_norm_step_counters_out() -> None:
+    """A weight update of norm 0.28 and 60 local steps is an update of norm 0.28, not 60."""
+    sent = {"w": np.zeros(2, dtype=np.float32), "bn.num_batches_tracked": np.array(0, dtype=np.int64)}
+    reply = {"w": np.array([0.28, 0.0], dtype=np.float32), "bn.num_batches_tracked": np.array(60, dtype=np.int64)}
+    assert global_norm(difference(reply, sent)) == pytest.approx(0.28)
+    assert weights_problem(reply, sent, max_norm=1.0) is None
+    assert weights_problem(reply, sent, max_norm=0.1) is not None
 
 
 def test_server_optimizer_plain_step_is_the_average_and_momentum_accumulates() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp.client_app import app as client_app
@@ -23,7 +23,9 @@ from fedapp.training import LabelLogitSums, fit_logits, predict_logits
 from sim.overrides import app_defaults
 from strategies.arrays import Arrays, to_numpy, to_record
 from strategies.consensus import alignment_subset, consensus_accuracy, consensus_confidence, uniform_consensus
+from strategies.distiller import Distillation
 from strategies.fd import FD
+from strategies.feddf import FedDF
 from strategies.fedmd import FedMD
 from strategies.label_logits import label_consensus_accuracy, label_means, label_teacher
 from strategies.losses import distillation_loss, label_distillation_term, logit_matching_loss, soft_labels
@@ -31,10 +33,12 @@ from strategies.protocol import (
     ARRAYS,
     CONSENSUS,
     HAS_TEACHER,
-    LABEL_COUNTS,
     LABEL_LOGITS,
+    LABEL_PRESENCE,
     LEARNING_RATE,
     LOCAL_EPOCHS,
+    METRICS,
+    NUM_EXAMPLES,
     PUBLIC_LOGITS,
     SERVER_ROUND,
     TEACHER,
@@ -43,7 +47,7 @@ from strategies.protocol import (
 )
 from strategies.seeding import torch_generator
 from strategies.validation_choice import START, ValidationChoice
-from tests.helpers import APP_DIR, FakeGrid, write_parquet_dataset
+from tests.helpers import APP_DIR, FakeGrid, reply_from, write_parquet_dataset
 
 NUM_NODES = 3
 NODE_IDS = [1, 2, 3]
@@ -232,6 +236,63 @@ def test_feddf_distils_on_another_dataset_when_asked(tmp_path: Any, monkeypatch:
     assert "inverted-digits" in distiller.describe()
 
 
+class ShiftingDistiller:
+    """A stand-in `Distiller` whose "distillation" moves the student by a fixed `shift` (and records the students)."""
+
+    def __init__(self, shift: Arrays) -> None:
+        self.shift = shift
+        self.students: list[Arrays] = []
+
+    def describe(self) -> str:
+        return "shift"
+
+    def distil_ensemble(self, student: Arrays, members: list[Arrays], server_round: int) -> Distillation:  # noqa: ARG002
+        self.students.append(student)
+        return Distillation({key: value + self.shift[key] for key, value in student.items()}, {"distill_steps": 1.0})
+
+
+def feddf_round(strategy: FedDF, weights: Arrays, step: Arrays, monkeypatch: pytest.MonkeyPatch) -> Arrays:
+    """One FedDF round in which the one client moves the weights it gets by `step`; the new global weights."""
+    config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.05, LOCAL_EPOCHS: 1})
+    (message,) = strategy.configure_train(1, to_record(weights), config, FakeGrid([1]))
+    trained = {key: value + step[key] for key, value in weights.items()}
+    content = RecordDict({ARRAYS: to_record(trained), METRICS: MetricRecord({NUM_EXAMPLES: 10})})
+    arrays, _ = strategy.aggregate_train(1, [reply_from(1, message, content, monkeypatch)])
+    assert arrays is not None
+    return to_numpy(arrays)
+
+
+def test_feddf_distillation_enters_the_server_momentum(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server momentum steps along (distilled - w): distillation is in the buffer, not thrown away by it."""
+    distiller = ShiftingDistiller({"w": np.array([0.5, 0.0], dtype=np.float32)})
+    strategy = FedDF(distiller=distiller, server_momentum=0.5, min_train_nodes=1, min_available_nodes=1)
+    step = {"w": np.array([1.0, 1.0], dtype=np.float32)}
+    first = feddf_round(strategy, {"w": np.zeros(2, dtype=np.float32)}, step, monkeypatch)
+    assert distiller.students[0]["w"].tolist() == [1.0, 1.0], "the student is the plain average w + step"
+    np.testing.assert_array_equal(first["w"], [1.5, 1.0])
+    np.testing.assert_allclose(strategy.optimizer.velocity["w"], [-1.5, -1.0])
+    second = feddf_round(strategy, first, step, monkeypatch)
+    np.testing.assert_array_equal(distiller.students[1]["w"], [2.5, 2.0])
+    # v = 0.5 * (-1.5, -1) + (w1 - distilled) = (-0.75, -0.5) + (-1.5, -1); w2 = w1 - v
+    np.testing.assert_allclose(second["w"], [3.75, 2.5])
+
+
+def test_feddf_without_momentum_releases_the_distilled_model_bit_for_bit(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    weights = {"w": rng.normal(size=50).astype(np.float32), "bn.num_batches_tracked": np.array(3, dtype=np.int64)}
+    shift = {"w": rng.normal(size=50).astype(np.float32), "bn.num_batches_tracked": np.array(0, dtype=np.int64)}
+    step = {"w": rng.normal(size=50).astype(np.float32), "bn.num_batches_tracked": np.array(4, dtype=np.int64)}
+    distiller = ShiftingDistiller(shift)
+    released = feddf_round(
+        FedDF(distiller=distiller, min_train_nodes=1, min_available_nodes=1), weights, step, monkeypatch
+    )
+    for key, student in distiller.students[0].items():
+        np.testing.assert_array_equal(released[key], student + shift[key])
+        assert released[key].dtype == weights[key].dtype
+
+
 # --- Clients keep their own models --------------------------------------------------
 
 
@@ -286,20 +347,64 @@ def test_fd_exchanges_label_tables_with_leave_own_out_teachers(
     from fedapp.data import DataSpec, load_node_data  # noqa: PLC0415
 
     spec = DataSpec.from_config(RunConfig.from_mapping(config))
-    for index, node_id in enumerate(strategy.contributors):
-        expected = np.bincount(load_node_data(spec, node_id - 1, NUM_NODES).train.labels.numpy(), minlength=10)
-        np.testing.assert_array_equal(strategy.counts[index], expected)
-        assert np.all(strategy.means[index][expected == 0] == 0)
+    assert sorted(strategy.means) == [f"node-{node_id}" for node_id in NODE_IDS]
+    for node_id in NODE_IDS:
+        counts = np.bincount(load_node_data(spec, node_id - 1, NUM_NODES).train.labels.numpy(), minlength=10)
+        held = (counts > 0).astype(np.float32)
+        assert counts.max() > 1, "the histogram differs from the flags"
+        np.testing.assert_array_equal(strategy.presence[f"node-{node_id}"], held, "presence, not the histogram")
+        assert np.all(strategy.means[f"node-{node_id}"][counts == 0] == 0)
     record = strategy.round_metrics()
     assert 0 <= record["consensus_accuracy"] <= 1 and 0 < record["client_accuracy_mean"] < 1
-    tables = (list(strategy.contributors), list(strategy.means), list(strategy.counts))
+    tables = (list(strategy.means), list(strategy.means.values()), list(strategy.presence.values()))
     second = play(strategy, clients, 2, monkeypatch)
     for message in second:
-        contributors, means, counts = tables
-        expected, has = label_teacher(means, counts, own=contributors.index(message.metadata.dst_node_id))
+        devices, means, presence = tables
+        expected, has = label_teacher(means, presence, own=devices.index(f"node-{message.metadata.dst_node_id}"))
         sent = to_numpy(message.content[TEACHER])
         np.testing.assert_array_equal(sent[LABEL_LOGITS], expected)
         np.testing.assert_array_equal(sent[HAS_TEACHER], has.astype(np.float32))
+
+
+def fd_reply(node_id: int, request: Message, row: float, held: list[int], monkeypatch: pytest.MonkeyPatch) -> Message:
+    """Node `node_id`'s FD reply: every held label's row is `row` in each class, the others 0."""
+    presence = np.array(held, dtype=np.float32)
+    table = {LABEL_LOGITS: np.outer(presence, np.full(3, row, dtype=np.float32)), LABEL_PRESENCE: presence}
+    content = RecordDict({ARRAYS: to_record(table), METRICS: MetricRecord({NUM_EXAMPLES: 10})})
+    return reply_from(node_id, request, content, monkeypatch)
+
+
+def test_fd_teachers_come_from_every_devices_last_table(
+    message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With partial participation a device's teacher averages the others' last tables, not one round's."""
+    strategy = FD(num_classes=3, min_train_nodes=1, min_available_nodes=1)
+    config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.05, LOCAL_EPOCHS: 1})
+
+    def train_round(server_round: int, rows: dict[int, float], held: dict[int, list[int]]) -> list[Message]:
+        grid = FakeGrid(list(rows))  # the devices sampled this round
+        messages = list(strategy.configure_train(server_round, ArrayRecord(), config, grid))
+        replies = [
+            fd_reply(m.metadata.dst_node_id, m, rows[m.metadata.dst_node_id], held[m.metadata.dst_node_id], monkeypatch)
+            for m in messages
+        ]
+        strategy.aggregate_train(server_round, replies)
+        return messages
+
+    train_round(1, {1: 1.0, 2: 2.0}, {1: [1, 1, 0], 2: [1, 0, 0]})
+    train_round(2, {3: 4.0}, {3: [1, 1, 1]})
+    train_round(3, {2: 8.0}, {2: [0, 1, 0]})  # device 2's new table replaces its first
+    teachers = {
+        m.metadata.dst_node_id: to_numpy(m.content[TEACHER])
+        for m in train_round(4, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}, {node: [1, 1, 1] for node in (1, 2, 3, 4)})
+    }
+    # label 0 is held by devices 1 (row 1, round 1) and 3 (row 4, round 2); label 1 by 1, 3 and 2 (row 8,
+    # round 3); label 2 by 3 only. Each device's own table is left out of its teacher.
+    np.testing.assert_allclose(teachers[4][LABEL_LOGITS][:, 0], [2.5, 13 / 3, 4.0])
+    np.testing.assert_allclose(teachers[1][LABEL_LOGITS][:, 0], [4.0, 6.0, 4.0])
+    np.testing.assert_allclose(teachers[3][LABEL_LOGITS][:, 0], [1.0, 4.5, 0.0])
+    assert teachers[3][HAS_TEACHER].tolist() == [1.0, 1.0, 0.0], "nobody else holds label 2"
+    np.testing.assert_allclose(teachers[2][LABEL_LOGITS][:, 0], [2.5, 2.5, 4.0])
 
 
 def test_client_models_persist_across_rounds(message_identity: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -393,18 +498,19 @@ def test_distillation_loss_is_zero_at_the_teacher() -> None:
 
 def test_logit_uploads_are_tiny_next_to_weights() -> None:
     fedmd = to_record({PUBLIC_LOGITS: np.zeros((500, 10), dtype=np.float32)})
-    fd = to_record({LABEL_LOGITS: np.zeros((10, 10), dtype=np.float32), LABEL_COUNTS: np.zeros(10, dtype=np.float32)})
+    fd = to_record({LABEL_LOGITS: np.zeros((10, 10), dtype=np.float32), LABEL_PRESENCE: np.zeros(10, dtype=np.float32)})
     weights = ArrayRecord(build_model("cnn", (1, 28, 28), 10, seed=0).state_dict())
     assert fedmd.count_bytes() / weights.count_bytes() < 0.01
     assert weights.count_bytes() / fd.count_bytes() > 9_000
 
 
 def test_fd_and_fedmd_state_survives_a_checkpoint(tmp_path: Any) -> None:
-    """What resuming needs of the server side: FD's last tables (64-bit node ids), FedMD's consensus."""
+    """What resuming needs of the server side: FD's devices' last tables (by device key), FedMD's consensus."""
     from fedapp.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, write_checkpoint  # noqa: PLC0415
 
     fd = FD(num_classes=3)
-    fd.contributors, fd.means, fd.counts = [2**63 + 5, 7], [np.eye(3, dtype=np.float32)] * 2, [np.ones(3)] * 2
+    fd.means = {"node-18446744073709551615": np.zeros((3, 3), dtype=np.float32), "b": np.eye(3, dtype=np.float32)}
+    fd.presence = {"node-18446744073709551615": np.zeros(3, dtype=np.float32), "b": np.ones(3, dtype=np.float32)}
     fedmd = FedMD(distiller=None, server_model="2nn", num_classes=3)  # type: ignore[arg-type]
     fedmd.consensus, fedmd.consensus_round = np.arange(6, dtype=np.float32).reshape(2, 3), 4
     config = RunConfig.from_mapping(run_config())
@@ -415,7 +521,8 @@ def test_fd_and_fedmd_state_survives_a_checkpoint(tmp_path: Any) -> None:
     restored_fd, restored_fedmd = FD(num_classes=3), FedMD(distiller=None, server_model="2nn", num_classes=3)  # type: ignore[arg-type]
     restored_fd.load_state_dict(loaded["fd"])
     restored_fedmd.load_state_dict(loaded["fedmd"])
-    assert restored_fd.contributors == [2**63 + 5, 7]
-    np.testing.assert_array_equal(restored_fd.means[1], np.eye(3))
+    assert list(restored_fd.means) == list(restored_fd.presence) == ["node-18446744073709551615", "b"]
+    np.testing.assert_array_equal(restored_fd.means["b"], np.eye(3))
+    np.testing.assert_array_equal(restored_fd.presence["b"], np.ones(3))
     np.testing.assert_array_equal(restored_fedmd.consensus, fedmd.consensus)
     assert restored_fedmd.consensus_round == 4

@@ -32,6 +32,7 @@ import strategies.accounting
 from fedapp.client_app import app as client_app
 from fedapp.config import ConfigError, RunConfig
 from fedapp.federation import Federation
+from fedapp.models import build_model
 from fedapp.nodes import NodeDirectory
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import client_sampler
@@ -45,7 +46,7 @@ from strategies.dp import DP_MODES, DifferentialPrivacy, PrivacySettings
 from strategies.fedavg import FedAvg
 from strategies.noise import NOISE_SOURCES, SECRET, SEEDED_INSECURE, secret_noise, seeded_noise
 from strategies.privacy import clip_update, noise_std, private_average
-from strategies.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
+from strategies.protocol import ARRAYS, CONFIG, LEARNING_RATE, LOCAL_EPOCHS, LOCAL_STEPS, METRICS, SERVER_ROUND
 from strategies.sampling import (
     FIXED,
     POISSON,
@@ -124,6 +125,72 @@ def test_client_side_clipping_clips_every_update_on_the_client(
     for reply in answer(messages, config, monkeypatch):
         update = {k: v - start[k] for k, v in to_numpy(reply.content[ARRAYS]).items()}
         assert global_norm(update) <= 0.25 * (1 + 1e-5)
+
+
+BATCH_NORM_MODELS = ("cnn-bn", "resnet8")
+BN_PARTITIONS = 100  # node 1 trains on 1/100 of the MNIST pool: a few real SGD steps, fast on a CPU
+
+
+def batch_norm_initial(model: str) -> ArrayRecord:
+    return ArrayRecord(build_model(model, (1, 28, 28), 10, seed=0).state_dict())
+
+
+def parameter_update_norm(after: dict[str, np.ndarray], before: dict[str, np.ndarray]) -> float:
+    """||after - before|| over the floating-point arrays, computed here, independently of `global_norm`."""
+    return math.sqrt(
+        sum(
+            float(np.sum((after[k].astype(np.float64) - before[k]) ** 2)) for k in before if before[k].dtype.kind == "f"
+        )
+    )
+
+
+def counters(arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    return {key: int(value) for key, value in arrays.items() if key.endswith("num_batches_tracked")}
+
+
+@pytest.mark.parametrize("model", BATCH_NORM_MODELS)
+def test_server_clipping_bounds_the_parameters_of_real_batch_norm_updates(
+    model: str, message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real local round of a BatchNorm model through the DP strategy: its parameters are clipped to C.
+
+    Without noise and with one expected client the released average is the clipped
+    update itself. BatchNorm's step counters (+1 per local step and layer) must neither
+    be counted in the norm (it would shrink the weights well below C) nor be released.
+    """
+    config = run_config(dp="server-fixed", model=model, learning_rate=0.1)
+    start = batch_norm_initial(model)
+    before = to_numpy(start)
+    strategy = FedAvg(privacy=privacy(noise_multiplier=0.0), min_train_nodes=1, min_available_nodes=1)
+    _, released = play_round(strategy, config, monkeypatch, start, num_nodes=1, partitions=BN_PARTITIONS)
+    after = to_numpy(released)
+    received = strategy.round_metrics()["max_received_update_norm"]
+    assert received > 1.0, "the update must be clipped for this test to mean anything"
+    assert parameter_update_norm(after, before) == pytest.approx(1.0, rel=1e-4), "clipped to C = 1, not below"
+    assert counters(after) == counters(before), "step counters are not released under DP"
+    assert counters(after) and all(value == 0 for value in counters(after).values())
+    noised = FedAvg(privacy=privacy(noise_multiplier=1.0), min_train_nodes=1, min_available_nodes=1)
+    _, released = play_round(noised, config, monkeypatch, start, num_nodes=1, partitions=BN_PARTITIONS)
+    assert noised.round_metrics()["max_received_update_norm"] == pytest.approx(received, rel=1e-6)
+    assert counters(to_numpy(released)) == counters(before), "no noise on the counters"
+
+
+@pytest.mark.parametrize("model", BATCH_NORM_MODELS)
+def test_client_clipping_bounds_the_parameters_of_real_batch_norm_updates(
+    model: str, message_identity: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dp = client-fixed, BatchNorm model: the client clips its parameters to C and sends its counters as they are."""
+    config = run_config(dp="client-fixed", model=model, learning_rate=0.1)
+    start = batch_norm_initial(model)
+    before = to_numpy(start)
+    train_config = ConfigRecord({SERVER_ROUND: 1, LEARNING_RATE: 0.1, LOCAL_EPOCHS: 1, "clipping_norm": 0.25})
+    message = Message(RecordDict({ARRAYS: start, CONFIG: train_config}), dst_node_id=1, message_type=MessageType.TRAIN)
+    (reply,) = answer([message], config, monkeypatch, num_nodes=BN_PARTITIONS)
+    after = to_numpy(reply.content[ARRAYS])
+    assert parameter_update_norm(after, before) == pytest.approx(0.25, rel=1e-4)
+    steps = int(reply.content[METRICS][LOCAL_STEPS])
+    assert counters(after) == dict.fromkeys(counters(before), steps), "counters travel unclipped"
+    assert all(after[key].dtype == before[key].dtype for key in before)
 
 
 # --- Secret noise --------------------------------------------------------------------
@@ -521,7 +588,7 @@ class _OwnDataNodes(NodeDirectory):
     def online(self) -> list[int]:
         return [1, 2, 3]
 
-    def partition_counts(self) -> list[int]:
+    def num_partitions(self) -> list[int]:
         return []
 
     def own_data_nodes(self) -> int:
