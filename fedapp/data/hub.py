@@ -7,7 +7,8 @@ split, as `datasets.Dataset`s whose columns `rows.py` turns into arrays:
 - a `.parquet` or `.csv` file, or a folder of them: the same `FederatedDataset`, with the
   `parquet` or `csv` builder and the files as `data_files` (files whose name starts with
   `test`, or that sit in a `test` folder, are the test split). A CSV's image column may
-  hold image paths, relative to the CSV's folder;
+  hold image paths, relative to the CSV's folder. A file without rows is refused before
+  it is read, and one the builder cannot parse is one line, not a `datasets` traceback;
 - any other folder: an image folder read with torchvision's `ImageFolder`
   (`<folder>/<class>/<image>`, or `<folder>/train/<class>/<image>` and
   `<folder>/test/<class>/<image>`); its images and class names become the `image` and
@@ -20,6 +21,8 @@ slice carved from the front of the pool draws from every class.
 
 from __future__ import annotations
 
+import csv
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +54,17 @@ def is_local(location: str) -> bool:
     return os.path.isabs(location)
 
 
-def read(location: str) -> Splits:
+def read(location: str, key: str = "dataset") -> Splits:
     """The rows of the dataset at `location` (a hub id, a table file, a folder of tables, an image folder).
+
+    `key` is the config key that named `location` (`dataset`, or a node's `data-path`),
+    for the messages.
 
     Raises
     ------
     DataError
         If a hub dataset cannot be reached (e.g. offline), or a local path holds
-        nothing fedapp can read.
+        nothing fedapp can read (a table file without rows included).
     """
     if not is_local(location):
         return _hub(location)
@@ -72,12 +78,39 @@ def read(location: str) -> Splits:
                 f"dataset file {location!r} is neither .parquet nor .csv; allowed: a parquet or CSV file, "
                 "a folder of them, or an image folder"
             )
-        return _federated(builder, {"train": [str(path)]}, path.parent)
+        check_rows(path, [path], key)
+        return _federated(builder, {"train": [str(path)]}, path, key)
     for suffix, builder in TABLE_SUFFIXES.items():
         files = table_files(path, suffix)
         if files:
-            return _federated(builder, _split_files(path, files), path)
+            check_rows(path, files, key)
+            return _federated(builder, _split_files(path, files), path, key)
     return _image_folder(path)
+
+
+def check_rows(path: Path, files: list[Path], key: str) -> None:
+    """Refuse a table file of the dataset at `path` without a single row (a header-only CSV, an empty parquet).
+
+    Such a file would otherwise surface much later as `datasets`' 'Instruction "train"
+    corresponds to no data!'. Cheap: a CSV is read up to its first row, a parquet
+    file's row count is in its footer.
+    """
+    for file in files:
+        if not _has_rows(file):
+            where = f"{key} {str(path)!r}" + (f": file {str(file)!r}" if file != path else "")
+            raise DataError(
+                f"{where} holds no rows (a header at most); allowed: CSV or parquet files with at least one row"
+            )
+
+
+def _has_rows(file: Path) -> bool:
+    """True if the CSV or parquet `file` holds at least one row beyond a CSV's header."""
+    if file.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq  # noqa: PLC0415 (only for local parquet files)
+
+        return pq.ParquetFile(file).metadata.num_rows > 0
+    with file.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return any(any(cell.strip() for cell in row) for row in itertools.islice(csv.reader(handle), 1, None))
 
 
 def dataset_files(path: Path) -> list[Path]:
@@ -120,8 +153,23 @@ def _hub(name: str) -> Splits:
         ) from None
 
 
-def _federated(builder: str, data_files: dict[str, list[str]], base: Path) -> Splits:
-    return _load_federated({"dataset": builder, "data_files": data_files}, base)
+def _federated(builder: str, data_files: dict[str, list[str]], path: Path, key: str) -> Splits:
+    """The table files at `path` (a file, or a folder of them) through `FederatedDataset`.
+
+    Relative paths in them start from the file's folder. A file its builder cannot
+    parse is one line naming `key` and `path`, not a `datasets` traceback.
+    """
+    from datasets.exceptions import DatasetGenerationError  # noqa: PLC0415 (heavy import, only on a cache miss)
+
+    try:
+        return _load_federated({"dataset": builder, "data_files": data_files}, path.parent if path.is_file() else path)
+    except DatasetGenerationError as error:  # e.g. text in a column whose first rows were numbers
+        cause = error.__cause__ or error
+        reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise DataError(
+            f"{key} {str(path)!r} cannot be read as {builder} ({reason}); allowed: one type per column "
+            "(numbers only in a numeric column)"
+        ) from None
 
 
 def _load_federated(arguments: dict[str, Any], base: Path | None) -> Splits:

@@ -54,7 +54,7 @@ def _parse(spec: SourceSpec) -> dict[str, np.ndarray]:
     """Read every split of the node's files and keep its inputs and labels (slow: once per change of the files)."""
     from datasets import concatenate_datasets  # noqa: PLC0415 (heavy import, only on a cache miss)
 
-    splits = hub.read(spec.name)
+    splits = hub.read(spec.name, "data-path")
     table = concatenate_datasets([splits.train, splits.test]) if splits.test is not None else splits.train
     columns = rows.columns_of(
         hub.Splits(table, None, splits.base, splits.image_folder), dataclasses.replace(spec, partition_by=""), spec.name

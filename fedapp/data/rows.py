@@ -11,7 +11,8 @@ Columns are given by the run config or found by name when that is unambiguous:
 - `partition-by` names the column whose values are the natural nodes (e.g. FEMNIST's
   `writer_id`).
 
-A column that is not there, or an ambiguous choice, is one line listing the columns.
+A column that is not there, or an ambiguous choice, is one line listing the columns;
+an image that cannot be decoded is one line naming its file.
 Class labels become indices 0..K-1: a `ClassLabel`'s own order, integer labels as
 they are, names that are all digits as those numbers, other names in sorted order.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,14 +57,15 @@ class RawSplit:
     ids: np.ndarray | None = None
 
 
-def detect_columns(features: Any, spec: SourceSpec, name: str) -> Columns:
-    """Decide the columns of a dataset with `datasets` features `features` (see the module docstring).
+def detect_columns(table: Any, spec: SourceSpec, name: str) -> Columns:
+    """Decide the columns of the rows `table` (a `datasets.Dataset`; see the module docstring).
 
     Raises
     ------
     DataError
         If a named column is missing or a column cannot be chosen unambiguously.
     """
+    features = table.features
     columns = list(features)
     for key, column in (
         ("image-column", spec.image_column),
@@ -87,7 +90,7 @@ def detect_columns(features: Any, spec: SourceSpec, name: str) -> Columns:
         [c for c in TARGET_COLUMNS if c in features], "target-column", name, columns, required=True
     )
     excluded = [target, spec.partition_by] if spec.partition_by else [target]
-    inputs = tabular.feature_columns(features, spec.feature_columns, excluded, name)
+    inputs = tabular.feature_columns(table, spec.feature_columns, excluded, name)
     if target in inputs or (spec.partition_by and spec.partition_by in inputs):
         raise DataError(
             f"feature-columns of dataset {name!r} include the target or partition-by column; "
@@ -100,7 +103,7 @@ def columns_of(splits: Splits, spec: SourceSpec, name: str) -> Columns:
     """The columns of `splits`: an image folder's are always `image` and `label`, whatever the run names."""
     if splits.image_folder:
         spec = dataclasses.replace(spec, image_column="", label_column="")
-    return detect_columns(splits.train.features, spec, name)
+    return detect_columns(splits.train, spec, name)
 
 
 def _one_of(candidates: list[str], key: str, name: str, columns: list[str], required: bool = False) -> str:
@@ -127,9 +130,19 @@ def extract(rows: Any, columns: Columns, spec: SourceSpec, name: str, base: Path
 
 
 def _pictures(rows: Any, column: str, base: Path | None) -> Iterator[Any]:
-    """The PIL images of `column`: decoded by `datasets`, or opened from paths (relative to `base`) in a CSV."""
-    if type(rows.features[column]).__name__ == "Image":
-        yield from rows[column]
+    """The PIL images of `column`: decoded by `datasets`, or opened from paths (relative to `base`) in a CSV.
+
+    Each image is decoded once, here; one that cannot be (a corrupt or truncated file,
+    a file that is no image) is a `DataError` naming its file, not a PIL traceback.
+    """
+    feature = rows.features[column]
+    if type(feature).__name__ == "Image":
+        # datasets' own decoding, one image at a time, so that a failure can name the image's file
+        undecoded = rows.cast_column(column, dataclasses.replace(feature, decode=False))
+        for value in undecoded[column]:
+            with _naming_the_image(value["path"], column):
+                picture = feature.decode_example(value)
+            yield picture
         return
     from PIL import Image  # noqa: PLC0415 (only for a CSV of image paths)
 
@@ -137,15 +150,23 @@ def _pictures(rows: Any, column: str, base: Path | None) -> Iterator[Any]:
         path = Path(str(value))
         if not path.is_absolute() and base is not None:
             path = base / path
-        try:
-            with Image.open(path) as picture:
-                picture.load()
-                yield picture
-        except OSError as error:
-            raise DataError(
-                f"image {str(path)!r} of column {column!r} cannot be read ({type(error).__name__}); allowed: paths of "
-                "image files, relative to the CSV's folder"
-            ) from None
+        allowed = "paths of image files, relative to the CSV's folder"
+        with _naming_the_image(str(path), column, allowed), Image.open(path) as picture:
+            picture.load()
+        yield picture
+
+
+@contextmanager
+def _naming_the_image(path: str | None, column: str, allowed: str = "image files PIL can decode") -> Iterator[None]:
+    """Turn a failure to open or decode one image into a one-line `DataError` naming its file (or its column)."""
+    try:
+        yield
+    except (OSError, SyntaxError, ValueError) as error:
+        where = f"image file {path!r}" if path else f"an image (embedded bytes) of column {column!r}"
+        reason = str(error).splitlines()[0] if str(error) else ""
+        if not reason or (path and path in reason):
+            reason = type(error).__name__
+        raise DataError(f"{where} cannot be read ({reason}); allowed: {allowed} (replace or remove it)") from None
 
 
 def class_names(feature: Any) -> tuple[str, ...] | None:
