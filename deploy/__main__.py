@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deploy.local_cluster import SUPERLINK_STATES, ClusterError
 from fedapp.config import ConfigError
+from sim.console import speaking_as
 from sim.flwr_cli import FlwrCommandError
 
 APP_DIR = Path(__file__).resolve().parents[1]
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and dispatch; returns the exit code."""
     args = _parser().parse_args(argv)
+    with speaking_as("deploy"):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns the exit code."""
     try:
         if args.command == "node-data":
             from deploy.node_data import write_node_data  # noqa: PLC0415 (torch import only for commands that need it)

@@ -33,7 +33,7 @@ from deploy.connections import execute_on
 from deploy.local_cluster import SUPERLINK_STATES, LocalCluster
 from deploy.node_data import write_node_data
 from sim.bench import app_commit, weights_digest
-from sim.flwr_cli import echo
+from sim.console import echo
 from sim.run import RunOutcome, RunRequest, ensure_superlink, execute
 
 CONNECTION = "bench-deploy"

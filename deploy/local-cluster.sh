@@ -8,13 +8,15 @@ usage() {
 Usage: deploy/local-cluster.sh up [--nodes N] [--insecure] [--dir DIR] [--port PORT]
                                   [--base-port PORT] [--connection NAME] [--executor warm|flower]
                                   [--poll-min SECONDS] [--poll-max SECONDS] [--superlink-in-memory]
+                                  [--data DIR | --data PATH,PATH,...]
        deploy/local-cluster.sh down [--dir DIR]
        deploy/local-cluster.sh status [--dir DIR]
 
 up      starts a SuperLink and N SuperNodes (default 2) on 127.0.0.1 with the same
         scripts and settings as a real deployment: TLS with a fresh CA, SuperNode
         authentication with one registered key per node, and each node training on
-        its own data folder (its share of the embedded MNIST, written once). It then
+        its own data folder (its share of the embedded MNIST, written once, or the
+        data --data names). It then
         writes the flwr connection NAME (default: local-cluster), so that
             flwr run . NAME --stream -c 'output-dir="/absolute/path"'
         submits to it, and waits until every node is online.
@@ -36,6 +38,10 @@ status  shows which of them run and what the SuperLink knows about the nodes.
 --superlink-in-memory
               the SuperLink keeps its state in memory, not in superlink/state.db
               (see start-superlink.sh --in-memory: faster, forgotten on restart)
+--data        each node's own data instead of MNIST shares: a folder DIR, node i reading
+              DIR/node-<i> (as `python -m deploy node-data --out DIR` writes it), or N
+              comma-separated paths, node i reading the i-th (any --data-path of
+              start-supernode.sh); every path must exist
 
 Nothing is downloaded; runs use this project's .venv.
 USAGE
@@ -63,6 +69,7 @@ connection="local-cluster"
 executor="warm"
 pacing=()
 superlink_state=()
+data_arg=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --nodes) nodes="$2"; shift 2 ;;
@@ -74,6 +81,7 @@ while [[ $# -gt 0 ]]; do
         --executor) executor="$2"; shift 2 ;;
         --poll-min|--poll-max) pacing+=("$1" "$2"); shift 2 ;;
         --superlink-in-memory) superlink_state=(--in-memory); shift ;;
+        --data) data_arg="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1' (see --help)" ;;
     esac
@@ -81,6 +89,22 @@ done
 [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || usage_error "--nodes '$nodes' is not allowed; allowed: a whole number >= 1"
 [[ -z "$port" ]] || require_port "$port" --port
 [[ -z "$base_port" ]] || require_port "$base_port" --base-port
+
+# node_data[i]: node i's data path from --data (absolute), checked before any work; empty without --data.
+node_data=()
+if [[ -n "$data_arg" ]]; then
+    data_allowed="allowed: a folder holding node-0 .. node-$((nodes - 1)), or $nodes comma-separated paths that exist"
+    if [[ "$data_arg" == *,* ]]; then
+        IFS=',' read -r -a node_data <<<"$data_arg"
+        [[ ${#node_data[@]} -eq $nodes ]] || usage_error "--data lists ${#node_data[@]} paths for $nodes nodes; $data_allowed"
+    else
+        for ((i = 0; i < nodes; i++)); do node_data+=("${data_arg%/}/node-$i"); done
+    fi
+    for i in "${!node_data[@]}"; do
+        [[ -e "${node_data[$i]}" ]] || usage_error "--data: node-$i's data '${node_data[$i]}' does not exist; $data_allowed"
+        node_data[i]="$(realpath "${node_data[$i]}")"
+    done
+fi
 use_flower
 mkdir -p "$dir"
 dir="$(realpath "$dir")"
@@ -208,7 +232,7 @@ cluster_up() {
         connection_security=(--ca "$dir/certs/ca.crt")
     fi
     local data="$dir/data/$nodes-nodes"
-    if [[ ! -d "$data/node-$((nodes - 1))" ]]; then
+    if [[ ${#node_data[@]} -eq 0 && ! -d "$data/node-$((nodes - 1))" ]]; then
         (cd "$REPO_DIR" && python -m deploy node-data --nodes "$nodes" --out "$data") || die "could not write the nodes' data to $data"
     fi
 
@@ -234,7 +258,7 @@ cluster_up() {
         [[ -z "$base_port" ]] || node_port=$((base_port + i))
         [[ $insecure -eq 1 ]] || node_security=(--ca "$dir/certs/ca.crt" --key "$dir/keys/node-$i")
         launch "node-$i" env OMP_NUM_THREADS="$threads" "$DEPLOY_DIR/start-supernode.sh" --superlink "127.0.0.1:$port" --port "$node_port" \
-            --data-path "$data/node-$i" --name "node-$i" --executor "$executor" "${pacing[@]}" "${node_security[@]}"
+            --data-path "${node_data[$i]:-$data/node-$i}" --name "node-$i" --executor "$executor" "${pacing[@]}" "${node_security[@]}"
     done
     deadline=$((SECONDS + ONLINE_TIMEOUT))
     for ((i = 0; i < nodes; i++)); do
@@ -246,7 +270,7 @@ cluster_up() {
         done
     done
     printf 'PORT=%s\nNODES=%s\nCONNECTION=%s\nINSECURE=%s\n' "$port" "$nodes" "$connection" "$insecure" >"$run/cluster.env"
-    echo "$nodes SuperNodes online, each on its own data in $data"
+    echo "$nodes SuperNodes online, each on its own data in ${data_arg:-$data}"
     echo "submit:  flwr run $REPO_DIR $connection --stream -c 'output-dir=\"$dir/outputs\"'"
     echo "stop:    $0 down --dir $dir"
 }

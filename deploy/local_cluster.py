@@ -39,9 +39,20 @@ class LocalCluster:
         """Where `up` puts (or finds) the data of each of `nodes` nodes: `node-<i>` inside."""
         return self.folder / "data" / f"{nodes}-nodes"
 
-    def up(self, nodes: int, insecure: bool = False, executor: str = "warm", superlink_in_memory: bool = False) -> str:
-        """Start the SuperLink and `nodes` SuperNodes and wait until all are online; return the script's output."""
+    def up(
+        self,
+        nodes: int,
+        insecure: bool = False,
+        executor: str = "warm",
+        superlink_in_memory: bool = False,
+        data: Path | None = None,
+    ) -> str:
+        """Start the SuperLink and `nodes` SuperNodes and wait until all are online; return the script's output.
+
+        With `data`, node i trains on `data/node-<i>` (`--data`), else on its share of MNIST.
+        """
         arguments = ["--nodes", str(nodes), "--connection", self.connection, "--executor", executor]
+        arguments += ["--data", str(data)] if data is not None else []
         flags = [flag for flag, on in (("--insecure", insecure), ("--superlink-in-memory", superlink_in_memory)) if on]
         return self._script("up", *arguments, *flags)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fedapp.data import DataSpec, load_source, partition_arrays
 from fedapp.data.local import write_local_dataset
-from sim.flwr_cli import echo
+from sim.console import echo
 from sim.overrides import parse_overrides, validated_config
 
 

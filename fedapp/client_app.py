@@ -28,12 +28,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from logging import INFO
 from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
+from flwr.common import log
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
@@ -183,7 +185,7 @@ class Node:
             source = data_source(self.config)
             if not isinstance(source, SourceSpec):
                 raise DataError("dataset 'synthetic' is generated, not read: a node with a data-path needs another")
-            return load_local_node_data(
+            data = load_local_node_data(
                 self.data_path,
                 source,
                 run_schema(self.config),
@@ -191,6 +193,8 @@ class Node:
                 self.config.seed,
                 self.key,
             )
+            _log_loaded_data(self.key, self.data_path, len(data.train), len(data.validation))
+            return data
         return load_node_data(DataSpec.from_config(self.config), self.partition_id, self.num_partitions)
 
     def augmentation(self) -> Augment | None:
@@ -244,6 +248,12 @@ class Node:
             "device": compute_device(),
             "augment": self.augmentation(),
         }
+
+
+@lru_cache(maxsize=16)
+def _log_loaded_data(key: str, path: str, train: int, validation: int) -> None:
+    """Log, once per process, which data an edge node loaded and how many samples: its log tells what it trains on."""
+    log(INFO, "[fedapp] node %s: %d training + %d validation samples from %s", key, train, validation, path)
 
 
 @lru_cache(maxsize=8)

@@ -94,6 +94,7 @@ from strategies.seeding import derive_seed
 from strategies.validation import NO_ARRAYS, UNEXPECTED, UNSOLICITED, Rejection, structure_problem, weights_problem
 
 MEGABYTE = 1e6
+KILOBYTE = 1e3
 
 
 @dataclass
@@ -148,14 +149,14 @@ class Federation:
         log(INFO, "[fedapp] strategy %s:", type(self.strategy).__name__)
         self.strategy.summary()
         self.directory.wait_for_nodes(self.config.min_available_nodes)
-        partition_counts = self.directory.partition_counts()
-        self.outputs.record_partition_counts(partition_counts)
+        num_partitions = self.directory.num_partitions()
+        self.outputs.record_num_partitions(num_partitions)
         self._check_privacy()
         if resumed is None:
             self._record(0, arrays, time.monotonic(), {})
             completed_rounds = 0
         else:
-            check_same_nodes(self.config, resumed, partition_counts)
+            check_same_nodes(self.config, resumed, num_partitions)
             arrays, completed_rounds = resumed.arrays, resumed.server_round
         last_round = completed_rounds
         try:
@@ -206,6 +207,7 @@ class Federation:
             self._amend_evaluation(server_round - 1, evaluation, f"on arrival by round {server_round}'s clients")
         clients = self._client_traffic(exchange.sent, exchange.replies)
         valid, rejected = self._screen(exchange)
+        self.outputs.record_training_samples(self._training_samples(valid))
         train_metrics: MetricRecord | None = None
         strategy_metrics: dict[str, float] = {}
         new_arrays = None
@@ -306,6 +308,18 @@ class Federation:
             return self.directory.info(node_id).key
         except KeyError:
             return "unknown node"
+
+    def _training_samples(self, replies: list[Message]) -> dict[str, int]:
+        """Each replying node's training samples (the `num-examples` of its train reply), by stable node key.
+
+        Read before aggregation, like `_client_traffic`, from replies that passed screening.
+        """
+        samples = {}
+        for reply in replies:
+            for record in reply.content.metric_records.values():
+                if NUM_EXAMPLES in record:
+                    samples[self._node_key(reply.metadata.src_node_id)] = int(record[NUM_EXAMPLES])  # type: ignore[arg-type]
+        return samples
 
     def _client_traffic(self, sent: list[Message], replies: list[Message]) -> list[dict[str, Any]]:
         """Bytes each sampled client received and sent back, by stable node key.
@@ -525,6 +539,13 @@ def _metric(metrics: MetricRecord | None, key: str) -> float | None:
     return float(metrics[key])  # type: ignore[arg-type]
 
 
+def readable_bytes(count: float) -> str:
+    """`count` bytes in MB (10^6) from one megabyte up, else in KB (10^3), so that a small model's traffic shows."""
+    if count >= MEGABYTE:
+        return f"{count / MEGABYTE:.1f} MB"
+    return f"{count / KILOBYTE:.1f} KB"
+
+
 def _summary_line(record: dict[str, Any], num_rounds: int, task: str) -> str:
     """One human-readable line per round for the log stream."""
     parts = [f"round {record['round']}/{num_rounds}"]
@@ -546,6 +567,6 @@ def _summary_line(record: dict[str, Any], num_rounds: int, task: str) -> str:
             f"{record['updates_rejected']} rejected"
             + (", previous model kept" if record["kept_previous_model"] else "")
         )
-        parts.append(f"{record['bytes_down'] / MEGABYTE:.1f} MB down, {record['bytes_up'] / MEGABYTE:.1f} MB up")
+        parts.append(f"{readable_bytes(record['bytes_down'])} down, {readable_bytes(record['bytes_up'])} up")
     parts.append(f"{record['seconds']:.1f}s")
     return " | ".join(parts)

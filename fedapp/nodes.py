@@ -77,7 +77,7 @@ class NodeDirectory:
         known = [node_id for node_id in connected if node_id in self._info]
         return sorted(known, key=lambda node_id: (self._info[node_id].key, node_id))
 
-    def partition_counts(self) -> list[int]:
+    def num_partitions(self) -> list[int]:
         """The distinct `num-partitions` of the online nodes holding a share of the run's dataset.
 
         One value in a simulation (its number of nodes); empty when every node has its own data.

@@ -103,15 +103,24 @@ class RunOutputs:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "folder": str(folder),
             "config": config.to_mapping(),
+            "partition_counts": {},
         }
         if resumed is None:
             return cls(folder, header)
         header["resumed_from"] = {"folder": config.resume_from, "round": resumed.server_round}
         return cls(folder, header, resumed.rounds)
 
-    def record_partition_counts(self, partition_counts: list[int]) -> None:
-        """Note how the connected nodes share the dataset (checked when the run is resumed)."""
-        self.header["partition_counts"] = partition_counts
+    def record_num_partitions(self, num_partitions: list[int]) -> None:
+        """Note how the connected nodes share the dataset: their distinct `num-partitions` (checked on resume)."""
+        self.header["num_partitions"] = num_partitions
+
+    def record_training_samples(self, samples: dict[str, int]) -> None:
+        """Note each node's number of training samples (`partition_counts`, by node key), as its replies report it.
+
+        A node appears once it has trained; later reports replace earlier ones.
+        """
+        counts = {**self.header.get("partition_counts", {}), **samples}
+        self.header["partition_counts"] = dict(sorted(counts.items()))
 
     def record_run_summary(self, summary: dict[str, Any]) -> None:
         """Note what the strategy says about the whole run (client sampling, privacy terms)."""
@@ -160,7 +169,7 @@ class RunOutputs:
             arrays,
             strategy_state,
             [*self.rounds, record],
-            self.header.get("partition_counts"),
+            self.header.get("num_partitions"),
             self.header.get("tracking", {}),
         )
         write_checkpoint(self.folder / CHECKPOINT_FILE, checkpoint, self.texts.compact([*self.rounds, record]))

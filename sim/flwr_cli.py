@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sim.console import echo  # noqa: F401 (re-exported: the commands' modules import it from here)
 from sim.superlink import flwr_environment, venv_executable
 
 CONNECTION = "local"
@@ -131,8 +131,3 @@ def wait_finished(run_id: int, poll_seconds: float = 1.0, timeout: float = 60.0,
 def stop_run(run_id: int, connection: str = CONNECTION) -> None:
     """Ask the SuperLink to stop a running run."""
     _flwr("stop", str(run_id), connection)
-
-
-def echo(text: str) -> None:
-    """Print a progress line of `python -m sim` itself."""
-    print(f"[sim] {text}", file=sys.stdout, flush=True)

@@ -487,7 +487,7 @@ def write_report(
         markdown_table(rows, metric),
         (
             f"Mean ± sample standard deviation over the completed runs of seeds {', '.join(map(str, seeds))} "
-            f"({len(seeds)} seeds). "
+            f"({counted(len(seeds), 'seed')}). "
             f"The {metric.label} is central {metric.label} on the held-out test set{units}: the global model's, "
             "or for a strategy without one (fd) the mean of the client models'. Client models: the mean over "
             "clients of their own models' test accuracy after the last round (and at the best round), where "
@@ -512,6 +512,11 @@ def write_report(
         runs_table(results, target, metric),
     ]
     atomic_write_text(path, "\n\n".join(sections) + "\n")
+
+
+def counted(number: int, noun: str) -> str:
+    """`number` `noun`s, in the singular for one: "1 seed", "3 seeds"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _privacy_section(

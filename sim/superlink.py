@@ -19,14 +19,26 @@ so `flwr log` works after a restart). The database is per Flower version because
 SuperLink migrates it to its own schema on start and an older Flower then refuses it
 (1.41 cannot open a database 1.42 has opened), so checkouts on different Flower
 versions can share `$FLWR_HOME`.
+
+The Ray instance each run starts keeps its session folders in a temp folder of this
+SuperLink's own (`RAY_TMPDIR`, not the shared `/tmp/ray`), so that `stop` knows what
+is ours: it stops the Ray processes that still use that folder (a run stopped with
+`flwr stop` orphans Ray's dashboard and runtime-env agents, which ignore SIGTERM and
+linger for minutes), deletes the folder, and folds the database's write-ahead log back
+into it, so no `-wal`/`-shm` files stay behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -35,10 +47,13 @@ from pathlib import Path
 import httpx
 import psutil
 
+from sim.console import echo
+
 REQUIRED_FLAGS = ("--simulation", "--disable-runtime-dependency-installation")
 LOCAL_RAY = "local"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
+RAY_STOP_TIMEOUT = 3.0  # Ray's orphaned agents ignore SIGTERM: SIGKILL follows soon
 
 
 class SuperLinkError(RuntimeError):
@@ -73,14 +88,19 @@ def flwr_environment() -> dict[str, str]:
     }
 
 
-def superlink_environment(ray_address: str | None) -> dict[str, str]:
+def superlink_environment(ray_address: str | None, ray_folder: Path | None = None) -> dict[str, str]:
     """The simulation SuperLink's environment: Flower's, with `RAY_ADDRESS` naming its runs' Ray cluster.
 
     Without a cluster address it is Ray's `local`, so every run starts a Ray of its own:
     `ray.init()` without an address would otherwise attach to a cluster that `ray start`
     runs on this machine (Ray finds it through `ray_current_cluster` in its temp folder).
+    That Ray keeps its sessions under `ray_folder` (`RAY_TMPDIR`) when one is given; a
+    cluster's Ray keeps them where the cluster does.
     """
-    return {**flwr_environment(), "RAY_ADDRESS": ray_address or LOCAL_RAY}
+    environment = {**flwr_environment(), "RAY_ADDRESS": ray_address or LOCAL_RAY}
+    if ray_address is None and ray_folder is not None:
+        environment["RAY_TMPDIR"] = str(ray_folder)
+    return environment
 
 
 def flower_version() -> str:
@@ -119,6 +139,17 @@ class LocalSuperLink:
     def version_file(self) -> Path:
         """`<pid> <flower version>` of the SuperLink fedapp started last."""
         return self.folder / "superlink.flwr-version"
+
+    @property
+    def ray_folder(self) -> Path:
+        """The temp folder of the Ray instances this SuperLink's runs start (`RAY_TMPDIR`).
+
+        Under the system temp folder, not `folder`: Ray's socket paths inside it must stay
+        under 108 bytes. Named by user and by a digest of `folder`, so that it belongs to
+        this SuperLink alone.
+        """
+        digest = hashlib.sha256(str(self.folder.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"fedapp-ray-{os.getuid()}-{digest}"
 
     def is_healthy(self) -> bool:
         """True if something answers Flower's health endpoint on the port."""
@@ -160,7 +191,7 @@ class LocalSuperLink:
                     f"a SuperLink not started by fedapp (PID {proc.pid}) listens on 127.0.0.1:{self.port}: {problem}. "
                     f"Stop it (kill {proc.pid}) or choose another port with FLWR_LOCAL_SUPERLINK_HTTP_API_PORT."
                 )
-            print(f"[sim] restarting the SuperLink (PID {proc.pid}): {problem}", flush=True)
+            echo(f"restarting the SuperLink (PID {proc.pid}): {problem}")
             self.stop()
         elif self.is_healthy():
             raise SuperLinkError(
@@ -200,7 +231,8 @@ class LocalSuperLink:
     def _start(self, app_dir: Path, ray_address: str | None) -> None:
         """Launch a detached SuperLink in its own session and wait until it answers."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        environment = superlink_environment(ray_address)
+        self.ray_folder.mkdir(mode=0o700, exist_ok=True)
+        environment = superlink_environment(ray_address, self.ray_folder)
         command = [
             venv_executable("flower-superlink"),
             "--insecure",
@@ -231,17 +263,18 @@ class LocalSuperLink:
             if proc.poll() is not None:
                 raise SuperLinkError(f"flower-superlink exited with code {proc.returncode}; see {self.log_file}")
             if self.is_healthy():
-                print(
-                    f"[sim] started SuperLink PID {proc.pid} on 127.0.0.1:{self.port} (log: {self.log_file})",
-                    flush=True,
-                )
+                echo(f"started SuperLink PID {proc.pid} on 127.0.0.1:{self.port} (log: {self.log_file})")
                 return
             time.sleep(0.25)
         proc.kill()
         raise SuperLinkError(f"flower-superlink did not answer within {START_TIMEOUT:.0f}s; see {self.log_file}")
 
     def stop(self) -> bool:
-        """Stop the SuperLink recorded in the PID file and everything it started; True if one ran."""
+        """Stop the SuperLink recorded in the PID file and everything it started; True if one ran.
+
+        Then remove what its runs left behind (`remove_leftovers`), also when it had
+        already exited.
+        """
         if not self.pid_file.exists():
             return False
         pid = int(self.pid_file.read_text().strip())
@@ -249,14 +282,57 @@ class LocalSuperLink:
         self.version_file.unlink(missing_ok=True)
         try:
             root = psutil.Process(pid)
+            family = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return False
-        family = [root, *root.children(recursive=True)]
-        _signal_all(family, signal.SIGTERM)
-        _, alive = psutil.wait_procs(family, timeout=STOP_TIMEOUT)
-        _signal_all(alive, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
-        return True
+            family = []
+        _terminate(family, STOP_TIMEOUT)
+        self.remove_leftovers()
+        return bool(family)
+
+    def remove_leftovers(self) -> None:
+        """Stop the Ray processes of our runs that outlived them, delete their Ray folder, fold back the WAL.
+
+        Only what is provably ours: processes whose command line or open files lie in
+        `ray_folder`, that folder, and the `-wal`/`-shm` files of our databases (folded
+        into the database by a checkpoint, which SQLite follows by deleting them).
+        """
+        _terminate(ray_processes(self.ray_folder), RAY_STOP_TIMEOUT)
+        shutil.rmtree(self.ray_folder, ignore_errors=True)
+        for database in self.folder.glob("state-flwr-*.db"):
+            fold_write_ahead_log(database)
+
+
+def ray_processes(ray_folder: Path) -> list[psutil.Process]:
+    """The live processes that use `ray_folder`: named in their command line, or holding a file open in it."""
+    prefix = f"{ray_folder}{os.sep}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid == os.getpid():
+            continue
+        try:
+            if any(prefix in part or part == str(ray_folder) for part in proc.info["cmdline"] or []) or any(
+                item.path.startswith(prefix) for item in proc.open_files()
+            ):
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def fold_write_ahead_log(database: Path) -> None:
+    """Checkpoint `database`'s write-ahead log into it; closing the last connection then deletes `-wal`/`-shm`."""
+    if not any(database.with_name(database.name + suffix).exists() for suffix in ("-wal", "-shm")):
+        return
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _terminate(processes: list[psutil.Process], timeout: float) -> None:
+    """SIGTERM `processes`, then SIGKILL those still running after `timeout` seconds."""
+    _signal_all(processes, signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    _signal_all(alive, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _port_of(cmdline: list[str]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from deploy.connections import execute_on
 from deploy.local_cluster import LocalCluster
+from deploy.node_data import write_node_data
 from sim.flwr_cli import FINISHED_OK, FlwrCommandError
 from sim.run import RunRequest
 from sim.superlink import flwr_environment
@@ -37,9 +39,14 @@ def _script(name: str, *arguments: str, timeout: float = 120) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def cluster(flower_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A TLS cluster with SuperNode authentication and 3 nodes; stopped (fully) at the end."""
+    """A TLS cluster with SuperNode authentication and 3 nodes; stopped (fully) at the end.
+
+    The nodes train on data given to `up` (`--data`), written here rather than by `up`.
+    """
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), CONNECTION)
-    cluster.up(NODES)
+    data = tmp_path_factory.mktemp("node-data")
+    write_node_data(APP_DIR, data, NODES, "parquet", [])
+    cluster.up(NODES, data=data)
     yield cluster
     processes = cluster.processes()
     cluster.down()
@@ -82,6 +89,23 @@ def test_cluster_runs_fedavg_over_tls_with_authenticated_nodes_and_a_server_with
         assert record["nodes_failed"] == 0 and record["failed_nodes"] == []
         assert record["evaluation_nodes"] == NODES
     assert rounds[2]["federated_accuracy"] > 0.5, "learns far past chance (0.1) on the nodes' own data"
+    for index in range(NODES):
+        loaded = _loaded_data_lines(cluster, index)
+        assert loaded and all(f"from {_node_data(cluster, index)}" in line for line in loaded), loaded
+        assert metrics["run"]["partition_counts"][f"node-{index}"] == int(loaded[-1].split(": ")[-1].split()[0])
+
+
+def _node_data(cluster: LocalCluster, index: int) -> Path:
+    """The data folder node `index` was started on (the `data-path` in its SuperNode's node config)."""
+    cmdline = " ".join(psutil.Process(cluster.pid(f"node-{index}")).cmdline())
+    found = re.search(r'data-path="([^"]+)"', cmdline)
+    assert found, cmdline
+    return Path(found.group(1))
+
+
+def _loaded_data_lines(cluster: LocalCluster, index: int) -> list[str]:
+    """The lines in node `index`'s log saying which data it loaded and how many samples."""
+    return [line for line in cluster.log(f"node-{index}").read_text().splitlines() if "samples from" in line]
 
 
 def test_a_supernode_with_an_unregistered_key_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -117,7 +141,7 @@ def _start_node(cluster: LocalCluster, tmp_path: Path, *security: str) -> tuple[
                 "--port",
                 str(free_port()),
                 "--data-path",
-                str(cluster.data_folder(NODES) / "node-0"),
+                str(_node_data(cluster, 0)),
                 "--executor",
                 "flower",
                 *security,

@@ -194,7 +194,8 @@ def test_a_plain_flwr_run_writes_under_its_project_with_10_nodes_and_both_tracke
         assert status == flwr_cli.FINISHED_OK, log[-3000:]
         written = next(path / METRICS_FILE for path in (folder, misplaced) if (path / METRICS_FILE).exists())
         metrics = json.loads(written.read_text())
-        assert metrics["run"]["partition_counts"] == [DOCUMENTED_NODES]
+        assert metrics["run"]["num_partitions"] == [DOCUMENTED_NODES]
+        assert len(metrics["run"]["partition_counts"]) == 2, "training samples of the 2 nodes that trained"
         assert written.parent == folder, f"outputs not under the project that ran `flwr run .` but in {written.parent}"
         assert f"{DOCUMENTED_NODES} simulated SuperNodes" in log
         assert f"[fedapp] {DOCUMENTED_NODES} nodes connected" in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import pytest
 import torch
 from flwr.app import Context, RecordDict
 
+from deploy.__main__ import main as deploy_main
 from deploy.bench import BenchSetup, bench_command
 from deploy.node_data import write_node_data
 from fedapp.client_app import Node
 from fedapp.data import DataSpec, Schema, SourceSpec, load_local_node_data, partition_arrays, run_schema
 from fedapp.data.local import load_local_dataset
+from sim.console import echo
 from sim.overrides import app_defaults, validated_config
 from sim.superlink import flwr_environment
 from tests.helpers import APP_DIR
@@ -103,3 +106,51 @@ def test_the_deploy_bench_refuses_an_unknown_superlink_state_before_any_work(tmp
     with pytest.raises(ValueError, match="--superlink-state 'disk' is not allowed; allowed: file, memory"):
         bench_command(APP_DIR, [], BenchSetup(2, 1, ["warm"], "disk"), tmp_path / "bench")
     assert not (tmp_path / "bench").exists()
+
+
+def test_python_m_deploy_speaks_as_deploy_and_python_m_sim_as_sim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy_main(["node-data", "--nodes", "2", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("[deploy] node ") for line in lines), lines
+    echo("after")
+    assert capsys.readouterr().out == "[sim] after\n", "the prefix is the running command's, only while it runs"
+
+
+def test_an_edge_node_logs_which_data_it_loaded_and_how_many_samples(tmp_path: Path) -> None:
+    folder = write_node_data(APP_DIR, tmp_path, 4, "parquet", [])[0]
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("flwr").addHandler(handler)
+    try:
+        node = Node.from_context(_context({"data-path": str(folder), "node-name": "hospital-a"}))
+        node.data()
+        node.data()
+    finally:
+        logging.getLogger("flwr").removeHandler(handler)
+    lines = [record.getMessage() for record in records if "samples from" in record.getMessage()]
+    assert lines == [f"[fedapp] node hospital-a: 900 training + 100 validation samples from {folder}"], "once"
+
+
+@pytest.mark.parametrize(
+    ("data", "refusal"),
+    [
+        ("{missing}", "--data: node-0's data '{missing}/node-0' does not exist"),
+        ("{present},{missing}", "--data: node-1's data '{missing}' does not exist"),
+        ("{present}", "--data: node-1's data '{present}/node-1' does not exist"),
+        ("{present}/node-0,{present}/node-0,{present}/node-0", "--data lists 3 paths for 2 nodes"),
+    ],
+)
+def test_the_local_cluster_refuses_node_data_that_is_not_there_before_any_work(
+    tmp_path: Path, data: str, refusal: str
+) -> None:
+    present, missing = tmp_path / "data", tmp_path / "missing"
+    (present / "node-0").mkdir(parents=True)
+    paths = {"present": present, "missing": missing}
+    cluster = tmp_path / "cluster"
+    result = _script("local-cluster.sh", "up", "--nodes", "2", "--dir", str(cluster), "--data", data.format(**paths))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert refusal.format(**paths) in result.stderr.splitlines()[0]
+    assert not cluster.exists(), "refused before the cluster's folder, certificates or processes"

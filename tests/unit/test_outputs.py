@@ -1,4 +1,5 @@
-"""Run outputs: metrics.json exactly as `json.dumps` writes it, with each round serialized once."""
+"""Run outputs: metrics.json exactly as `json.dumps` writes it, with each round serialized once, the nodes'
+training samples in its header, and traffic in units that show it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from fedapp import federation as federation_module
+from fedapp import nodes as nodes_module
+from fedapp.config import RunConfig
+from fedapp.data import DataSpec, load_node_data
+from fedapp.federation import Federation, readable_bytes
+from fedapp.nodes import NodeDirectory
 from fedapp.outputs import METRICS_FILE, RoundTexts, RunOutputs
+from fedapp.strategy_factory import build_strategy
+from tests.helpers import FakeGrid, answer, initial, run_config
 
 
 def _record(server_round: int) -> dict[str, Any]:
@@ -41,3 +52,30 @@ def test_an_amended_round_is_written_again_and_the_others_are_reused(tmp_path: P
     assert (tmp_path / METRICS_FILE).read_text() == json.dumps(
         {"run": {"run_id": 1}, "rounds": outputs.rounds}, indent=1
     ) + "\n"
+
+
+@pytest.mark.usefixtures("message_identity")
+def test_partition_counts_are_each_nodes_training_samples(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A one-round run over 3 real ClientApp nodes: `partition_counts` maps node keys to training samples."""
+    raw = run_config(
+        num_server_rounds=1, local_epochs=1, fraction_train=1.0, fraction_evaluate=0.0, output_dir=str(tmp_path)
+    )
+    config = RunConfig.from_mapping(raw)
+    grid = FakeGrid([1, 2, 3])
+    deliver = lambda grid, messages, timeout: answer(list(messages), raw, monkeypatch, 3)  # noqa: E731
+    monkeypatch.setattr(nodes_module, "send_and_receive", deliver)
+    monkeypatch.setattr(federation_module, "plain_exchange", deliver)
+    outputs = RunOutputs.create(config, run_id=1)
+    Federation(grid, NodeDirectory(grid, 1.0), build_strategy(config), config, None, outputs).run(initial())
+    header = json.loads((outputs.folder / METRICS_FILE).read_text())["run"]
+    spec = DataSpec.from_config(config)
+    expected = {f"partition-{i:05d}": len(load_node_data(spec, i, 3).train) for i in range(3)}
+    assert header["partition_counts"] == expected and all(count > 100 for count in expected.values())
+    assert header["num_partitions"] == [3], "how the nodes share the data, checked on resume"
+
+
+def test_traffic_below_a_megabyte_is_shown_in_kilobytes() -> None:
+    assert readable_bytes(0) == "0.0 KB"
+    assert readable_bytes(31_400) == "31.4 KB"
+    assert readable_bytes(999_949) == "999.9 KB"
+    assert readable_bytes(66_500_000) == "66.5 MB"

@@ -15,6 +15,7 @@ from sim.report import (
     plot_privacy_utility,
     privacy_table,
     write_curves_json,
+    write_report,
     write_runs_json,
 )
 from sim.summary import (
@@ -224,3 +225,18 @@ def test_private_runs_get_a_table_and_a_figure_of_accuracy_against_epsilon(tmp_p
     assert "| z2 | 2.0 | 83.94 | 1e-05 | replace-one |" in table
     plot_privacy_utility(rows, settings, tmp_path / "privacy.png", "test")
     assert (tmp_path / "privacy.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("seeds", "said"), [(1, "(1 seed)."), (3, "(3 seeds).")])
+def test_the_report_counts_its_seeds_in_proper_english(tmp_path: Path, seeds: int, said: str) -> None:
+    runs = [result("fedavg", seed, [0.8, 0.95]) for seed in range(seeds)]
+    write_report(
+        tmp_path / "report.md",
+        "python -m sim compare",
+        [summarize("fedavg", runs, 0.9)],
+        runs,
+        {"fedavg": {"seed": 0}},
+        [],
+    )
+    text = (tmp_path / "report.md").read_text()
+    assert said in text and "(1 seeds)" not in text
