@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from logging import INFO
+from logging import INFO, WARNING
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from flwr.common import log
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from torch import nn
 
+from fedapp import attacks
 from fedapp.broadcast import receive_broadcast
 from fedapp.config import RunConfig, refuse_seeded_noise
 from fedapp.data import (
@@ -57,7 +58,7 @@ from fedapp.data import (
 from fedapp.data.images import augmentation
 from fedapp.device import compute_device
 from fedapp.evaluation import run_model
-from fedapp.faults import RAISE, InjectedFaultError, corrupt, fault_injection_enabled
+from fedapp.faults import BAD_CLAIM, CLAIM, RAISE, InjectedFaultError, corrupt, fault_injection_enabled
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
 from fedapp.packing import packed_transport
@@ -87,7 +88,7 @@ from fedapp.training import (
     train_scaffold,
     train_sgd,
 )
-from strategies.arrays import reply_arrays, to_numpy, to_record
+from strategies.arrays import Arrays, reply_arrays, to_numpy, to_record
 from strategies.consensus import alignment_subset
 from strategies.label_logits import label_means
 from strategies.losses import label_distillation_term
@@ -179,8 +180,27 @@ class Node:
         """This node's model architecture (the server's, unless `client-model` says otherwise)."""
         return self.config.client_model_for(self.partition_id)
 
+    @property
+    def attack(self) -> str | None:
+        """The attack this node runs when `attackers` names or draws it (research runs only), else None."""
+        config = self.config
+        if config.attack == attacks.NO_ATTACK or not attacks.is_attacker(
+            config.attackers, config.seed, self.key, self.partition_id, self.partitions
+        ):
+            return None
+        _log_attack(self.key, config.attack)
+        return config.attack
+
     def data(self) -> NodeData:
-        """This node's train and validation splits."""
+        """This node's train and validation splits; a `label-flip` attacker's training labels are flipped."""
+        data = self._loaded_data()
+        if self.attack != attacks.LABEL_FLIP:
+            return data
+        labels = attacks.flipped_labels(data.train.labels, run_schema(self.config).num_classes)
+        return replace(data, train=replace(data.train, labels=labels))
+
+    def _loaded_data(self) -> NodeData:
+        """This node's train and validation splits as loaded."""
         if self.data_path is not None:
             source = data_source(self.config)
             if not isinstance(source, SourceSpec):
@@ -254,6 +274,12 @@ class Node:
 def _log_loaded_data(key: str, path: str, train: int, validation: int) -> None:
     """Log, once per process, which data an edge node loaded and how many samples: its log tells what it trains on."""
     log(INFO, "[fedapp] node %s: %d training + %d validation samples from %s", key, train, validation, path)
+
+
+@lru_cache(maxsize=16)
+def _log_attack(key: str, attack: str) -> None:
+    """Warn, once per process, that this node attacks: its log must say so."""
+    log(WARNING, "[fedapp] node %s is an ATTACKER (attack=%s, research run)", key, attack)
 
 
 @lru_cache(maxsize=8)
@@ -333,9 +359,61 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     reply = call_next(message, context)
     if fault == RAISE:
         raise InjectedFaultError(f"injected fault on node {node.key}")
-    if fault is not None:
-        reply.content[ARRAYS] = to_record(corrupt(reply_arrays(reply.content), fault))
+    if fault == CLAIM:
+        reply.content[METRICS][NUM_EXAMPLES] = BAD_CLAIM
+    elif fault is not None:
+        sent = to_numpy(message.content[ARRAYS])
+        reply.content[ARRAYS] = to_record(corrupt(reply_arrays(reply.content), fault, sent))
     return reply
+
+
+def run_attack(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Research: an attacking node (`attackers`) turns its honest training reply into `attack`'s (`attacks.py`).
+
+    `label-flip` already trained on flipped labels (`Node.data`); the others change the
+    reply: its claimed examples, or its weights relative to those the message sent.
+    """
+    node = Node.from_context(context)
+    attack = node.attack
+    reply = call_next(message, context)
+    if attack in (None, attacks.LABEL_FLIP) or reply.has_error():
+        return reply
+    k = attacks.attack_scale(attack, node.config.attack_scale)
+    if attack == attacks.NUM_EXAMPLES:
+        reply.content[METRICS][NUM_EXAMPLES] = attacks.inflated_claim(int(reply.content[METRICS][NUM_EXAMPLES]), k)
+        return reply
+    sent = to_numpy(message.content[ARRAYS])
+    honest = reply_arrays(reply.content)
+    server_round = int(message.content[CONFIG][SERVER_ROUND])
+    if attack == attacks.ALIE:
+        attacked = attacks.alie_update(honest, sent, _shard_models(node, message), k)
+    else:
+        rng = attacks.attack_rng(node.config.seed, server_round, node.key)
+        attacked = attacks.poisoned_update(attack, honest, sent, k, rng)
+    reply.content[ARRAYS] = to_record(attacked)
+    return reply
+
+
+def _shard_models(node: Node, message: Message) -> list[Arrays]:
+    """ALIE's stand-ins for benign nodes: the received model trained on each of `ALIE_SHARDS` disjoint shards.
+
+    Each shard trains for `ALIE_SHARDS` x the local epochs, as many steps as an honest round.
+    """
+    instructions = message.content[CONFIG]
+    server_round = int(instructions[SERVER_ROUND])
+    train_split = node.data().train
+    shards = attacks.shard_indices(len(train_split), attacks.ALIE_SHARDS, node.config.seed, server_round, node.key)
+    models = []
+    for index, shard in enumerate(shards):
+        model = node.model(message.content[ARRAYS], role="alie-shard")
+        positions = torch.from_numpy(shard)
+        subset = replace(train_split, features=train_split.features[positions], labels=train_split.labels[positions])
+        settings = node.sgd_settings(instructions)
+        settings["epochs"] *= len(shards)
+        settings["generator"] = node.generator(f"alie-shard-{index}", server_round)
+        train_sgd(model, subset, **settings)
+        models.append(to_numpy(ArrayRecord(_cpu_state(model))))
+    return models
 
 
 def evaluate_received(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
@@ -361,7 +439,7 @@ def _train_metrics(result: TrainResult, **extra: float) -> MetricRecord:
     return MetricRecord({NUM_EXAMPLES: result.examples, TRAIN_LOSS: result.loss, LOCAL_STEPS: result.steps, **extra})
 
 
-@app.train(mods=[evaluate_received, inject_faults, clip_if_requested])
+@app.train(mods=[evaluate_received, inject_faults, run_attack, clip_if_requested])
 def train(message: Message, context: Context) -> Message:
     """Run local SGD from the global weights; reply with the new weights.
 

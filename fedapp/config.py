@@ -17,18 +17,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedapp.choices import (
+    ATTACKABLE_STRATEGIES,
+    ATTACKERS_RULE,
+    ATTACKS,
     AUGMENTATIONS,
+    AUTO_ATTACK_SCALE,
     BATCH_NORM_MODELS,
     BUILTIN_MODELS,
     CLASSIFICATION,
     FACTORY_RULE,
     IMAGE_MODELS,
+    LABEL_FLIP,
+    NO_ATTACK,
+    NUM_EXAMPLES,
     REGRESSION,
     TASKS,
     is_factory,
+    parse_attackers,
 )
 from fedapp.faults import ENABLE_VARIABLE, FAULT_RULE, fault_injection_enabled, parse_fault_plan
 from fedapp.registry import STRATEGIES, StrategySpec
+from strategies.robust_aggregation import MEAN as MEAN_AGGREGATION
+from strategies.robust_aggregation import AggregationRule
 
 MODELS = BUILTIN_MODELS
 MODEL_RULE = f"{', '.join(MODELS)}, or {FACTORY_RULE}"
@@ -52,6 +62,7 @@ DATASET_RULE = (
 PARTITIONERS = ("iid", "dirichlet", "shard", "natural")
 CLASS_PARTITIONERS = ("dirichlet", "shard")
 WEIGHTINGS = ("examples", "uniform")
+ROBUST_STRATEGIES = ("fedavg", "fedprox", "fednova", "fedsgd")  # their aggregate is one average of updates
 WITH_TRAIN = "with-train"
 SEPARATE = "separate"
 FEDERATED_EVALUATIONS = (WITH_TRAIN, SEPARATE)
@@ -100,6 +111,12 @@ class RunConfig:
     round_timeout: float
     strategy: str
     weighting: str
+    aggregation: str
+    aggregation_trim_fraction: float
+    aggregation_byzantine: int
+    aggregation_selected: int
+    aggregation_centered_clipping_tau: float
+    aggregation_centered_clipping_iterations: int
     client_sampling: str
     server_learning_rate: float
     server_momentum: float
@@ -136,9 +153,14 @@ class RunConfig:
     synthetic_alpha: float
     synthetic_beta: float
     max_update_norm: float
+    outlier_norm_ratio: float
+    max_claim_ratio: float
     simulation_fast_path: bool
     resume_from: str
     fault_injection: str
+    attack: str
+    attackers: str
+    attack_scale: float
     tracking: str
     tracking_uri: str
     tracking_experiment: str
@@ -226,6 +248,18 @@ class RunConfig:
         """The tracking sinks of `tracking` (none for 'none')."""
         return parse_trackers(self.tracking)
 
+    @property
+    def aggregation_rule(self) -> AggregationRule:
+        """The `aggregation` rule with its `aggregation-*` settings (validated: `_validate_aggregation`)."""
+        return AggregationRule(
+            self.aggregation,
+            trim_fraction=self.aggregation_trim_fraction,
+            byzantine=self.aggregation_byzantine,
+            selected=self.aggregation_selected,
+            centered_clipping_tau=self.aggregation_centered_clipping_tau,
+            centered_clipping_iterations=self.aggregation_centered_clipping_iterations,
+        )
+
     def client_model_for(self, partition_id: int) -> str:
         """The model architecture of node `partition_id` (`client-model`: same, a name, or a list)."""
         if self.client_model == SAME_MODEL:
@@ -279,6 +313,7 @@ class RunConfig:
         self._validate_data_settings()
         self._validate_synthetic()
         self._validate_reliability()
+        self._validate_attack()
         self._validate_tracking()
         if self.min_available_nodes < self.min_train_nodes:
             raise ConfigError(
@@ -365,6 +400,8 @@ class RunConfig:
     def _validate_reliability(self) -> None:
         """Update screening, resuming and (test-only) fault injection."""
         _check(self, "max_update_norm", lambda v: v >= 0, "a number >= 0 (0 turns the check off)")
+        for ratio in ("outlier_norm_ratio", "max_claim_ratio"):
+            _check(self, ratio, lambda v: v == 0 or v >= 1, "0 (off) or a number >= 1 (times the round's median)")
         _check(
             self,
             "resume_from",
@@ -377,6 +414,40 @@ class RunConfig:
                 f"run-config key 'fault-injection' = {self.fault_injection!r} needs {ENABLE_VARIABLE}=1 in the "
                 "environment of the ServerApp and ClientApps (tests only); allowed here: ''"
             )
+
+    def _validate_attack(self) -> None:
+        """Attacks (research only): both `attack` and `attackers` or neither, a scale the attack uses."""
+        _choice(self, "attack", ATTACKS)
+        _check(self, "attackers", _is_attackers, ATTACKERS_RULE)
+        attacking = self.attack != NO_ATTACK
+        _check(
+            self,
+            "attackers",
+            lambda v: bool(v.strip()) == attacking,
+            f"the attacking nodes with attack = {self.attack!r}: {ATTACKERS_RULE}"
+            if attacking
+            else f"'' with attack = {NO_ATTACK!r} (set attack too, to make them attack)",
+        )
+        _check(
+            self,
+            "strategy",
+            lambda v: not attacking or v in ATTACKABLE_STRATEGIES,
+            f"{', '.join(ATTACKABLE_STRATEGIES)} with attack = {self.attack!r} (nodes that reply with trained weights)",
+        )
+        _check(
+            self,
+            "task",
+            lambda v: self.attack != LABEL_FLIP or v == CLASSIFICATION,
+            f"{CLASSIFICATION!r} with attack = {LABEL_FLIP!r} (a regression has no labels to flip)",
+        )
+        auto = AUTO_ATTACK_SCALE
+        if self.attack in (NO_ATTACK, LABEL_FLIP):
+            rule, ok = f"{auto:g} with attack = {self.attack!r} (it has no scale)", lambda v: v == auto
+        elif self.attack == NUM_EXAMPLES:
+            rule, ok = f"{auto:g} (the attack's default) or a number >= 1", lambda v: v == auto or v >= 1
+        else:
+            rule, ok = f"{auto:g} (the attack's default) or a number > 0", lambda v: v == auto or v > 0
+        _check(self, "attack_scale", ok, rule)
 
     def _validate_tracking(self) -> None:
         """Sinks by name; an MLflow store only for MLflow (the packages are checked on the server's side)."""
@@ -411,6 +482,7 @@ class RunConfig:
         for name in ("dp_clipping_norm", "server_learning_rate"):
             _check(self, name, lambda v: v > 0, "a number > 0")
         self._validate_privacy()
+        self._validate_aggregation()
         spec = self._strategy_spec()
         _check(
             self,
@@ -490,6 +562,29 @@ class RunConfig:
             "push_server_weights",
             lambda v: not v or spec.server_distillation == "consensus",
             f"false with strategy {self.strategy!r} (only fedmd/feddistill have a server model to push)",
+        )
+
+    def _validate_aggregation(self) -> None:
+        """A robust `aggregation` rule: its settings, the strategies it composes with, DP and enough replies."""
+        try:
+            rule = self.aggregation_rule
+        except ValueError as error:
+            raise ConfigError(f"run-config {error}") from None
+        if rule.name == MEAN_AGGREGATION:
+            return
+        _check(
+            self,
+            "strategy",
+            lambda v: v in ROBUST_STRATEGIES,
+            f"{', '.join(ROBUST_STRATEGIES)} with aggregation = {rule.name!r} (the others aggregate more than weights)",
+        )
+        if self.dp != "none":
+            raise ConfigError(f"run-config key 'dp' = {self.dp!r}: {rule.privacy_problem()}")
+        _check(
+            self,
+            "min_train_nodes",
+            lambda v: v >= rule.min_replies,
+            f"an integer >= {rule.min_replies}, the replies aggregation {rule.describe()} needs",
         )
 
     def _validate_privacy(self) -> None:
@@ -592,6 +687,15 @@ def _is_fault_plan(value: str) -> bool:
     return True
 
 
+def _is_attackers(value: str) -> bool:
+    """True for an `attackers` value `parse_attackers` accepts."""
+    try:
+        parse_attackers(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_client_model(value: str) -> bool:
     """True for 'same' or a comma-separated list of known model names."""
     return value == SAME_MODEL or all(_is_model(name.strip()) for name in value.split(","))
@@ -602,6 +706,7 @@ def _key(field_name: str) -> str:
     return field_name.replace("_", "-")
 
 
+NUMBERS_AS_TEXT = ("attackers",)  # text keys whose value may be a number
 _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
@@ -614,6 +719,8 @@ def _typed(raw: Mapping[str, Any], key: str, type_name: str) -> Any:
     if key not in raw:
         raise ConfigError(f"missing run-config key {key!r}: add it to [tool.flwr.app.config] in pyproject.toml")
     value = raw[key]
+    if key in NUMBERS_AS_TEXT and isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # `-c attackers=0.2` arrives as a float
     allowed = _TYPES[type_name]
     if (isinstance(value, bool) and type_name != "bool") or not isinstance(value, allowed):
         raise ConfigError(f"run-config key {key!r} = {value!r} has type {type(value).__name__}; allowed: {type_name}")

@@ -53,18 +53,20 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from logging import INFO, WARNING
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.superlink.grid import InMemoryGrid
 
 from fedapp import tasks
+from fedapp.attacks import announce_attack
 from fedapp.broadcast import ArrayBroadcast
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
@@ -73,6 +75,7 @@ from fedapp.nodes import NodeDirectory, OrderedGrid, plain_exchange
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
 from fedapp.protocol import EVALUATE_RECEIVED, EVALUATION, EVALUATION_KEYS
+from fedapp.round_screen import cap_claims, outlier_rejections, returns_trained_weights, training_claim_problem
 from fedapp.tracking import Trackers
 from strategies.arrays import Arrays, content_bytes, reply_arrays, reply_metrics, to_numpy, to_record
 from strategies.builtin import hooks_for
@@ -86,7 +89,6 @@ from strategies.protocol import (
     NUM_EXAMPLES,
     PERSONAL_ACCURACY,
     SERVER_ROUND,
-    TRAIN_GRADIENT,
     TRAIN_LOSS,
 )
 from strategies.schedule import round_learning_rate
@@ -151,6 +153,7 @@ class Federation:
         self.directory.wait_for_nodes(self.config.min_available_nodes)
         num_partitions = self.directory.num_partitions()
         self.outputs.record_num_partitions(num_partitions)
+        self.outputs.record_run_summary(announce_attack(self.config, num_partitions, self.directory.own_data_nodes()))
         self._check_privacy()
         if resumed is None:
             self._record(0, arrays, time.monotonic(), {})
@@ -206,7 +209,7 @@ class Federation:
             evaluation = self._evaluation_on_arrival(server_round - 1, exchange)
             self._amend_evaluation(server_round - 1, evaluation, f"on arrival by round {server_round}'s clients")
         clients = self._client_traffic(exchange.sent, exchange.replies)
-        valid, rejected = self._screen(exchange)
+        valid, rejected, capped = self._screen(exchange)
         self.outputs.record_training_samples(self._training_samples(valid))
         train_metrics: MetricRecord | None = None
         strategy_metrics: dict[str, float] = {}
@@ -234,6 +237,7 @@ class Federation:
             "failed_nodes": exchange.failed_nodes,
             "updates_rejected": len(rejected),
             "rejected_updates": rejected,
+            "claims_capped": capped,
             "updates_aggregated": len(valid) if len(valid) >= required else 0,
             "kept_previous_model": len(valid) < required or (new_arrays is None and self.hooks.has_global_model()),
             "bytes_down": exchange.bytes_down,
@@ -282,21 +286,60 @@ class Federation:
             bytes_up=content_bytes(r.content for _, r in answered),
         )
 
-    def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]]]:
-        """Keep the valid replies; log the others and name each by node key and reason."""
+    def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]], list[dict[str, Any]]]:
+        """Keep the valid replies; log the others and name each by node key and reason.
+
+        Each reply is checked on its own (structure, values, claim), then against the
+        round (norm outliers); the kept replies' claims are capped (`fedapp.round_screen`).
+        Returns the valid replies, the rejections and the capped claims.
+        """
         sent_to = {message.metadata.dst_node_id: message for message in exchange.sent}
         references: dict[int, Any] = {}  # sent ArrayRecord (shared by a round's messages) -> its arrays
-        valid, rejected = [], []
+        kept, rejected = [], []
         for reply in exchange.replies:
-            node_id = reply.metadata.src_node_id
-            problem = self._reply_problem(reply, sent_to.get(node_id), references)
+            sent = sent_to.get(reply.metadata.src_node_id)
+            problem = self._reply_problem(reply, sent, references)
+            if problem is None and sent is not None:
+                problem = training_claim_problem(reply, sent)
+            if problem is None:
+                kept.append((sent, reply))
+            else:
+                rejected.append(self._rejection(reply, problem))
+        round_relative = self.config.dp == "none"
+        ratio = self.config.outlier_norm_ratio if round_relative else 0.0
+        valid = []
+        outliers = outlier_rejections(kept, self._sent_arrays(references), ratio)
+        for (_, reply), problem in zip(kept, outliers, strict=True):
             if problem is None:
                 valid.append(reply)
-                continue
-            key = self._node_key(node_id)
-            log(WARNING, "[fedapp] rejected update from node %s: %s", key, problem)
-            rejected.append({"node": key, "reason": problem.kind, "detail": problem.detail})
-        return valid, rejected
+            else:
+                rejected.append(self._rejection(reply, problem))
+        capped = cap_claims(valid, self.config.max_claim_ratio if round_relative else 0.0)
+        return valid, rejected, [self._capped(*claim) for claim in capped]
+
+    def _rejection(self, reply: Message, problem: Rejection) -> dict[str, str]:
+        """Log a rejected reply; its entry in the round record, by node key and reason."""
+        key = self._node_key(reply.metadata.src_node_id)
+        log(WARNING, "[fedapp] rejected update from node %s: %s", key, problem)
+        return {"node": key, "reason": problem.kind, "detail": problem.detail}
+
+    def _capped(self, reply: Message, claimed: float, counted: float) -> dict[str, Any]:
+        """Log a capped claim; its entry in the round record."""
+        key = self._node_key(reply.metadata.src_node_id)
+        log(WARNING, "[fedapp] node %s claims %g examples; counted as %g (max-claim-ratio)", key, claimed, counted)
+        return {"node": key, "claimed": claimed, "counted": counted}
+
+    @staticmethod
+    def _sent_arrays(references: dict[int, Any]) -> Callable[[Message], Arrays]:
+        """Decode a sent message's weights once per sent record (a round's messages share it)."""
+
+        def sent_arrays(sent: Message) -> Arrays:
+            record = sent.content[ARRAYS]
+            if id(record) not in references:
+                references[id(record)] = to_numpy(record)
+            return references[id(record)]
+
+        return sent_arrays
 
     def _reply_problem(self, reply: Message, sent: Message | None, references: dict[int, Any]) -> Rejection | None:
         """Why `reply` must not be aggregated (see `reply_problem`), given what the strategy says replies carry."""
@@ -462,7 +505,7 @@ def _records_problem(
         arrays = to_numpy(returned[name])
         problem = (
             weights_problem(arrays, references[id(record)], max_update_norm)
-            if name == ARRAYS and _returns_trained_weights(sent.metadata.message_type)
+            if name == ARRAYS and returns_trained_weights(sent.metadata.message_type)
             else structure_problem(arrays, references[id(record)])
         )
         if problem is not None:
@@ -478,11 +521,6 @@ def _one_record_problem(reply: Message, reference: Arrays) -> Rejection | None:
     if returned_records > 1:
         return Rejection(UNEXPECTED, f"reply carries {returned_records} ArrayRecords, expected one")
     return structure_problem(reply_arrays(reply.content), reference)
-
-
-def _returns_trained_weights(message_type: str) -> bool:
-    """True for messages answered with locally trained weights: `train` and its variants but gradient requests."""
-    return message_type.partition(".")[0] == MessageType.TRAIN and message_type != TRAIN_GRADIENT
 
 
 def _with_dtypes_of(previous: ArrayRecord, new: ArrayRecord) -> ArrayRecord:

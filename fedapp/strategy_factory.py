@@ -87,6 +87,7 @@ def _averaging_kwargs(context: BuildContext) -> dict[str, Any]:
         "seed": config.seed,
         "sampler": sampler,
         "privacy": differential_privacy(config, sampler),
+        "aggregation": config.aggregation_rule,
         **sampling_kwargs(config),
     }
 

@@ -504,6 +504,7 @@ def write_report(
         ),
         f"![{metric.label} per round and per megabyte]({CURVES_FILE})",
         *_privacy_section(rows, settings, metric),
+        *_attack_section(settings),
         "## Settings",
         _settings_text(settings),
         "## Identical start",
@@ -534,6 +535,18 @@ def _privacy_section(
         ),
         f"![final {metric.label} against epsilon]({PRIVACY_FILE})",
     ]
+
+
+def _attack_section(settings: dict[str, dict[str, Any]]) -> list[str]:
+    """Which runs had attacking nodes (an experiment's attack must not hide among the settings)."""
+    attacked = {label: s for label, s in settings.items() if s.get("attack", "none") != "none"}
+    if not attacked:
+        return []
+    lines = [
+        f"- {label}: `{s['attack']}` by `{s['attackers']}` (attack-scale {s['attack-scale']}; -1: its default)"
+        for label, s in attacked.items()
+    ]
+    return ["## Attack", "Nodes attacked in these runs ([robustness.md](docs/robustness.md)):", "\n".join(lines)]
 
 
 def _settings_text(settings: dict[str, dict[str, Any]]) -> str:

@@ -15,7 +15,10 @@ Deliberate additions:
   sampling as DP-FedAvg assumes; the app decides whether the draws are seeded or secret;
 - with `dp` set, the weighted average is replaced by DP-FedAvg's clipped,
   fixed-denominator, noised average (`strategies/dp.py`), released in every round,
-  even one in which no update arrived.
+  even one in which no update arrived;
+- without DP, `aggregation` may replace the weighted mean of the updates by a
+  Byzantine-robust rule (`robust_aggregation.py`: median, trimmed mean, (Multi-)Krum,
+  Bulyan, centered clipping); a round with fewer updates than the rule needs keeps the model.
 
 Why sampling is not left to Flower's `FedAvg.configure_train`: it draws a fixed number
 of nodes from Python's global `random`, which can be neither Poisson nor secret.
@@ -41,6 +44,7 @@ from strategies.dp import DifferentialPrivacy
 from strategies.hooks import FederationHooks
 from strategies.messages import amended
 from strategies.protocol import LOCAL_EPOCHS, SERVER_ROUND
+from strategies.robust_aggregation import MEAN, AggregationRule, robust_average
 from strategies.sampling import FIXED, ClientSampler, seeded_sampling
 from strategies.seeding import numpy_rng
 from strategies.server_optimizer import ServerOptimizer
@@ -62,6 +66,7 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         seed: int = 0,
         sampler: ClientSampler | None = None,
         privacy: DifferentialPrivacy | None = None,
+        aggregation: AggregationRule | None = None,
         **sampling: float | int,
     ) -> None:
         super().__init__(**sampling)  # type: ignore[arg-type]
@@ -77,6 +82,10 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         self.straggler_fraction = straggler_fraction
         self.seed = seed
         self.privacy = privacy
+        self.aggregation = aggregation or AggregationRule()
+        if privacy is not None and self.aggregation.privacy_problem():
+            raise ValueError(self.aggregation.privacy_problem())
+        self.previous_update: Arrays = {}
         self.global_arrays: Arrays = {}
         self.stragglers: dict[int, int] = {}
         self.population = 0
@@ -84,7 +93,12 @@ class FedAvg(FlowerFedAvg, FederationHooks):
 
     def summary(self) -> None:
         """Log the aggregation settings, then Flower's sampling settings."""
-        log(INFO, "\t├──> Aggregation: weighting=%s", "uniform (DP)" if self.privacy else self.weighting)
+        log(
+            INFO,
+            "\t├──> Aggregation: %s, weighting=%s",
+            self.aggregation.describe(),
+            "uniform (DP)" if self.privacy else self.weighting,
+        )
         log(
             INFO,
             "\t├──> Server optimizer: learning rate=%s momentum=%s",
@@ -128,15 +142,17 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         return self.privacy.stop_reason(server_round, num_nodes) if self.privacy else None
 
     def state_dict(self) -> dict[str, Any]:
-        """What carries over between rounds: the server optimizer's momentum and the privacy state."""
+        """What carries over between rounds: the server optimizer's momentum, the privacy state, the last aggregate."""
         return {
             "server_optimizer": self.optimizer.state_dict(),
             "privacy": self.privacy.state_dict() if self.privacy else None,
+            "previous_update": dict(self.previous_update),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (resuming a run)."""
+        """Restore what `state_dict` returned (resuming a run; a checkpoint without the last aggregate starts at 0)."""
         self.optimizer.load_state_dict(state["server_optimizer"])
+        self.previous_update = dict(state.get("previous_update", {}))
         if self.privacy:
             self.privacy.load_state_dict(state["privacy"])
 
@@ -196,6 +212,14 @@ class FedAvg(FlowerFedAvg, FederationHooks):
         """Each reply's change to the global weights, w_k - w, one at a time (each is used once, then freed)."""
         return (difference(reply_arrays(content), self.global_arrays) for content in contents)
 
+    def _average(self, updates: Iterator[Arrays], weights: list[float]) -> Arrays:
+        """The round's aggregate update under the `aggregation` rule (the weighted mean streams its updates)."""
+        if self.aggregation.name == MEAN:
+            return weighted_average(updates, weights)
+        reference = self.previous_update or None  # centered clipping starts from the last aggregate
+        self.previous_update = robust_average(list(updates), weights, self.aggregation, reference)
+        return self.previous_update
+
     def server_update(
         self,
         server_round: int,  # noqa: ARG002 (the hook's signature; FedDF's override uses it)
@@ -231,11 +255,14 @@ class FedAvg(FlowerFedAvg, FederationHooks):
                 list(updates), self.global_arrays, self.population, server_round
             )
             self._round_metrics.update(privacy_metrics)
+        elif len(contents) < self.aggregation.min_replies:
+            log(WARNING, "%s: %d updates, fewer than it needs; model kept", self.aggregation.describe(), len(contents))
+            return None, None
         else:
             weights = aggregation_weights(
                 [int(reply_metrics(c)[self.weighted_by_key]) for c in contents], self.weighting
             )
-            average = weighted_average(updates, weights)
+            average = self._average(updates, weights)
         average = self.server_update(server_round, average, contents)
         pseudo_gradient = {key: -value for key, value in average.items()}
         new_arrays = self.optimizer.step(self.global_arrays, pseudo_gradient)

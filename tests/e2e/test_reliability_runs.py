@@ -20,6 +20,7 @@ from sim.overrides import app_defaults, to_flwr_arguments
 from sim.run import RunRequest
 from sim.superlink import LocalSuperLink
 from strategies.fedavg import FedAvg
+from strategies.round_screening import CLAIM, NORM_OUTLIER
 from strategies.validation import (
     NON_FINITE,
 )
@@ -152,14 +153,17 @@ def test_a_run_resumed_from_its_round_0_checkpoint_records_round_0_once(
     assert rounds[0] == round_0
 
 
-def test_nan_wrong_shape_and_raising_clients_are_rejected_or_failed_never_aggregated(
+def test_nan_wrong_shape_raising_lying_and_huge_clients_are_rejected_or_failed_never_aggregated(
     superlink: LocalSuperLink, tmp_path: Path
 ) -> None:
-    faults = "partition-00001:nan,partition-00002:shape,partition-00003:raise"
+    """One node of each fault; the run completes on the two honest nodes' updates, each bad reply named."""
+    faults = ",".join(
+        f"partition-0000{i}:{fault}" for i, fault in enumerate(("nan", "shape", "raise", "claim", "scale"), start=1)
+    )
     outcome = run_app(
         superlink,
         tmp_path,
-        nodes=NODES,
+        nodes=7,
         run_name="faults",
         fault_injection=faults,
         min_train_nodes=1,
@@ -169,11 +173,13 @@ def test_nan_wrong_shape_and_raising_clients_are_rejected_or_failed_never_aggreg
     rounds = outcome.metrics()["rounds"]
     for record in rounds[1:]:
         assert record["nodes_failed"] == 1 and record["failed_nodes"] == ["partition-00003"]
-        assert record["updates_rejected"] == 2
+        assert record["updates_rejected"] == 4
         assert {(r["node"], r["reason"]) for r in record["rejected_updates"]} == {
             ("partition-00001", NON_FINITE),
             ("partition-00002", SHAPE_REASON),
+            ("partition-00004", CLAIM),
+            ("partition-00005", NORM_OUTLIER),
         }
-        assert record["updates_aggregated"] == 1 and record["kept_previous_model"] is False
+        assert record["updates_aggregated"] == 2 and record["kept_previous_model"] is False
     assert rounds[2]["central_accuracy"] > rounds[0]["central_accuracy"]
     assert all(torch.isfinite(value).all() for value in _final_model(outcome.folder).values())

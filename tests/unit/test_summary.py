@@ -240,3 +240,17 @@ def test_the_report_counts_its_seeds_in_proper_english(tmp_path: Path, seeds: in
     )
     text = (tmp_path / "report.md").read_text()
     assert said in text and "(1 seeds)" not in text
+
+
+def test_the_report_names_the_attack_of_attacked_runs_only(tmp_path: Path) -> None:
+    runs = [result(label, 0, [0.8, 0.9]) for label in ("clean", "attacked")]
+    settings = {
+        "clean": {"attack": "none", "attackers": "", "attack-scale": -1.0},
+        "attacked": {"attack": "sign-flip", "attackers": 0.2, "attack-scale": -1.0},
+    }
+    rows = [summarize(label, [run], 0.85) for label, run in zip(settings, runs, strict=True)]
+    write_report(tmp_path / "report.md", "python -m sim compare", rows, runs, settings, [])
+    text = (tmp_path / "report.md").read_text()
+    assert "## Attack" in text and "- attacked: `sign-flip` by `0.2`" in text and "- clean:" not in text
+    write_report(tmp_path / "clean.md", "python -m sim compare", rows[:1], runs[:1], {"clean": settings["clean"]}, [])
+    assert "## Attack" not in (tmp_path / "clean.md").read_text()
