@@ -362,8 +362,7 @@ def inject_faults(message: Message, context: Context, call_next: ClientAppCallab
     if fault == CLAIM:
         reply.content[METRICS][NUM_EXAMPLES] = BAD_CLAIM
     elif fault is not None:
-        sent = to_numpy(message.content[ARRAYS])
-        reply.content[ARRAYS] = to_record(corrupt(reply_arrays(reply.content), fault, sent))
+        reply.content[ARRAYS] = to_record(corrupt(reply_arrays(reply.content), fault))
     return reply
 
 

@@ -7,8 +7,9 @@ of that node:
 - `nan`: the first array of the reply is filled with NaN;
 - `shape`: the first array of the reply gets one extra row (a wrong shape);
 - `raise`: the ClientApp raises after training, so the node fails that round;
-- `claim`: the reply claims `num-examples = -1` (a broken or lying counter);
-- `scale`: the update (reply minus the weights sent) is multiplied by 1e6.
+- `claim`: the reply claims `num-examples = -1` (a broken counter).
+
+(Hostile replies, such as an update scaled by 1e6, are attacks: `fedapp/attacks.py`.)
 
 It is refused unless `FEDAPP_ENABLE_FAULT_INJECTION=1` is set in the environment of
 the process reading the run config (the ServerApp, the ClientApps, `python -m sim`),
@@ -28,10 +29,8 @@ NAN = "nan"
 SHAPE = "shape"
 RAISE = "raise"
 CLAIM = "claim"
-SCALE = "scale"
-FAULT_KINDS = (NAN, SHAPE, RAISE, CLAIM, SCALE)
+FAULT_KINDS = (NAN, SHAPE, RAISE, CLAIM)
 BAD_CLAIM = -1
-UPDATE_SCALE = 1e6
 FAULT_RULE = f"'' or comma-separated node-key:fault pairs, fault one of {', '.join(FAULT_KINDS)}"
 
 
@@ -61,23 +60,14 @@ def fault_injection_enabled() -> bool:
     return os.environ.get(ENABLE_VARIABLE) == "1"
 
 
-def corrupt(arrays: Arrays, kind: str, sent: Arrays) -> Arrays:
-    """`arrays` with fault `kind` applied, given the weights `sent`; the inputs are not changed.
-
-    `nan` and `shape` change the first array; `scale` moves every array 1e6 times as
-    far from `sent` as training did.
-    """
+def corrupt(arrays: Arrays, kind: str) -> Arrays:
+    """`arrays` with fault `kind` (nan or shape) applied to the first array; the input is not changed."""
     corrupted = dict(arrays)
     key, first = next(iter(arrays.items()))
     if kind == NAN:
         corrupted[key] = np.full_like(first, np.nan)
     elif kind == SHAPE:
         corrupted[key] = np.concatenate([first, first[:1]])
-    elif kind == SCALE:
-        corrupted = {
-            name: (sent[name] + UPDATE_SCALE * (value - sent[name])).astype(value.dtype)
-            for name, value in arrays.items()
-        }
     else:
-        raise ValueError(f"fault {kind!r} does not corrupt arrays; allowed: {NAN}, {SHAPE}, {SCALE}")
+        raise ValueError(f"fault {kind!r} does not corrupt arrays; allowed: {NAN}, {SHAPE}")
     return corrupted

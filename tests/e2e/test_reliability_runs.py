@@ -156,9 +156,9 @@ def test_a_run_resumed_from_its_round_0_checkpoint_records_round_0_once(
 def test_nan_wrong_shape_raising_lying_and_huge_clients_are_rejected_or_failed_never_aggregated(
     superlink: LocalSuperLink, tmp_path: Path
 ) -> None:
-    """One node of each fault; the run completes on the two honest nodes' updates, each bad reply named."""
+    """One node of each fault and one scaling its update by 1e6; the run completes on the two honest nodes'."""
     faults = ",".join(
-        f"partition-0000{i}:{fault}" for i, fault in enumerate(("nan", "shape", "raise", "claim", "scale"), start=1)
+        f"partition-0000{i}:{fault}" for i, fault in enumerate(("nan", "shape", "raise", "claim"), start=1)
     )
     outcome = run_app(
         superlink,
@@ -166,10 +166,14 @@ def test_nan_wrong_shape_raising_lying_and_huge_clients_are_rejected_or_failed_n
         nodes=7,
         run_name="faults",
         fault_injection=faults,
+        attack="scale",
+        attack_scale=1e6,
+        attackers="partition-00005",
         min_train_nodes=1,
         **{**LEAN, "num_server_rounds": 2},
     )
     assert outcome.succeeded
+    assert outcome.metrics()["run"]["attack"]["attackers"] == ["partition-00005"]
     rounds = outcome.metrics()["rounds"]
     for record in rounds[1:]:
         assert record["nodes_failed"] == 1 and record["failed_nodes"] == ["partition-00003"]
