@@ -5,24 +5,20 @@ Connections live in `$FLWR_HOME/config.toml` as `[superlink.<name>]` entries
 "Connection to the SuperLink is unavailable" whatever the cause: nothing listens,
 the SuperLink serves TLS and the connection is insecure (or the other way round), or
 its certificate does not verify against the connection's CA. `diagnose` probes the
-SuperLink's health endpoint each way and names the cause it finds; `execute_on` runs
+SuperLink's address each way (`deploy/tls_probe.py`) and names the cause it finds; `execute_on` runs
 the app on a deployment's connection and adds that cause to Flower's error.
 """
 
 from __future__ import annotations
 
 import os
-import ssl
 import tomllib
 from typing import Any
 
-import httpx
-
+from deploy.tls_probe import PLAIN, serves, verify_error
 from sim.flwr_cli import FlwrCommandError
 from sim.run import RunOutcome, RunRequest, execute
 from sim.superlink import flwr_home
-
-PROBE_SECONDS = 3.0
 
 
 def config_file() -> str:
@@ -45,18 +41,17 @@ def diagnose(name: str) -> str:  # noqa: PLR0911 (one answer per cause, in the o
     address = settings.get("address")
     if not isinstance(address, str) or address.startswith(":"):
         return f"connection {name!r} in {config_file()} has no network address to probe"
-    serves_tls = _answers(f"https://{address}/health", verify=False)
-    serves_plain = not serves_tls and _answers(f"http://{address}/health", verify=False)
-    if not serves_tls and not serves_plain:
+    served = serves(address)
+    if served is None:
         return f"nothing answers at {address}: is the SuperLink running, and on that host and port?"
     if settings.get("insecure"):
-        if serves_plain:
+        if served == PLAIN:
             return f"the SuperLink at {address} answers over plain HTTP; the failure is not a connection problem"
         return (
             f"the SuperLink at {address} serves TLS, but connection {name!r} is insecure: in {config_file()} "
             f'replace "insecure = true" with root-certificates = "/path/to/ca.crt" (the CA that signed its certificate)'
         )
-    if serves_plain:
+    if served == PLAIN:
         return (
             f"the SuperLink at {address} runs without TLS (--insecure), but connection {name!r} expects TLS: "
             f"set insecure = true in {config_file()}, or start the SuperLink with its certificate"
@@ -64,7 +59,7 @@ def diagnose(name: str) -> str:  # noqa: PLR0911 (one answer per cause, in the o
     certificates = settings.get("root-certificates")
     if certificates and not os.path.isfile(certificates):
         return f"connection {name!r} names root-certificates {certificates!r}, which does not exist"
-    if _answers(f"https://{address}/health", verify=_trust(certificates)):
+    if verify_error(address, certificates) is None:
         return (
             f"the SuperLink at {address} answers and its certificate verifies; the failure is not a connection problem"
         )
@@ -73,20 +68,6 @@ def diagnose(name: str) -> str:  # noqa: PLR0911 (one answer per cause, in the o
         f"{certificates or 'the system CAs'}: set root-certificates to the ca.crt that signed it, and reach it "
         "by a host name or IP address listed in its certificate (deploy/make-certs.sh --hosts)"
     )
-
-
-def _trust(certificates: str | None) -> ssl.SSLContext:
-    """A TLS context that trusts `certificates` (a CA file), or the system CAs."""
-    return ssl.create_default_context(cafile=certificates)
-
-
-def _answers(url: str, verify: ssl.SSLContext | bool) -> bool:
-    """True if `url` answers at all (any HTTP status) with these TLS settings."""
-    try:
-        httpx.get(url, verify=verify, timeout=PROBE_SECONDS)
-    except httpx.HTTPError:
-        return False
-    return True
 
 
 def execute_on(request: RunRequest, connection: str, label: str = "") -> RunOutcome:

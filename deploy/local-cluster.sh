@@ -8,7 +8,7 @@ usage() {
 Usage: deploy/local-cluster.sh up [--nodes N] [--insecure] [--dir DIR] [--port PORT]
                                   [--base-port PORT] [--connection NAME] [--executor warm|flower]
                                   [--poll-min SECONDS] [--poll-max SECONDS] [--superlink-in-memory]
-                                  [--data DIR | --data PATH,PATH,...]
+                                  [--data DIR | --data PATH,PATH,...] [--proxy]
        deploy/local-cluster.sh down [--dir DIR]
        deploy/local-cluster.sh status [--dir DIR]
 
@@ -42,6 +42,10 @@ status  shows which of them run and what the SuperLink knows about the nodes.
               DIR/node-<i> (as `python -m deploy node-data --out DIR` writes it), or N
               comma-separated paths, node i reading the i-th (any --data-path of
               start-supernode.sh); every path must exist
+--proxy       put nginx in front of the SuperLink as on a real server (start-superlink.sh
+              --public-address 127.0.0.1:<free port>): the nodes connect through it
+              (Fleet API only) and its Control API needs certs/operator.crt; the flwr
+              connection, like an operator on the SuperLink host, uses the SuperLink's own port
 
 Nothing is downloaded; runs use this project's .venv.
 USAGE
@@ -70,6 +74,7 @@ executor="warm"
 pacing=()
 superlink_state=()
 data_arg=""
+proxy=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --nodes) nodes="$2"; shift 2 ;;
@@ -82,6 +87,7 @@ while [[ $# -gt 0 ]]; do
         --poll-min|--poll-max) pacing+=("$1" "$2"); shift 2 ;;
         --superlink-in-memory) superlink_state=(--in-memory); shift ;;
         --data) data_arg="$2"; shift 2 ;;
+        --proxy) proxy=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage_error "unknown argument '$1' (see --help)" ;;
     esac
@@ -89,6 +95,8 @@ done
 [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || usage_error "--nodes '$nodes' is not allowed; allowed: a whole number >= 1"
 [[ -z "$port" ]] || require_port "$port" --port
 [[ -z "$base_port" ]] || require_port "$base_port" --base-port
+[[ $proxy -eq 0 || $insecure -eq 0 ]] || usage_error "--proxy needs TLS (it checks client certificates); drop --insecure"
+[[ $proxy -eq 0 ]] || command -v nginx >/dev/null || die "--proxy needs nginx, which is not installed (Debian: apt-get install nginx)"
 
 # node_data[i]: node i's data path from --data (absolute), checked before any work; empty without --data.
 node_data=()
@@ -193,10 +201,11 @@ stop_all() {
     fi
 }
 
+# True when the SuperLink answers at 127.0.0.1:$1 (its own port, or the proxy's).
 health_url() {
     local scheme=https curl_ca=(--cacert "$dir/certs/ca.crt")
     [[ $insecure -eq 0 ]] || { scheme=http; curl_ca=(); }
-    curl -fsS "${curl_ca[@]}" "$scheme://127.0.0.1:$port/health" >/dev/null 2>&1
+    curl -fsS "${curl_ca[@]}" "$scheme://127.0.0.1:$1/health" >/dev/null 2>&1
 }
 
 fail_up() {
@@ -219,10 +228,13 @@ cluster_up() {
     fi
     mkdir -p "$run"
     rm -f "$run"/*.pid
-    local ports needed=1 i
-    [[ -n "$base_port" ]] || needed=$((nodes + 1))
+    local ports needed=2 i
+    [[ -n "$base_port" ]] || needed=$((nodes + 2))
     read -r -a ports <<<"$(free_ports "$needed")"
     port="${port:-${ports[0]}}"
+    # Where the nodes reach the SuperLink: its own port, or the proxy's (the last free port).
+    local fleet_port="$port" public=()
+    [[ $proxy -eq 0 ]] || { fleet_port="${ports[$((needed - 1))]}"; public=(--public-address "127.0.0.1:$fleet_port"); }
 
     local security=(--insecure) node_security=(--insecure) connection_security=(--insecure)
     if [[ $insecure -eq 0 ]]; then
@@ -236,14 +248,16 @@ cluster_up() {
         (cd "$REPO_DIR" && python -m deploy node-data --nodes "$nodes" --out "$data") || die "could not write the nodes' data to $data"
     fi
 
-    launch superlink "$DEPLOY_DIR/start-superlink.sh" --state "$dir/superlink" --port "$port" "${superlink_state[@]}" "${security[@]}"
+    launch superlink "$DEPLOY_DIR/start-superlink.sh" --state "$dir/superlink" --port "$port" "${superlink_state[@]}" \
+        "${security[@]}" "${public[@]}"
     local deadline=$((SECONDS + START_TIMEOUT))
-    until health_url; do
+    until health_url "$port" && health_url "$fleet_port"; do
         live_pid "$run/superlink.pid" >/dev/null || fail_up "the SuperLink exited" "$run/superlink.log"
         [[ $SECONDS -lt $deadline ]] || fail_up "the SuperLink did not answer within ${START_TIMEOUT}s" "$run/superlink.log"
         sleep 0.5
     done
     echo "SuperLink PID $(cat "$run/superlink.pid") on 127.0.0.1:$port ($([[ $insecure -eq 1 ]] && echo insecure || echo "TLS, SuperNode authentication"))"
+    [[ $proxy -eq 0 ]] || echo "nginx on 127.0.0.1:$fleet_port: the nodes' Fleet API; its Control API needs $dir/certs/operator.crt"
     "$DEPLOY_DIR/add-connection.sh" --name "$connection" --address "127.0.0.1:$port" "${connection_security[@]}"
     if [[ $insecure -eq 0 ]]; then
         "$DEPLOY_DIR/register-nodes.sh" --connection "$connection" $(seq -f "$dir/keys/node-%g.pub" 0 $((nodes - 1))) \
@@ -257,7 +271,7 @@ cluster_up() {
         local node_port="${ports[$((i + 1))]:-}"
         [[ -z "$base_port" ]] || node_port=$((base_port + i))
         [[ $insecure -eq 1 ]] || node_security=(--ca "$dir/certs/ca.crt" --key "$dir/keys/node-$i")
-        launch "node-$i" env OMP_NUM_THREADS="$threads" "$DEPLOY_DIR/start-supernode.sh" --superlink "127.0.0.1:$port" --port "$node_port" \
+        launch "node-$i" env OMP_NUM_THREADS="$threads" "$DEPLOY_DIR/start-supernode.sh" --superlink "127.0.0.1:$fleet_port" --port "$node_port" \
             --data-path "${node_data[$i]:-$data/node-$i}" --name "node-$i" --executor "$executor" "${pacing[@]}" "${node_security[@]}"
     done
     deadline=$((SECONDS + ONLINE_TIMEOUT))
@@ -269,7 +283,8 @@ cluster_up() {
             sleep 0.5
         done
     done
-    printf 'PORT=%s\nNODES=%s\nCONNECTION=%s\nINSECURE=%s\n' "$port" "$nodes" "$connection" "$insecure" >"$run/cluster.env"
+    printf 'PORT=%s\nFLEET_PORT=%s\nNODES=%s\nCONNECTION=%s\nINSECURE=%s\n' \
+        "$port" "$fleet_port" "$nodes" "$connection" "$insecure" >"$run/cluster.env"
     echo "$nodes SuperNodes online, each on its own data in ${data_arg:-$data}"
     echo "submit:  flwr run $REPO_DIR $connection --stream -c 'output-dir=\"$dir/outputs\"'"
     echo "stop:    $0 down --dir $dir"

@@ -46,14 +46,17 @@ class LocalCluster:
         executor: str = "warm",
         superlink_in_memory: bool = False,
         data: Path | None = None,
+        proxy: bool = False,
     ) -> str:
         """Start the SuperLink and `nodes` SuperNodes and wait until all are online; return the script's output.
 
         With `data`, node i trains on `data/node-<i>` (`--data`), else on its share of MNIST.
+        With `proxy`, nginx fronts the SuperLink and the nodes connect through it (`--proxy`).
         """
         arguments = ["--nodes", str(nodes), "--connection", self.connection, "--executor", executor]
         arguments += ["--data", str(data)] if data is not None else []
-        flags = [flag for flag, on in (("--insecure", insecure), ("--superlink-in-memory", superlink_in_memory)) if on]
+        switches = (("--insecure", insecure), ("--superlink-in-memory", superlink_in_memory), ("--proxy", proxy))
+        flags = [flag for flag, on in switches if on]
         return self._script("up", *arguments, *flags)
 
     def down(self) -> str:
@@ -63,6 +66,11 @@ class LocalCluster:
     def pid(self, name: str) -> int:
         """The PID of `superlink` or `node-<i>`, as `up` recorded it."""
         return int((self.run_folder / f"{name}.pid").read_text())
+
+    def fleet_port(self) -> int:
+        """The port the SuperNodes connect to: the proxy's with `proxy`, else the SuperLink's own."""
+        settings = dict(line.split("=", 1) for line in (self.run_folder / "cluster.env").read_text().splitlines())
+        return int(settings["FLEET_PORT"])
 
     def log(self, name: str) -> Path:
         """The log file of `superlink` or `node-<i>`."""

@@ -39,6 +39,11 @@ never leaves this machine.
                SuperNode loop (see docs/performance-cohorts.md for the load on the SuperLink)
 --insecure     plain HTTP, no key: only against a SuperLink started with --insecure
 
+Before it starts, the node probes --superlink once with its TLS settings and stops
+with one line when they cannot work: --insecure against a SuperLink that speaks TLS,
+TLS against a plain one, or a certificate not signed by --ca (or not naming the host).
+A SuperLink that does not answer yet is no error: the node starts and keeps retrying.
+
 Example:
   deploy/start-supernode.sh --superlink fl.example.org:8000 --ca /etc/fedapp/ca.crt \
       --key /etc/fedapp/node-key --data-path /srv/fedapp/data --name hospital-a
@@ -89,11 +94,17 @@ node_config="${node_config# } $extra"
 arguments=(--superlink "$superlink" --port "$port" --node-config "${node_config% }")
 if [[ $insecure -eq 1 ]]; then
     arguments+=(--insecure)
+    probe=(--insecure)
 else
     [[ -n "$key" ]] || usage_error "--key FILE is required (or --insecure against an insecure SuperLink)"
-    arguments+=(--root-certificates "$(existing_path "$ca" --ca)"
-                --auth-supernode-private-key "$(existing_path "$key" --key)")
+    ca="$(existing_path "$ca" --ca)"
+    arguments+=(--root-certificates "$ca" --auth-supernode-private-key "$(existing_path "$key" --key)")
+    probe=(--ca "$ca")
 fi
+# Pre-flight: Flower retries forever against a SuperLink that speaks TLS when the node does
+# not (and fails obscurely on a wrong CA); stop here with one line naming the cause instead.
+# Nothing listening is not a mistake (the SuperLink may start later): that is said once, and the node starts.
+python -m deploy.tls_probe --superlink "$superlink" "${probe[@]}" || exit 1
 
 if [[ "$executor" == warm ]]; then
     # Started before `exec`, so its parent is the SuperNode (this PID): it exits with it.

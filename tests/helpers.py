@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,11 @@ from fedapp.protocol import PERSONAL_STATE
 from sim.flwr_cli import FINISHED_OK
 from sim.overrides import app_defaults
 from sim.run import RunOutcome, RunRequest, execute
-from sim.superlink import LocalSuperLink
+from sim.superlink import LocalSuperLink, flwr_environment
 from strategies.protocol import LEARNING_RATE, LOCAL_EPOCHS, SERVER_ROUND
 
 APP_DIR = Path(__file__).resolve().parents[1]
+DEPLOY = APP_DIR / "deploy"
 NUM_NODES = 3
 TWO_NN_BYTES = 199_210 * 4
 CNN_BYTES = 1_663_370 * 4
@@ -43,6 +45,18 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def deploy_script(name: str, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `deploy/<name>` with Flower's offline environment; its exit code and output, never raising on failure."""
+    return subprocess.run(
+        [str(DEPLOY / name), *arguments],
+        capture_output=True,
+        text=True,
+        env=flwr_environment(),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def flower_processes(port: int) -> list[str]:

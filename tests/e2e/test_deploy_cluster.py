@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -19,34 +22,24 @@ from deploy.node_data import write_node_data
 from sim.flwr_cli import FINISHED_OK, FlwrCommandError
 from sim.run import RunRequest
 from sim.superlink import flwr_environment
-from tests.helpers import APP_DIR, flower_processes, free_port
+from tests.helpers import APP_DIR, DEPLOY, deploy_script, flower_processes, free_port
 
-DEPLOY = APP_DIR / "deploy"
 NODES = 3
 CONNECTION = "edge-test"
-
-
-def _script(name: str, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(DEPLOY / name), *arguments],
-        capture_output=True,
-        text=True,
-        env=flwr_environment(),
-        timeout=timeout,
-        check=False,
-    )
+PROXY = shutil.which("nginx") is not None  # the cluster runs behind nginx (start-superlink.sh --public-address)
 
 
 @pytest.fixture(scope="module")
 def cluster(flower_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A TLS cluster with SuperNode authentication and 3 nodes; stopped (fully) at the end.
 
-    The nodes train on data given to `up` (`--data`), written here rather than by `up`.
+    The nodes train on data given to `up` (`--data`), written here rather than by `up`,
+    and reach the SuperLink through nginx where nginx is installed (`--proxy`).
     """
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), CONNECTION)
     data = tmp_path_factory.mktemp("node-data")
     write_node_data(APP_DIR, data, NODES, "parquet", [])
-    cluster.up(NODES, data=data)
+    cluster.up(NODES, data=data, proxy=PROXY)
     yield cluster
     processes = cluster.processes()
     cluster.down()
@@ -109,7 +102,7 @@ def _loaded_data_lines(cluster: LocalCluster, index: int) -> list[str]:
 
 
 def test_a_supernode_with_an_unregistered_key_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
-    _script("make-node-keys.sh", "--out", str(tmp_path), "rogue")
+    deploy_script("make-node-keys.sh", "--out", str(tmp_path), "rogue")
     code, log = _start_node(
         cluster, tmp_path, "--ca", str(cluster.folder / "certs" / "ca.crt"), "--key", str(tmp_path / "rogue")
     )
@@ -118,11 +111,42 @@ def test_a_supernode_with_an_unregistered_key_is_refused(cluster: LocalCluster, 
 
 
 def test_a_supernode_without_the_federation_ca_cannot_connect(cluster: LocalCluster, tmp_path: Path) -> None:
-    _script("make-certs.sh", "--out", str(tmp_path / "other-ca"))
+    deploy_script("make-certs.sh", "--out", str(tmp_path / "other-ca"))
     key = cluster.folder / "keys" / "node-0"
     code, log = _start_node(cluster, tmp_path, "--ca", str(tmp_path / "other-ca" / "ca.crt"), "--key", str(key))
     assert code != 0
-    assert "CERTIFICATE_VERIFY_FAILED" in log
+    assert "certificate verify failed: the SuperLink's certificate is not signed by" in log
+
+
+@pytest.mark.skipif(
+    not PROXY, reason="nginx is not installed (Debian: apt-get install nginx); the cluster runs without it"
+)
+def test_behind_the_proxy_only_the_operator_reaches_the_control_api_and_the_nodes_only_the_fleet_api(
+    cluster: LocalCluster,
+) -> None:
+    """The SuperLink listens on loopback only; nginx on the public side asks Control for the operator's certificate.
+
+    (The nodes connect through nginx: the fedavg run above trains through it.)
+    """
+    certs, proxy = cluster.folder / "certs", cluster.fleet_port()
+    superlink = psutil.Process(cluster.pid("superlink")).cmdline()
+    assert superlink[superlink.index("--host") + 1] == "127.0.0.1"
+    for index in range(NODES):
+        node = psutil.Process(cluster.pid(f"node-{index}")).cmdline()
+        assert node[node.index("--superlink") + 1] == f"127.0.0.1:{proxy}"
+    assert "who can submit runs: clients on this host" in cluster.log("superlink").read_text()
+
+    def post(path: str, client: str | None) -> int:
+        context = ssl.create_default_context(cafile=certs / "ca.crt")
+        if client is not None:
+            context.load_cert_chain(certs / f"{client}.crt", certs / f"{client}.key")
+        headers = {"Content-Type": "application/protobuf"}
+        return httpx.post(f"https://127.0.0.1:{proxy}{path}", headers=headers, verify=context, timeout=10).status_code
+
+    assert post("/v1/control/list-runs", None) == 403, "ca.crt alone is not enough to submit, stop or list runs"
+    assert post("/v1/control/list-runs", "superlink") == 400, "a server certificate is no client certificate"
+    assert post("/v1/control/list-runs", "operator") == 200
+    assert post("/v1/runtime/acquire-task", "operator") == 404, "the Runtime API stays on the SuperLink's host"
 
 
 def _start_node(cluster: LocalCluster, tmp_path: Path, *security: str) -> tuple[int, str]:
@@ -164,7 +188,10 @@ def test_an_insecure_cli_connection_to_the_tls_superlink_says_why_it_fails(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     address = f"127.0.0.1:{_superlink_port(cluster)}"
-    assert _script("add-connection.sh", "--name", "edge-insecure", "--address", address, "--insecure").returncode == 0
+    assert (
+        deploy_script("add-connection.sh", "--name", "edge-insecure", "--address", address, "--insecure").returncode
+        == 0
+    )
     with pytest.raises(FlwrCommandError) as failure:
         execute_on(_deploy_request(tmp_path), "edge-insecure", "deploy")
     message = str(failure.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,27 +18,14 @@ from fedapp.data import DataSpec, Schema, SourceSpec, load_local_node_data, part
 from fedapp.data.local import load_local_dataset
 from sim.console import echo
 from sim.overrides import app_defaults, validated_config
-from sim.superlink import flwr_environment
-from tests.helpers import APP_DIR
+from tests.helpers import APP_DIR, DEPLOY, deploy_script
 
-DEPLOY = APP_DIR / "deploy"
 SCRIPTS = sorted(path.name for path in DEPLOY.glob("*.sh") if path.name != "lib.sh")
-
-
-def _script(name: str, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(DEPLOY / name), *arguments],
-        capture_output=True,
-        text=True,
-        env=flwr_environment(),
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_every_deploy_script_explains_itself(name: str) -> None:
-    result = _script(name, "--help")
+    result = deploy_script(name, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: deploy/"), result.stdout
 
@@ -150,7 +136,9 @@ def test_the_local_cluster_refuses_node_data_that_is_not_there_before_any_work(
     (present / "node-0").mkdir(parents=True)
     paths = {"present": present, "missing": missing}
     cluster = tmp_path / "cluster"
-    result = _script("local-cluster.sh", "up", "--nodes", "2", "--dir", str(cluster), "--data", data.format(**paths))
+    result = deploy_script(
+        "local-cluster.sh", "up", "--nodes", "2", "--dir", str(cluster), "--data", data.format(**paths)
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert refusal.format(**paths) in result.stderr.splitlines()[0]
     assert not cluster.exists(), "refused before the cluster's folder, certificates or processes"
