@@ -57,6 +57,13 @@ one line saying so.
   reference. NIID-Bench's 10 local epochs are kept; its 50 rounds on 60,000 digits
   become 10 rounds on the embedded 4,000, so that both presets' 42 runs fit about an
   hour on 2 cores (one run measured at 4 to 5 s per round; docs/noniid.md).
+- `robustness`: issue 25's defences against attacks (docs/robustness.md): FedAvg, the
+  2NN, 10 nodes split by Dirichlet(0.5), 20 rounds, 3 seeds; clean, then 20% attacking
+  nodes (chosen by the seed) with each attack under the default screening, and ALIE
+  ("a little is enough", Baruch et al. 2019), which hides under the screens, against
+  the mean and each robust rule (median, trimmed mean at beta 0.2, Multi-Krum with f = 2
+  and m = 5, centered clipping at tau 1). `min-train-nodes=7` (and `min-available-nodes`) is Multi-Krum's minimum
+  (n > 2f + 2), set for every run so that they differ only in attack and rule.
 
 Options given on the command line (`--rounds`, `--seeds`, `-c`, ...) override a
 preset's values. A preset's rounds are a default that one strategy's own settings may
@@ -117,6 +124,20 @@ def _cifar10(alpha: float, target: float) -> PaperPreset:
         target=target,
         centralized_epochs=100,
     )
+
+
+ATTACKERS = "attackers=0.2"
+ALIE = f"attack=alie {ATTACKERS}"
+ROBUSTNESS_RUNS = (
+    ("clean", ""),
+    *((attack, f"attack={attack} {ATTACKERS}") for attack in ("sign-flip", "scale", "gaussian", "num-examples")),
+    ("label-flip", f"attack=label-flip {ATTACKERS}"),
+    ("alie-mean", ALIE),
+    ("alie-median", f"{ALIE} aggregation=median"),
+    ("alie-trimmed-mean", f"{ALIE} aggregation=trimmed-mean aggregation-trim-fraction=0.2"),
+    ("alie-multi-krum", f"{ALIE} aggregation=multi-krum aggregation-byzantine=2 aggregation-selected=5"),
+    ("alie-centered-clipping", f"{ALIE} aggregation=centered-clipping aggregation-centered-clipping-tau=1.0"),
+)
 
 
 def _niid_bench(partition: str) -> PaperPreset:
@@ -219,6 +240,19 @@ PAPER_PRESETS: dict[str, PaperPreset] = {
         seeds=PAPER_SEEDS,
         target=0.4,
         centralized_epochs=30,
+    ),
+    "robustness": PaperPreset(
+        strategies=",".join(f"{label}=fedavg" for label, _ in ROBUSTNESS_RUNS),
+        settings=tuple((label, settings) for label, settings in ROBUSTNESS_RUNS if settings),
+        common=(
+            "model=2nn partitioner=dirichlet dirichlet-alpha=0.5 fraction-evaluate=0 min-train-nodes=7 "
+            "min-available-nodes=7"
+        ),
+        nodes=10,
+        rounds=20,
+        seeds=PAPER_SEEDS,
+        target=0.85,
+        centralized_epochs=10,
     ),
     "noniid-dirichlet": _niid_bench("partitioner=dirichlet dirichlet-alpha=0.5"),
     "noniid-two-classes": _niid_bench("partitioner=shard classes-per-node=2"),

@@ -22,6 +22,7 @@ from deploy.node_data import write_node_data
 from sim.flwr_cli import FINISHED_OK, FlwrCommandError
 from sim.run import RunRequest
 from sim.superlink import flwr_environment
+from strategies.round_screening import NORM_OUTLIER
 from tests.helpers import APP_DIR, DEPLOY, deploy_script, flower_processes, free_port
 
 NODES = 3
@@ -86,6 +87,22 @@ def test_cluster_runs_fedavg_over_tls_with_authenticated_nodes_and_a_server_with
         loaded = _loaded_data_lines(cluster, index)
         assert loaded and all(f"from {_node_data(cluster, index)}" in line for line in loaded), loaded
         assert metrics["run"]["partition_counts"][f"node-{index}"] == int(loaded[-1].split(": ")[-1].split()[0])
+
+
+def test_an_attacking_supernode_is_rejected_and_the_run_completes(cluster: LocalCluster, tmp_path: Path) -> None:
+    """node-1 runs the scale attack (its update x 1e6) from its own ClientApp; the default screen rejects it."""
+    request = _deploy_request(
+        tmp_path, run_name="attacked", num_server_rounds=1, attack="scale", attack_scale=1e6, attackers="node-1"
+    )
+    outcome = execute_on(request, CONNECTION, "deploy")
+    assert outcome.status == FINISHED_OK
+    metrics = outcome.metrics()
+    assert metrics["run"]["attack"]["attackers"] == ["node-1"]
+    record = metrics["rounds"][1]
+    assert [(r["node"], r["reason"]) for r in record["rejected_updates"]] == [("node-1", NORM_OUTLIER)]
+    assert record["updates_aggregated"] == NODES - 1
+    assert record["central_accuracy"] > metrics["rounds"][0]["central_accuracy"]
+    assert any("attacker" in line.lower() for line in cluster.log("node-1").read_text().splitlines())
 
 
 def _node_data(cluster: LocalCluster, index: int) -> Path:
