@@ -59,7 +59,8 @@ one line saying so.
   hour on 2 cores (one run measured at 4 to 5 s per round; docs/noniid.md).
 - `robustness`: issue 25's defences against attacks (docs/robustness.md): FedAvg, the
   2NN, 10 nodes split by Dirichlet(0.5), 20 rounds, 3 seeds; clean, then 20% attacking
-  nodes (chosen by the seed) with each attack under the default screening, and ALIE
+  nodes (chosen by the seed) with each attack under the default screening, sign-flip
+  (which the default screens do not stop) against the median and the trimmed mean, and ALIE
   ("a little is enough", Baruch et al. 2019), which hides under the screens, against
   the mean and each robust rule (median, trimmed mean at beta 0.2, Multi-Krum with f = 2
   and m = 5, centered clipping at tau 1). `min-train-nodes=7` (and `min-available-nodes`) is Multi-Krum's minimum
@@ -132,6 +133,8 @@ ROBUSTNESS_RUNS = (
     ("clean", ""),
     *((attack, f"attack={attack} {ATTACKERS}") for attack in ("sign-flip", "scale", "gaussian", "num-examples")),
     ("label-flip", f"attack=label-flip {ATTACKERS}"),
+    ("sign-flip-median", f"attack=sign-flip {ATTACKERS} aggregation=median"),
+    ("sign-flip-trimmed-mean", f"attack=sign-flip {ATTACKERS} aggregation=trimmed-mean aggregation-trim-fraction=0.2"),
     ("alie-mean", ALIE),
     ("alie-median", f"{ALIE} aggregation=median"),
     ("alie-trimmed-mean", f"{ALIE} aggregation=trimmed-mean aggregation-trim-fraction=0.2"),
