@@ -111,6 +111,7 @@ class Exchange:
     failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
+    messages: int = 0  # the engine carried: one per client, or one per host with logical clients
 
     @property
     def replies(self) -> list[Message]:
@@ -237,6 +238,7 @@ class Federation:
             "learning_rate": learning_rate,
             "train_loss": _metric(train_metrics, TRAIN_LOSS),
             "nodes_sampled": len(exchange.sent),
+            "messages_sent": exchange.messages,
             "nodes_replied": len(exchange.replies),
             "nodes_failed": exchange.failed,
             "failed_nodes": exchange.failed_nodes,
@@ -267,7 +269,7 @@ class Federation:
         """
         sent = list(messages)
         if not sent:
-            return Exchange([], [], [], 0, 0)
+            return Exchange([], [], [], 0, 0, 0)
         exchange = self.broadcast.exchange if self.broadcast is not None else plain_exchange
         if self.packer is not None:
             answers = self.packer.exchange(exchange, self.grid, sent, self.config.round_timeout)
@@ -292,6 +294,7 @@ class Federation:
             failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
             bytes_up=content_bytes(r.content for _, r in answered),
+            messages=self.packer.messages_sent if self.packer is not None else len(sent),
         )
 
     def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]], list[dict[str, Any]]]:

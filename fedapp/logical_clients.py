@@ -124,6 +124,7 @@ class ClientPacker:
     setting: int
     cpus: int = os.cpu_count() or 1
     per_node: int = 0
+    messages_sent: int = 0  # in the last exchange
 
     def exchange(self, send: Send, grid: Grid, messages: list[Message], timeout: float) -> list[Message | None]:
         """Send `messages` packed (through `send`) and return each one's answer in their order (None: none in time)."""
@@ -132,6 +133,7 @@ class ClientPacker:
             pack([messages[i] for i in indices], [partition for partition, _ in members], host)
             for (host, _), (indices, members) in groups.items()
         ]
+        self.messages_sent = len(packed)
         answers: list[Message | None] = [None] * len(messages)
         for (indices, _), answer in zip(groups.values(), send(grid, packed, timeout), strict=True):
             for index, client_answer in zip(
