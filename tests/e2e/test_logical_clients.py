@@ -2,13 +2,14 @@
 
 Each strategy runs twice through `flwr run` with the same seed: one message per client
 (`clients-per-node=1`) and 3 clients per simulated SuperNode (5 clients: hosts of 3
-and 2). The final weights must be equal tensor for tensor, and each round's record
-the same: central and client-model figures, federated evaluation, which clients
-failed or were rejected, and the bytes each client moved. FedProx runs with
-screening at work (one client's update is NaN and rejected, another client raises and
-fails alone while its co-packed clients train); SCAFFOLD and FD sample 3 of 5 clients a
-round, so a client's state (its control variate on disk, FD's model in the host's
-`Context.state`) must wait on its host while it is not sampled.
+and 2); FedAvg also on Flower's plain path with evaluation exchanges of their own. The
+final weights must be equal tensor for tensor, and each round's record the same:
+central and client-model figures, federated evaluation, which clients failed or were
+rejected, and the bytes each client moved. FedProx runs with screening at work (one
+client's update is NaN and rejected, another client raises and fails alone while its
+co-packed clients train); SCAFFOLD and FD sample 3 of 5 clients a round, so a client's
+state (its control variate on disk, FD's model in the host's `Context.state`) must
+wait on its host while it is not sampled.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from tests.helpers import run_app
 SAMPLED = {"fraction_train": 0.6, "num_server_rounds": 3}
 RUNS = {
     "fedavg": {"strategy": "fedavg", "num_server_rounds": 2},
+    "fedavg-plain-path-separate-evaluation": {
+        "strategy": "fedavg",
+        "num_server_rounds": 2,
+        "simulation_fast_path": False,
+        "federated_evaluation": "separate",
+    },
     "fedprox-screening": {
         "strategy": "fedprox",
         "num_server_rounds": 2,
