@@ -1,6 +1,8 @@
 """Issue 26: 100 clients a round, 2NN, B=10: logical clients on (auto) and off, beside the plain loop.
 
-Run from the repository root: `python docs/results/bench-logical-clients.py OUT.json [REPS] [ROUNDS]`.
+Run from the repository root, beside no other SuperLink user (its own Flower home and port):
+`FLWR_HOME=$(mktemp -d) FLWR_LOCAL_SUPERLINK_HTTP_API_PORT=39093 PYTHONPATH=. \
+    python docs/results/bench-logical-clients.py OUT.json [REPS] [ROUNDS]`.
 Each repetition runs, back to back, the simulation with `clients-per-node` 1 and 0 (auto)
 and the plain loop, so each ratio is measured side by side; steady state = rounds 2..N.
 """
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from sim.bench import _Bench, app_commit
+from sim.superlink import LocalSuperLink
 
 APP = Path(__file__).resolve().parents[2]
 CLIENTS = 100
@@ -53,6 +56,7 @@ def main(out: Path, reps: int, rounds: int) -> None:
     }
     out.write_text(json.dumps(report, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
+    LocalSuperLink.default().stop()
 
 
 if __name__ == "__main__":
