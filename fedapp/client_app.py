@@ -59,6 +59,7 @@ from fedapp.data.images import augmentation
 from fedapp.device import compute_device
 from fedapp.evaluation import run_model
 from fedapp.faults import BAD_CLAIM, CLAIM, RAISE, InjectedFaultError, corrupt, fault_injection_enabled
+from fedapp.logical_clients import PACKED_ACTION, serve_clients
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
 from fedapp.packing import packed_transport
@@ -71,6 +72,7 @@ from fedapp.protocol import (
     NODE,
     NODE_KEY,
     NODE_MODEL,
+    NODE_PARTITION_ID,
     NODE_PARTITIONS,
     PERSONAL_STATE,
 )
@@ -330,8 +332,27 @@ def _reply(message: Message, **records: ArrayRecord | MetricRecord | ConfigRecor
 def describe(message: Message, context: Context) -> Message:
     """Tell the server this node's stable key, model architecture and partition count."""
     node = Node.from_context(context)
-    description = ConfigRecord({NODE_KEY: node.key, NODE_MODEL: node.architecture, NODE_PARTITIONS: node.partitions})
+    description = ConfigRecord(
+        {
+            NODE_KEY: node.key,
+            NODE_MODEL: node.architecture,
+            NODE_PARTITIONS: node.partitions,
+            NODE_PARTITION_ID: node.partition_id if node.partitions else -1,
+        }
+    )
     return _reply(message, **{NODE: description})
+
+
+@app.train(PACKED_ACTION)
+def train_clients(message: Message, context: Context) -> Message:
+    """Logical clients (simulation): train each client the message lists, in its own context (`logical_clients.py`)."""
+    return serve_clients(app, message, context)
+
+
+@app.evaluate(PACKED_ACTION)
+def evaluate_clients(message: Message, context: Context) -> Message:
+    """Logical clients (simulation): evaluate on each client the message lists, in its own context."""
+    return serve_clients(app, message, context)
 
 
 def clip_if_requested(message: Message, context: Context, call_next: ClientAppCallable) -> Message:

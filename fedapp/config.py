@@ -156,6 +156,7 @@ class RunConfig:
     outlier_norm_ratio: float
     max_claim_ratio: float
     simulation_fast_path: bool
+    clients_per_node: int
     resume_from: str
     fault_injection: str
     attack: str
@@ -302,6 +303,12 @@ class RunConfig:
         )
         _check(self, "validation_fraction", lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check(self, "seed", lambda v: v >= 0, "an integer >= 0")
+        _check(
+            self,
+            "clients_per_node",
+            lambda v: v >= 0,
+            "an integer >= 0 (0: auto, 1: one client per SuperNode, K: K clients per simulated SuperNode)",
+        )
         _check(self, "output_dir", lambda v: bool(v.strip()), "a non-empty path")
         _check(self, "run_name", _is_plain_name, "empty, or a folder name of letters, digits, '.', '_' and '-'")
         if self.fraction_evaluate > 0 and self.validation_fraction == 0:

@@ -46,7 +46,9 @@ adds what a research run needs around them:
   `separate` sends an evaluation exchange of its own after every round instead;
 - in simulation (`simulation-fast-path`), arrays that several messages share reach each
   worker process once (`broadcast.py`) and the engine finds messages by index
-  (`dispatch_index.py`).
+  (`dispatch_index.py`); with `clients-per-node` other than 1, a round's sampled clients
+  travel packed, one message per simulated SuperNode hosting them, and each client's
+  reply is unpacked before screening (`logical_clients.py`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from fedapp.broadcast import ArrayBroadcast
 from fedapp.checkpoint import Checkpoint, check_same_nodes
 from fedapp.config import RunConfig
 from fedapp.evaluation import CentralEvaluator
+from fedapp.logical_clients import ClientPacker
 from fedapp.nodes import NodeDirectory, OrderedGrid, plain_exchange
 from fedapp.outputs import RunOutputs
 from fedapp.privacy import check_nodes, secret_sampling_in_use
@@ -108,6 +111,7 @@ class Exchange:
     failed_nodes: list[str]
     bytes_down: int
     bytes_up: int
+    messages: int = 0  # the engine carried: one per client, or one per host with logical clients
 
     @property
     def replies(self) -> list[Message]:
@@ -141,6 +145,8 @@ class Federation:
         self.grid = OrderedGrid(grid, directory)
         fast = config.simulation_fast_path and isinstance(grid, InMemoryGrid)
         self.broadcast = ArrayBroadcast(plain_exchange) if fast else None
+        packs = config.clients_per_node != 1 and isinstance(grid, InMemoryGrid)
+        self.packer = ClientPacker(directory.partition_nodes, config.clients_per_node) if packs else None
 
     def run(self, arrays: ArrayRecord, resumed: Checkpoint | None = None) -> ArrayRecord:
         """Play every round from the initial `arrays`, or those after `resumed`; return the final global arrays.
@@ -232,6 +238,7 @@ class Federation:
             "learning_rate": learning_rate,
             "train_loss": _metric(train_metrics, TRAIN_LOSS),
             "nodes_sampled": len(exchange.sent),
+            "messages_sent": exchange.messages,
             "nodes_replied": len(exchange.replies),
             "nodes_failed": exchange.failed,
             "failed_nodes": exchange.failed_nodes,
@@ -262,9 +269,12 @@ class Federation:
         """
         sent = list(messages)
         if not sent:
-            return Exchange([], [], [], 0, 0)
+            return Exchange([], [], [], 0, 0, 0)
         exchange = self.broadcast.exchange if self.broadcast is not None else plain_exchange
-        answers = exchange(self.grid, sent, self.config.round_timeout)
+        if self.packer is not None:
+            answers = self.packer.exchange(exchange, self.grid, sent, self.config.round_timeout)
+        else:
+            answers = exchange(self.grid, sent, self.config.round_timeout)
         answered, failed_nodes = [], []
         for message, answer in zip(sent, answers, strict=True):
             if answer is not None and not answer.has_error():
@@ -284,6 +294,7 @@ class Federation:
             failed_nodes=failed_nodes,
             bytes_down=content_bytes(m.content for m in sent),
             bytes_up=content_bytes(r.content for _, r in answered),
+            messages=self.packer.messages_sent if self.packer is not None else len(sent),
         )
 
     def _screen(self, exchange: Exchange) -> tuple[list[Message], list[dict[str, str]], list[dict[str, Any]]]:

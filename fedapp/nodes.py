@@ -24,7 +24,7 @@ from flwr.serverapp import Grid
 from flwr.superlink.grid import InMemoryGrid, http_grid
 
 from fedapp.packing import packed_for_push, unpack_content
-from fedapp.protocol import DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITIONS
+from fedapp.protocol import DESCRIBE, NODE, NODE_KEY, NODE_MODEL, NODE_PARTITION_ID, NODE_PARTITIONS
 from strategies.protocol import CONFIG
 
 POLL_SECONDS = 0.25
@@ -42,6 +42,7 @@ class NodeInfo:
     key: str
     model: str
     partitions: int
+    partition_id: int = -1  # which share of the run's dataset it holds (-1: its own data)
 
 
 class NodeDirectory:
@@ -88,6 +89,12 @@ class NodeDirectory:
         """How many online nodes train on their own data (`data-path`): more than 0 in a deployment."""
         return sum(1 for node_id in self.online() if self._info[node_id].partitions == 0)
 
+    def partition_nodes(self) -> dict[int, int]:
+        """Online nodes holding a share of the run's dataset: partition id -> node id."""
+        return {
+            self._info[node_id].partition_id: node_id for node_id in self.online() if self._info[node_id].partitions
+        }
+
     def info(self, node_id: int) -> NodeInfo:
         """What node `node_id` said about itself."""
         return self._info[node_id]
@@ -128,7 +135,10 @@ class NodeDirectory:
                 continue
             node = reply.content[NODE]
             self._info[reply.metadata.src_node_id] = NodeInfo(
-                key=str(node[NODE_KEY]), model=str(node[NODE_MODEL]), partitions=int(node[NODE_PARTITIONS])
+                key=str(node[NODE_KEY]),
+                model=str(node[NODE_MODEL]),
+                partitions=int(node[NODE_PARTITIONS]),
+                partition_id=int(node.get(NODE_PARTITION_ID, -1)),
             )
 
 

@@ -29,6 +29,7 @@ NODE = "node"
 NODE_KEY = "key"
 NODE_MODEL = "model"
 NODE_PARTITIONS = "partitions"  # num-partitions of the node's share, 0 for a node with its own data
+NODE_PARTITION_ID = "partition-id"  # which share it holds, -1 for a node with its own data
 
 # Federated evaluation riding on training (`federated-evaluation = "with-train"`): a train
 # config flag asking the node to evaluate the global model it received before training,
