@@ -41,6 +41,7 @@ from torch import nn
 
 from fedapp import attacks
 from fedapp.broadcast import receive_broadcast
+from fedapp.client_clipping import clip_reply
 from fedapp.config import RunConfig, refuse_seeded_noise
 from fedapp.data import (
     DataError,
@@ -63,7 +64,6 @@ from fedapp.logical_clients import PACKED_ACTION, serve_clients
 from fedapp.models import batch_norm_keys, build_model
 from fedapp.node_state import NodeStateStore
 from fedapp.packing import packed_transport
-from fedapp.privacy import clip_reply
 from fedapp.protocol import (
     EVALUATE_RECEIVED,
     EVALUATION,

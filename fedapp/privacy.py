@@ -11,24 +11,16 @@ hands them what only the app knows:
   (`strategy_factory.py` builds the DP mechanism around the two);
 - checks that need the connected nodes, run before the first round: seeded noise is
   refused among nodes with their own data, and adaptive clipping's automatic count
-  noise (expected clients / 20) must exceed z / 2;
-- on the client, `clip_reply`: the clipping of `client-fixed` mode.
+  noise (expected clients / 20) must exceed z / 2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flwr.app import Message
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
-
 from fedapp.config import AUTO_COUNT_NOISE, ConfigError, RunConfig, refuse_seeded_noise
 from strategies.adaptive_clipping import default_count_stddev
-from strategies.aggregation import difference
-from strategies.arrays import reply_arrays, to_numpy, to_record
 from strategies.noise import SEEDED_INSECURE, NoiseSource, secret_noise, seeded_noise
-from strategies.privacy import clip_update
-from strategies.protocol import ARRAYS, CONFIG
 from strategies.sampling import ClientSampler, SamplingRng, secret_sampling, seeded_sampling
 
 OwnDataNodes = Callable[[], int]
@@ -82,20 +74,3 @@ def check_nodes(config: RunConfig, num_nodes: int, own_data_nodes: int) -> None:
             f"{count_noise:g}); allowed: < {2 * count_noise:g}, or set dp-count-noise-stddev > "
             f"{config.dp_noise_multiplier / 2:g}"
         )
-
-
-def clip_reply(message: Message, reply: Message) -> Message:
-    """`reply` with its update (its weights minus those `message` sent) clipped to the norm `message` asks for.
-
-    The client side of `dp = "client-fixed"`, with the server's own `clip_update`: only
-    the floating-point arrays are measured and scaled. Flower's `fixedclipping_mod`
-    (1.42) measures every array, BatchNorm's integer `num_batches_tracked` included, so
-    a few local steps shrank the weights far below the clipping norm. A reply within
-    the norm goes back unchanged, bit for bit.
-    """
-    sent = to_numpy(message.content[ARRAYS])
-    update = difference(reply_arrays(reply.content), sent)
-    clipped = clip_update(update, float(message.content[CONFIG][KEY_CLIPPING_NORM]))  # type: ignore[arg-type]
-    if clipped is not update:
-        reply.content[ARRAYS] = to_record({key: (sent[key] + clipped[key]).astype(sent[key].dtype) for key in sent})
-    return reply
