@@ -6,14 +6,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint stop tracking clean
+.PHONY: demo test test-slow test-fast lint stop tracking clean
 
 demo: $(STAMP)
 	$(PY) -m sim run
 
-# Everything: unit tests and end-to-end runs (real SuperLinks, Ray, a TLS cluster).
+# Unit tests and end-to-end runs (real SuperLinks, Ray), but the longest (`slow`) ones.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+# The longest end-to-end runs (the TLS cluster, logical clients against one per node, a resumed run); CI runs them.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
 
 # Unit tests only: seconds-long checks of the math, config, data and plumbing.
 test-fast: $(STAMP)

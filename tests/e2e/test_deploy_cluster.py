@@ -25,6 +25,8 @@ from sim.superlink import flwr_environment
 from strategies.round_screening import NORM_OUTLIER
 from tests.helpers import APP_DIR, DEPLOY, deploy_script, flower_processes, free_port
 
+pytestmark = pytest.mark.slow  # a TLS cluster of real processes: `make test-slow` and CI run it
+
 NODES = 3
 CONNECTION = "edge-test"
 PROXY = shutil.which("nginx") is not None  # the cluster runs behind nginx (start-superlink.sh --public-address)

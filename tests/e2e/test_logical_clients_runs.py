@@ -58,7 +58,12 @@ SAME_PER_ROUND = (
 )
 
 
-@pytest.mark.parametrize("name", list(RUNS))
+SLOW = {"fedavg", "fedavg-plain-path-separate-evaluation", "scaffold", "fd"}  # fedprox-screening runs in make test
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in RUNS]
+)
 def test_logical_clients_give_the_same_run_as_one_client_per_node(
     superlink: LocalSuperLink, tmp_path: Path, name: str
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import torch
 
 from fedapp.checkpoint import CHECKPOINT_FILE, Checkpoint, read_checkpoint, write_checkpoint
@@ -92,6 +93,7 @@ def _central_accuracies(metrics: dict[str, Any]) -> list[float]:
     return [record["central_accuracy"] for record in metrics["rounds"]]
 
 
+@pytest.mark.slow
 def test_same_seed_runs_agree_and_a_killed_scaffold_run_resumes_to_the_uninterrupted_model(
     superlink: LocalSuperLink, tmp_path: Path
 ) -> None:
