@@ -415,7 +415,7 @@ class RunConfig:
             lambda v: v == "" or os.path.isabs(v),
             "'' or the absolute path of an earlier run's folder or of its checkpoint.pt",
         )
-        _check(self, "fault_injection", _is_fault_plan, FAULT_RULE)
+        _check(self, "fault_injection", _parses(parse_fault_plan), FAULT_RULE)
         if self.fault_injection and not fault_injection_enabled():
             raise ConfigError(
                 f"run-config key 'fault-injection' = {self.fault_injection!r} needs {ENABLE_VARIABLE}=1 in the "
@@ -425,7 +425,7 @@ class RunConfig:
     def _validate_attack(self) -> None:
         """Attacks (research only): both `attack` and `attackers` or neither, a scale the attack uses."""
         _choice(self, "attack", ATTACKS)
-        _check(self, "attackers", _is_attackers, ATTACKERS_RULE)
+        _check(self, "attackers", _parses(parse_attackers), ATTACKERS_RULE)
         attacking = self.attack != NO_ATTACK
         _check(
             self,
@@ -685,22 +685,17 @@ def _is_model(value: str) -> bool:
     return value in MODELS or is_factory(value)
 
 
-def _is_fault_plan(value: str) -> bool:
-    """True for a `fault-injection` value `parse_fault_plan` accepts."""
-    try:
-        parse_fault_plan(value)
-    except ValueError:
-        return False
-    return True
+def _parses(parse: Callable[[str], object]) -> Callable[[str], bool]:
+    """A check that is true for the values `parse` accepts (it raises `ValueError` on the others)."""
 
+    def accepted(value: str) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+        return True
 
-def _is_attackers(value: str) -> bool:
-    """True for an `attackers` value `parse_attackers` accepts."""
-    try:
-        parse_attackers(value)
-    except ValueError:
-        return False
-    return True
+    return accepted
 
 
 def _is_client_model(value: str) -> bool:
